@@ -1,0 +1,1 @@
+"""ghostline's model: config, tokenizer, export to CTranslate2 and the inference engine."""

@@ -1,0 +1,102 @@
+"""The token layout shared by training and serving.
+
+Fill-in-the-middle uses the suffix-prefix-middle (SPM) order:
+
+    <file_sep> path "\\n" <fim_suffix> SUFFIX <fim_prefix> PREFIX <fim_middle> MIDDLE <eot>
+
+With the suffix first, everything up to the end of the line before the cursor is identical
+from one keystroke to the next while the user types on one line; the engine passes it as
+CTranslate2's ``static_prompt`` and only the current line is prefilled again.  Each segment
+is tokenized on its own, in training exactly as in serving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tokenizers import Tokenizer
+
+from model.tokenizer import SpecialIds, encode
+
+
+def header_ids(tok: Tokenizer, sp: SpecialIds, path: str) -> list[int]:
+    return [sp.file_sep, *encode(tok, path.replace("\n", " ") + "\n")]
+
+
+def plain_ids(tok: Tokenizer, sp: SpecialIds, path: str, text: str) -> list[int]:
+    """A left-to-right training document."""
+    return [*header_ids(tok, sp, path), *encode(tok, text), sp.eot]
+
+
+def fim_ids(tok: Tokenizer, sp: SpecialIds, path: str, prefix: str, middle: str, suffix: str) -> list[int]:
+    """A fill-in-the-middle training document."""
+    return [
+        *header_ids(tok, sp, path),
+        sp.fim_suffix,
+        *encode(tok, suffix),
+        sp.fim_prefix,
+        *encode(tok, prefix),
+        sp.fim_middle,
+        *encode(tok, middle),
+        sp.eot,
+    ]
+
+
+def split_prefix(prefix: str) -> tuple[str, str]:
+    """Split at the last line break: (text before it, line break + current line).
+
+    The tokenizer never merges across a line break, so encoding the two halves separately
+    gives the same ids as encoding the whole.
+    """
+    cut = prefix.rfind("\n")
+    if cut < 0:
+        return "", prefix
+    if cut > 0 and prefix[cut - 1] == "\r":
+        cut -= 1
+    return prefix[:cut], prefix[cut:]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A completion prompt as token ids: a cacheable static part and the per-keystroke rest."""
+
+    static: list[int]
+    dynamic: list[int]
+
+    @property
+    def ids(self) -> list[int]:
+        return self.static + self.dynamic
+
+
+def completion_prompt(
+    tok: Tokenizer,
+    sp: SpecialIds,
+    path: str,
+    prefix: str,
+    suffix: str,
+    context: str = "",
+    max_prefix_tokens: int = 320,
+    max_suffix_tokens: int = 96,
+) -> Prompt:
+    """Build the FIM prompt for a cursor between ``prefix`` and ``suffix``.
+
+    ``context`` (retrieved snippets, already formatted as comments) goes in front of the
+    prefix so it stays inside the static part.  Truncation keeps the prefix's end and the
+    suffix's start; it depends only on the text before the cursor's line, so the static
+    part does not change while typing on one line.
+    """
+    before, line = split_prefix(prefix)
+    before_ids = encode(tok, before)
+    line_ids = encode(tok, line)
+    budget = max(0, max_prefix_tokens - len(line_ids))
+    before_ids = before_ids[-budget:] if budget else []
+    suffix_ids = encode(tok, suffix)[:max_suffix_tokens]
+    static = [
+        *header_ids(tok, sp, path),
+        sp.fim_suffix,
+        *suffix_ids,
+        sp.fim_prefix,
+        *encode(tok, context),
+        *before_ids,
+    ]
+    return Prompt(static=static, dynamic=[*line_ids, sp.fim_middle])

@@ -1,0 +1,1 @@
+"""ghostline's training pipeline: corpus, data, training loop, evaluation."""

@@ -1,0 +1,149 @@
+"""The ``ghostline`` command: train, export, serve, complete, eval.
+
+Heavy imports (torch, transformers) happen inside the subcommands that need them, so
+``ghostline serve`` and ``ghostline complete`` start as fast as the server does.  Bad
+arguments end in one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def _existing_dir(text: str) -> Path:
+    p = Path(text).expanduser()
+    if not p.is_dir():
+        raise argparse.ArgumentTypeError(f"not a folder: {text}")
+    return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from training.corpus import CorpusConfig
+    from training.train import PRESETS, train
+
+    cfg = PRESETS[args.preset]
+    overrides = {k: getattr(args, k) for k in ("max_steps", "batch_size", "device") if getattr(args, k) is not None}
+    if args.threads:
+        overrides["threads"] = args.threads
+    cfg = replace(cfg, **overrides)
+    corpus = CorpusConfig(roots=args.roots) if args.roots else CorpusConfig()
+    summary = train(cfg, args.out, corpus=corpus, resume=args.resume)
+    if args.export:
+        from model.export import export
+
+        out = export(args.out / "checkpoint", args.export, quantization=args.quantization)
+        print(f"exported {args.quantization} model to {out}")
+    return summary
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from model.export import export, parity
+
+    if not (args.checkpoint / "config.json").is_file():
+        raise CliError(f"{args.checkpoint} is not a training checkpoint (no config.json)")
+    out = export(args.checkpoint, args.out, quantization=args.quantization)
+    print(f"exported {args.quantization} model to {out}")
+    if args.parity:
+        print(parity(args.checkpoint, out).line())
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from lsp_server.__main__ import main as serve_main
+
+    argv = []
+    if args.tcp:
+        argv += ["--tcp", args.tcp]
+    if args.model:
+        argv += ["--model", str(args.model)]
+    serve_main(argv)
+
+
+def _cmd_complete(args: argparse.Namespace) -> None:
+    from lsp_server.client import complete_file
+
+    spec = args.location
+    try:
+        file_part, line_s, col_s = spec.rsplit(":", 2)
+        line, col = int(line_s), int(col_s)
+    except ValueError:
+        raise CliError(f"expected FILE:LINE:COLUMN (1-based line and column), got {spec!r}") from None
+    path = Path(file_part)
+    if not path.is_file():
+        raise CliError(f"no such file: {file_part}")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines) or not 1 <= col <= len(lines[line - 1]) + 1:
+        raise CliError(f"{spec}: position outside the file ({len(lines)} lines)")
+    result = complete_file(path, line - 1, col - 1, model=args.model, max_tokens=args.max_tokens)
+    print(result)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ghostline", description="Private, offline code completion.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model on folders of code")
+    p.add_argument("--preset", choices=["tiny", "small"], default="tiny")
+    p.add_argument("--out", type=Path, required=True, help="run folder (data, checkpoint, logs)")
+    p.add_argument("--roots", type=_existing_dir, nargs="+", help="code folders (default: this Python's own code)")
+    p.add_argument("--max-steps", type=_positive_int)
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--export", type=Path, help="also export the final checkpoint to this folder")
+    p.add_argument("--quantization", default="int8", choices=["int8", "float32", "float16", "int8_float32"])
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("export", help="convert a checkpoint to CTranslate2")
+    p.add_argument("checkpoint", type=_existing_dir)
+    p.add_argument("out", type=Path)
+    p.add_argument("--quantization", default="int8", choices=["int8", "float32", "float16", "int8_float32"])
+    p.add_argument("--parity", action="store_true", help="compare greedy outputs with the checkpoint")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("serve", help="run the language server (stdio by default)")
+    p.add_argument("--tcp", metavar="HOST:PORT")
+    p.add_argument("--model", type=_existing_dir)
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("complete", help="complete at FILE:LINE:COLUMN through the language server")
+    p.add_argument("location", metavar="FILE:LINE:COLUMN")
+    p.add_argument("--model", type=_existing_dir)
+    p.add_argument("--max-tokens", type=_positive_int, default=48)
+    p.set_defaults(func=_cmd_complete)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except CliError as exc:
+        print(f"ghostline: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,358 @@
+"""Causal-LM training: one readable loop that runs alone or under ``torchrun`` (DDP).
+
+    ghostline train --preset tiny  --out runs/tiny     # ~1 minute on a laptop CPU
+    torchrun --nproc_per_node 8 -m training.train --preset small --out runs/small
+
+The run folder holds everything: ``data/`` (tokenizer and token shards, prepared on first
+use), ``checkpoint/`` (a transformers checkpoint in safetensors, plus the tokenizer and
+``ghostline_model.json``), ``train_state.pt`` (optimizer and step, for ``--resume``),
+``log.jsonl`` and ``loss.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.config import ModelConfig
+from model.tokenizer import TOKENIZER_FILE, load_tokenizer, special_ids, train_tokenizer
+from training.corpus import CorpusConfig, iter_corpus
+from training.data import DataConfig, get_batch, load_tokens, read_meta, write_meta, write_shard
+
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "train_state.pt"
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    corpus_max_bytes: int | None = 48_000_000
+    corpus_sample_permille: int = 1000
+    tokenizer_sample_bytes: int = 12_000_000
+    batch_size: int = 16
+    grad_accum: int = 1
+    max_steps: int = 2000
+    warmup_steps: int = 100
+    lr: float = 2e-3
+    min_lr: float = 2e-4
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_interval: int = 200
+    eval_batches: int = 20
+    seed: int = 1337
+    device: str = "auto"
+    threads: int | None = None
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # Finishes in about a minute on a 2-core CPU: for tests and smoke runs.
+    "tiny": TrainConfig(
+        model=ModelConfig(vocab_size=512, n_layer=2, n_head=4, n_kv_head=4, d_model=64, d_ff=176, max_seq_len=128),
+        corpus_max_bytes=1_500_000,
+        corpus_sample_permille=50,
+        tokenizer_sample_bytes=600_000,
+        batch_size=16,
+        max_steps=150,
+        warmup_steps=15,
+        lr=3e-3,
+        eval_interval=50,
+        eval_batches=4,
+    ),
+    # The shipped default model's recipe (trained on CPU; see model card).
+    "small": TrainConfig(
+        model=ModelConfig(vocab_size=4096, n_layer=4, n_head=8, n_kv_head=8, d_model=256, d_ff=704, max_seq_len=256),
+        corpus_max_bytes=40_000_000,
+        corpus_sample_permille=300,
+        tokenizer_sample_bytes=10_000_000,
+        batch_size=16,
+        max_steps=4000,
+        warmup_steps=200,
+        lr=2e-3,
+        eval_interval=250,
+        eval_batches=16,
+    ),
+}
+
+
+def get_lr(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+def prepare_data(data_dir: Path, cfg: TrainConfig, corpus: CorpusConfig, log=print) -> dict:
+    """Collect the corpus, train the tokenizer and write token shards (once per run folder)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if (data_dir / "meta.json").exists():
+        return read_meta(data_dir)
+    corpus = replace(corpus, max_total_bytes=cfg.corpus_max_bytes, sample_permille=cfg.corpus_sample_permille)
+    stats: dict[str, int] = {}
+    files = list(iter_corpus(corpus, stats))
+    if not files:
+        raise SystemExit(f"no usable source files under {', '.join(map(str, corpus.roots))}")
+    log(f"corpus: {len(files)} files, {sum(len(f.text) for f in files) / 1e6:.1f} M chars; {stats}")
+
+    def tokenizer_texts():
+        budget = cfg.tokenizer_sample_bytes
+        for f in files:
+            if f.split == "train":
+                yield f.text
+                budget -= len(f.text)
+                if budget <= 0:
+                    return
+
+    t0 = time.time()
+    tok = train_tokenizer(tokenizer_texts(), cfg.model.vocab_size, data_dir)
+    log(f"tokenizer: {tok.get_vocab_size()} tokens in {time.time() - t0:.1f}s")
+    counts = {}
+    for split in ("train", "val"):
+        docs = [(f.rel, f.text) for f in files if f.split == split]
+        if split == "val" and not docs:  # tiny corpora: hold out at least one file
+            docs = [(files[-1].rel, files[-1].text)]
+        t0 = time.time()
+        counts[split] = write_shard(docs, data_dir / TOKENIZER_FILE, data_dir / f"{split}.bin", cfg.data)
+        log(f"{split}: {counts[split]:,} tokens from {len(docs)} files in {time.time() - t0:.1f}s")
+    meta = {
+        "tokens": counts,
+        "files": {s: sum(f.split == s for f in files) for s in ("train", "val")},
+        "chars": sum(len(f.text) for f in files),
+        "roots": [str(r) for r in corpus.roots],
+        "filter_stats": stats,
+        "vocab_size": tok.get_vocab_size(),
+        "data_config": asdict(cfg.data),
+    }
+    write_meta(data_dir, meta)
+    return meta
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def build_model(cfg: ModelConfig, data_dir: Path):
+    from transformers import LlamaForCausalLM
+
+    tok = load_tokenizer(data_dir)
+    if tok.get_vocab_size() != cfg.vocab_size:
+        # The CTranslate2 converter requires embedding rows == tokenizer vocabulary.
+        cfg = replace(cfg, vocab_size=tok.get_vocab_size())
+    hf_cfg = cfg.to_hf(special_ids(tok))
+    model = LlamaForCausalLM(hf_cfg)
+    return model, cfg
+
+
+def save_checkpoint(model, model_cfg: ModelConfig, data_dir: Path, out_dir: Path, info: dict) -> Path:
+    ckpt = out_dir / CHECKPOINT_DIR
+    tmp = out_dir / (CHECKPOINT_DIR + ".tmp")
+    model.save_pretrained(tmp, safe_serialization=True)
+    (tmp / TOKENIZER_FILE).write_bytes((data_dir / TOKENIZER_FILE).read_bytes())
+    model_cfg.save(tmp)
+    (tmp / "training_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    if ckpt.exists():
+        old = out_dir / (CHECKPOINT_DIR + ".old")
+        ckpt.replace(old)
+        tmp.replace(ckpt)
+        for p in old.iterdir():
+            p.unlink()
+        old.rmdir()
+    else:
+        tmp.replace(ckpt)
+    return ckpt
+
+
+def plot_loss(log_file: Path, out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    train = [(r["step"], r["loss"]) for r in rows if r.get("kind") == "train"]
+    val = [(r["step"], r["val_loss"]) for r in rows if r.get("kind") == "val"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if train:
+        ax.plot(*zip(*train), label="train", alpha=0.6)
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/token)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def estimate_val_loss(model, data, cfg: TrainConfig, device: str, ctx) -> float:
+    model.eval()
+    rng = np.random.default_rng(0)  # the same windows every time: comparable numbers
+    losses = []
+    for _ in range(cfg.eval_batches):
+        x, y = get_batch(data, cfg.batch_size, cfg.model.max_seq_len, rng)
+        with ctx:
+            logits = model(input_ids=torch.from_numpy(x).to(device)).logits
+        losses.append(torch.nn.functional.cross_entropy(
+            logits.float().view(-1, logits.size(-1)), torch.from_numpy(y).to(device).view(-1)
+        ).item())
+    model.train()
+    return float(np.mean(losses))
+
+
+def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, resume: bool = False) -> dict:
+    """Train (or resume) into ``out_dir``; returns a summary for the model card."""
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = int(os.environ.get("RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(cfg.device)
+    if ddp:
+        import torch.distributed as dist
+
+        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+        if device == "cuda":
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            device = f"cuda:{local}"
+            torch.cuda.set_device(device)
+    master = rank == 0
+    log = print if master else (lambda *a, **k: None)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    elif ddp and device == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = out_dir / "data"
+    if master:
+        prepare_data(data_dir, cfg, corpus or CorpusConfig(), log)
+    if ddp:
+        dist.barrier()
+    train_data, val_data = load_tokens(data_dir, "train"), load_tokens(data_dir, "val")
+
+    torch.manual_seed(cfg.seed + rank)
+    model, model_cfg = build_model(cfg.model, data_dir)
+    cfg = replace(cfg, model=model_cfg)
+    model.to(device)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.95), fused=device.startswith("cuda"),
+    )
+    step, tokens_seen, best_val = 0, 0, float("inf")
+    state_file = out_dir / STATE_FILE
+    if resume and state_file.exists():
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(out_dir / CHECKPOINT_DIR / "model.safetensors"), strict=False)
+        model.tie_weights()
+        state = torch.load(state_file, map_location=device, weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        step, tokens_seen = int(state["step"]), int(state["tokens_seen"])
+        best_val = float(state.get("best_val", best_val))
+        log(f"resumed at step {step} ({tokens_seen:,} tokens seen)")
+    raw_model = model
+    if ddp:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model)
+    use_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else torch.autocast("cpu", enabled=False)
+
+    log(f"model: {model_cfg.n_params() / 1e6:.2f} M parameters, device {device}, world {world}")
+    rng = np.random.default_rng(cfg.seed + 1000 * rank + step)
+    log_file = out_dir / "log.jsonl"
+    tokens_per_step = cfg.batch_size * cfg.model.max_seq_len * cfg.grad_accum * world
+    pbar = None
+    if master:
+        from tqdm import tqdm
+
+        pbar = tqdm(total=cfg.max_steps, initial=step, unit="step", dynamic_ncols=True)
+    t_start, step_start = time.time(), step
+    last_val = None
+
+    def checkpoint(val_loss: float | None) -> None:
+        info = {"step": step, "tokens_seen": tokens_seen, "val_loss": val_loss, "config": asdict(cfg)}
+        save_checkpoint(raw_model, model_cfg, data_dir, out_dir, info)
+        torch.save({"optimizer": optimizer.state_dict(), "step": step, "tokens_seen": tokens_seen,
+                    "best_val": best_val}, state_file)
+        plot_loss(log_file, out_dir / "loss.png")
+
+    try:
+        while step < cfg.max_steps:
+            lr = get_lr(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = 0.0
+            for micro in range(cfg.grad_accum):
+                x, y = get_batch(train_data, cfg.batch_size, cfg.model.max_seq_len, rng)
+                x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+                if ddp:
+                    model.require_backward_grad_sync = micro == cfg.grad_accum - 1
+                with ctx:
+                    logits = model(input_ids=x).logits
+                loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
+                (loss / cfg.grad_accum).backward()
+                loss_sum += loss.item() / cfg.grad_accum
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            tokens_seen += tokens_per_step
+            if master:
+                elapsed = time.time() - t_start
+                tps = (step - step_start) * tokens_per_step / max(elapsed, 1e-9)
+                pbar.update(1)
+                pbar.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{lr:.1e}", tok_s=f"{tps:,.0f}")
+                with open(log_file, "a") as fh:
+                    fh.write(json.dumps({"kind": "train", "step": step, "loss": loss_sum, "lr": lr,
+                                         "tokens_seen": tokens_seen, "tokens_per_s": tps}) + "\n")
+            if step % cfg.eval_interval == 0 or step == cfg.max_steps:
+                val_loss = estimate_val_loss(raw_model, val_data, cfg, device, ctx)
+                if master:
+                    last_val = val_loss
+                    best_val = min(best_val, val_loss)
+                    with open(log_file, "a") as fh:
+                        fh.write(json.dumps({"kind": "val", "step": step, "val_loss": val_loss}) + "\n")
+                    pbar.write(f"step {step}: val loss {val_loss:.4f}")
+                    checkpoint(val_loss)
+    finally:
+        if pbar is not None:
+            pbar.close()
+        if ddp:
+            dist.destroy_process_group()
+    elapsed = time.time() - t_start
+    summary = {
+        "steps": step,
+        "tokens_seen": tokens_seen,
+        "val_loss": last_val,
+        "train_seconds": round(elapsed, 1),
+        "tokens_per_s": round((step - step_start) * tokens_per_step / max(elapsed, 1e-9)),
+        "params": model_cfg.n_params(),
+    }
+    if master:
+        log(json.dumps(summary))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    from training.cli import main as cli_main
+
+    cli_main(["train", *(argv or [])])
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
