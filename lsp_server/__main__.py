@@ -1,0 +1,38 @@
+"""``python -m lsp_server``: the ghostline language server on stdio (or ``--tcp HOST:PORT``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m lsp_server", description="ghostline language server")
+    parser.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    parser.add_argument("--model", help="CTranslate2 model folder (default: the shipped model)")
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    host = port = None
+    if args.tcp:
+        host, _, port_s = args.tcp.rpartition(":")
+        if not host or not port_s.isdigit() or not 0 < int(port_s) < 65536:
+            parser.error(f"--tcp wants HOST:PORT, got {args.tcp!r}")
+        port = int(port_s)
+    if args.model:
+        os.environ["GHOSTLINE_MODEL"] = args.model
+    # stderr only: stdout carries the protocol.
+    logging.basicConfig(stream=sys.stderr, level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+
+    from lsp_server.server import create_server
+
+    server = create_server()
+    if host is not None:
+        server.start_tcp(host, port)
+    else:
+        server.start_io()
+
+
+if __name__ == "__main__":
+    main()

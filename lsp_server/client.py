@@ -1,0 +1,98 @@
+"""A small LSP client that drives the real server over stdio, as an editor would.
+
+Used by ``ghostline complete`` and by benchmarks: it starts ``python -m lsp_server``,
+opens a document and asks for inline completions, so what it prints is exactly what an
+editor would show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+
+class GhostlineClient(LanguageClient):
+    def __init__(self) -> None:
+        super().__init__("ghostline-client", "0.1.0")
+        self.messages: list[str] = []
+
+        @self.feature(types.WINDOW_SHOW_MESSAGE)
+        def _show(params: types.ShowMessageParams) -> None:
+            self.messages.append(params.message)
+
+        @self.feature(types.WINDOW_LOG_MESSAGE)
+        def _log(params: types.LogMessageParams) -> None:
+            pass
+
+    def open(self, uri: str, text: str, language: str = "python", version: int = 1) -> None:
+        self.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)))
+
+    async def inline(self, uri: str, line: int, character: int) -> str:
+        result = await self.text_document_inline_completion_async(types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=character),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+        ))
+        items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
+        if not items:
+            return ""
+        text = items[0].insert_text
+        return text if isinstance(text, str) else text.value
+
+
+@asynccontextmanager
+async def running_server(root: Path, options: dict | None = None,
+                         python: str = sys.executable) -> AsyncIterator[GhostlineClient]:
+    """Start the server, initialize it for workspace ``root``, and shut it down after."""
+    client = GhostlineClient()
+    await client.start_io(python, "-m", "lsp_server")
+    try:
+        await client.initialize_async(types.InitializeParams(
+            capabilities=types.ClientCapabilities(),
+            root_uri=root.resolve().as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=root.resolve().as_uri(), name=root.name)],
+            initialization_options=options or {},
+        ))
+        client.initialized(types.InitializedParams())
+        yield client
+        await client.shutdown_async(None)
+        client.exit(None)
+    finally:
+        await client.stop()
+
+
+def _utf16_column(line_text: str, column: int) -> int:
+    """LSP positions count UTF-16 code units; the CLI takes characters."""
+    return len(line_text[:column].encode("utf-16-le")) // 2
+
+
+async def _complete(path: Path, line: int, column: int, options: dict) -> tuple[str, float, list[str]]:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    uri = path.resolve().as_uri()
+    async with running_server(path.resolve().parent, options) as client:
+        client.open(uri, text)
+        t0 = time.perf_counter()
+        completion = await client.inline(uri, line, _utf16_column(lines[line], column))
+        return completion, time.perf_counter() - t0, client.messages
+
+
+def complete_file(path: Path, line: int, column: int, model: Path | None = None, max_tokens: int = 48) -> str:
+    """Complete at 0-based (line, column) of ``path`` through the language server; a report."""
+    options: dict = {"maxTokens": max_tokens, "debounceMs": 0}
+    if model is not None:
+        options["modelPath"] = str(model)
+    completion, seconds, messages = asyncio.run(_complete(path, line, column, options))
+    before = path.read_text(encoding="utf-8", errors="replace").split("\n")[line][:column]
+    report = [f"{path}:{line + 1}:{column + 1}", f"  {before}\u2502{completion}"]
+    report.append(f"  ({len(completion)} characters from the language server in {1000 * seconds:.0f} ms)")
+    report += [f"  server: {m}" for m in messages]
+    return "\n".join(report)

@@ -1,0 +1,151 @@
+"""The completion pipeline behind both completion requests.
+
+newest-request-wins per document -> debounce -> prompt -> generate (in a worker thread,
+cancellable between tokens) -> post-process.  The engine is loaded lazily and reloaded
+when the model settings change; a model that cannot load is reported once and turns
+completions into empty answers instead of errors, so the editor keeps working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from model.engine import Completion, CompletionEngine, GenerationOptions, ModelLoadError
+from lsp_server.postprocess import clean_single_line
+from lsp_server.prompt import build_prompt
+from lsp_server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CompletionResult:
+    text: str
+    completion: Completion | None
+    skipped: str | None = None  # why no model call was made ("superseded", "disabled", "no model")
+
+
+class ModelHolder:
+    """Owns the engine for the current settings; loading happens off the event loop."""
+
+    def __init__(self, on_error: Callable[[str], None]) -> None:
+        self._on_error = on_error
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._engine: CompletionEngine | None = None
+        self._error: str | None = None
+
+    def _wanted(self, settings: ServerSettings) -> tuple:
+        path = settings.resolved_model_path()
+        try:
+            stamp = (path / "model.bin").stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        return (str(path), settings.device, settings.cpu_threads, stamp)
+
+    def get(self, settings: ServerSettings) -> CompletionEngine | None:
+        """The engine for ``settings``, loading (or reloading after a swap) as needed."""
+        key = self._wanted(settings)
+        with self._lock:
+            if key == self._key:
+                return self._engine
+            self._key = key
+            self._engine, self._error = None, None
+            t0 = time.perf_counter()
+            try:
+                self._engine = CompletionEngine(
+                    Path(key[0]), device=settings.device, cpu_threads=settings.cpu_threads
+                )
+            except ModelLoadError as exc:
+                self._error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - any loader failure must reach the user, not kill the server
+                self._error = f"cannot load model {key[0]}: {exc}"
+            if self._error:
+                log.error(self._error)
+                self._on_error(f"ghostline: {self._error}. Completions are off until a model loads "
+                               f"(setting ghostline.modelPath).")
+                return None
+            log.info("model %s loaded on %s (%s) in %.2fs", key[0], self._engine.device,
+                     self._engine.compute_type, time.perf_counter() - t0)
+            return self._engine
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+
+class CompletionService:
+    def __init__(self, on_error: Callable[[str], None]) -> None:
+        self.models = ModelHolder(on_error)
+        # One worker: generations run one at a time, newest first matters more than throughput.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghostline-gen")
+        self._tickets: dict[str, int] = {}
+        self._cancel_events: dict[str, threading.Event] = {}
+        self.last_latency: float | None = None
+
+    def preload(self, settings: ServerSettings) -> None:
+        self._executor.submit(self.models.get, settings)
+
+    def _supersede(self, uri: str) -> int:
+        ticket = self._tickets.get(uri, 0) + 1
+        self._tickets[uri] = ticket
+        old = self._cancel_events.pop(uri, None)
+        if old is not None:
+            old.set()
+        return ticket
+
+    async def complete(self, uri: str, path: str, text: str, offset: int,
+                       settings: ServerSettings) -> CompletionResult:
+        if not settings.enabled:
+            return CompletionResult("", None, skipped="disabled")
+        ticket = self._supersede(uri)
+        if settings.debounce_ms:
+            await asyncio.sleep(settings.debounce_ms / 1000)
+        if self._tickets.get(uri) != ticket:
+            return CompletionResult("", None, skipped="superseded")
+        cancel = threading.Event()
+        self._cancel_events[uri] = cancel
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        try:
+            result = await loop.run_in_executor(
+                self._executor, self._generate, path, text, offset, settings, cancel
+            )
+        except asyncio.CancelledError:
+            cancel.set()  # $/cancelRequest: stop the generator at the next token
+            raise
+        finally:
+            if self._cancel_events.get(uri) is cancel:
+                del self._cancel_events[uri]
+        if result.completion is not None:
+            self.last_latency = time.perf_counter() - t0
+        return result
+
+    def _generate(self, path: str, text: str, offset: int, settings: ServerSettings,
+                  cancel: threading.Event) -> CompletionResult:
+        if cancel.is_set():
+            return CompletionResult("", None, skipped="superseded")
+        engine = self.models.get(settings)
+        if engine is None:
+            return CompletionResult("", None, skipped="no model")
+        prefix, suffix = text[:offset], text[offset:]
+        prompt = build_prompt(engine, path, prefix, suffix, settings)
+        options = GenerationOptions(max_tokens=settings.max_tokens, single_line=True,
+                                    reuse_static_prompt=settings.static_prompt_reuse)
+        completion = engine.complete(prompt, options, cancelled=cancel.is_set)
+        if completion.stop_reason == "cancelled" or cancel.is_set():
+            return CompletionResult("", completion, skipped="cancelled")
+        line_suffix = suffix.split("\n", 1)[0]
+        return CompletionResult(clean_single_line(completion.text, line_suffix), completion)
+
+    def shutdown(self) -> None:
+        for event in self._cancel_events.values():
+            event.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,154 @@
+"""The language server: thin protocol handlers over the completion service.
+
+Each handler translates between LSP types and domain calls; the work lives in
+``completion.py`` (pipeline), ``prompt.py`` and ``postprocess.py``.  Anything a user must
+know (no model, bad settings) goes out as ``window/showMessage``; everything else is
+logged through ``window/logMessage``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.workspace import TextDocument
+
+from lsp_server.completion import CompletionService
+from lsp_server.settings import ServerSettings, parse_settings
+
+log = logging.getLogger("lsp_server")
+VERSION = "0.1.0"
+
+
+class GhostlineServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("ghostline", VERSION)
+        self.settings = ServerSettings()
+        self.completions = CompletionService(on_error=self.show_error)
+
+    def show_error(self, message: str) -> None:
+        self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))
+
+    def show_warning(self, message: str) -> None:
+        self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+
+    def apply_settings(self, raw: object) -> None:
+        self.settings, warnings = parse_settings(raw, self.settings)
+        for w in warnings:
+            log.warning(w)
+            self.show_warning(f"ghostline: {w}")
+
+    def open_document(self, uri: str) -> TextDocument:
+        """An open document, or an InvalidParams error: we complete only what the editor holds."""
+        doc = self.workspace.text_documents.get(unquote(uri)) or self.workspace.text_documents.get(uri)
+        if doc is None:
+            raise JsonRpcInvalidParams(f"document not open: {uri}")
+        return doc
+
+    def display_path(self, uri: str) -> str:
+        """Workspace-relative path of a document, for the prompt header."""
+        parsed = urlparse(uri)
+        path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(parsed.path or uri)
+        root = self.workspace.root_path
+        if root:
+            try:
+                return path.relative_to(root).as_posix()
+            except ValueError:
+                pass
+        return path.name
+
+
+class _ClientLogHandler(logging.Handler):
+    """Route Python logging to the client's output channel."""
+
+    _TYPES = {logging.ERROR: types.MessageType.Error, logging.WARNING: types.MessageType.Warning,
+              logging.INFO: types.MessageType.Info}
+
+    def __init__(self, server: GhostlineServer) -> None:
+        super().__init__(logging.INFO)
+        self.server = server
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            kind = self._TYPES.get(record.levelno, types.MessageType.Log)
+            self.server.window_log_message(types.LogMessageParams(type=kind, message=self.format(record)))
+        except Exception:  # noqa: BLE001 - logging must never take the server down
+            self.handleError(record)
+
+
+def _cursor(doc: TextDocument, position: types.Position) -> int:
+    lines = doc.lines
+    if position.line < 0 or position.character < 0 or position.line > len(lines):
+        raise JsonRpcInvalidParams(f"position {position.line}:{position.character} is outside the document")
+    return min(doc.offset_at_position(position), len(doc.source))
+
+
+def create_server() -> GhostlineServer:
+    server = GhostlineServer()
+    handler = _ClientLogHandler(server)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("lsp_server").addHandler(handler)
+    logging.getLogger("lsp_server").setLevel(logging.INFO)
+
+    @server.feature(types.INITIALIZE)
+    def on_initialize(ls: GhostlineServer, params: types.InitializeParams) -> None:
+        ls.apply_settings(params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    def on_initialized(ls: GhostlineServer, params: types.InitializedParams) -> None:
+        if ls.settings.enabled:
+            ls.completions.preload(ls.settings)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def on_configuration(ls: GhostlineServer, params: types.DidChangeConfigurationParams) -> None:
+        ls.apply_settings(params.settings)
+        if ls.settings.enabled:
+            ls.completions.preload(ls.settings)
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(ls: GhostlineServer, params: types.InlineCompletionParams):
+        doc = ls.open_document(params.text_document.uri)
+        offset = _cursor(doc, params.position)
+        result = await ls.completions.complete(
+            doc.uri, ls.display_path(doc.uri), doc.source, offset, ls.settings
+        )
+        if not result.text:
+            return types.InlineCompletionList(items=[])
+        here = types.Range(start=params.position, end=params.position)
+        return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=result.text, range=here)])
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
+    async def completion(ls: GhostlineServer, params: types.CompletionParams):
+        doc = ls.open_document(params.text_document.uri)
+        offset = _cursor(doc, params.position)
+        result = await ls.completions.complete(
+            doc.uri, ls.display_path(doc.uri), doc.source, offset, ls.settings
+        )
+        if not result.text:
+            return types.CompletionList(is_incomplete=True, items=[])
+        # Replace the word being typed so the client's filtering keeps the item.
+        source = doc.source
+        start = offset
+        while start > 0 and (source[start - 1].isalnum() or source[start - 1] == "_"):
+            start -= 1
+        word = source[start:offset]
+        start_pos = doc.client_position_at_offset(start) if hasattr(doc, "client_position_at_offset") else params.position
+        item = types.CompletionItem(
+            label=(word + result.text).strip(),
+            kind=types.CompletionItemKind.Text,
+            detail="ghostline",
+            filter_text=word + result.text,
+            sort_text="0",
+            text_edit=types.TextEdit(range=types.Range(start=start_pos, end=params.position), new_text=word + result.text),
+        )
+        return types.CompletionList(is_incomplete=True, items=[item])
+
+    @server.feature(types.SHUTDOWN)
+    def on_shutdown(ls: GhostlineServer, params: None) -> None:
+        ls.completions.shutdown()
+
+    return server

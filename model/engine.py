@@ -1,0 +1,148 @@
+"""CompletionEngine: one object that owns the CTranslate2 generator and its tokenizer.
+
+No torch on this path: importing this module and loading a model takes well under a
+second, so the language server starts fast and small.
+
+Prefix reuse: prompts come split into a ``static`` part (everything up to the line the
+cursor is on) and a ``dynamic`` part.  The static part is handed to CTranslate2 as
+``static_prompt`` with caching on, so while the user types on one line only the current
+line and the generated tokens cost compute.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import ctranslate2
+
+from model.prompt_format import Prompt
+from model.tokenizer import load_tokenizer, special_ids
+
+StopRule = Callable[[str], "int | None"]
+
+
+class ModelLoadError(RuntimeError):
+    """The model folder is missing, incomplete or unreadable; the message says which."""
+
+
+@dataclass
+class GenerationOptions:
+    max_tokens: int = 48
+    single_line: bool = True
+    reuse_static_prompt: bool = True
+
+
+@dataclass
+class Completion:
+    text: str
+    tokens: int
+    stop_reason: str  # "eol", "eot", "max_tokens", "stop_rule", "cancelled"
+    seconds: float
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, not {device!r}")
+    return device
+
+
+def end_of_line(text: str) -> int | None:
+    """Stop rule for single-line completions: cut at the first line break."""
+    i = text.find("\n")
+    return None if i < 0 else i
+
+
+class CompletionEngine:
+    """Greedy code completion over a CTranslate2 model folder."""
+
+    def __init__(self, model_dir: Path, device: str = "auto", compute_type: str = "default",
+                 cpu_threads: int = 0) -> None:
+        self.model_dir = Path(model_dir)
+        if not (self.model_dir / "model.bin").is_file():
+            raise ModelLoadError(f"no model at {self.model_dir} (model.bin is missing)")
+        try:
+            self.tokenizer = load_tokenizer(self.model_dir)
+            self.special = special_ids(self.tokenizer)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"tokenizer of {self.model_dir} is unusable: {exc}") from exc
+        self.device = resolve_device(device)
+        try:
+            self.generator = ctranslate2.Generator(
+                str(self.model_dir), device=self.device, compute_type=compute_type,
+                intra_threads=cpu_threads,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelLoadError(f"cannot load {self.model_dir}: {exc}") from exc
+        vocab = self.tokenizer.get_vocab_size()
+        self._tokens = [self.tokenizer.id_to_token(i) for i in range(vocab)]
+        self._lock = threading.Lock()  # one generation at a time: the CPU has no spare cores
+
+    @property
+    def compute_type(self) -> str:
+        return self.generator.compute_type
+
+    def _token_strings(self, ids: list[int]) -> list[str]:
+        return [self._tokens[i] for i in ids]
+
+    def stream(self, prompt: Prompt, options: GenerationOptions,
+               cancelled: Callable[[], bool] = lambda: False) -> Iterator[int]:
+        """Yield generated token ids until end-of-text, ``max_tokens`` or cancellation.
+
+        The underlying CTranslate2 generator is closed in ``finally``, which stops decoding
+        within one token whether the caller stops iterating or ``cancelled()`` turns true.
+        """
+        kwargs = dict(max_length=options.max_tokens, sampling_topk=1, end_token=[self.special.eot])
+        if options.reuse_static_prompt:
+            steps = self.generator.generate_tokens(
+                self._token_strings(prompt.dynamic), static_prompt=self._token_strings(prompt.static),
+                cache_static_prompt=True, **kwargs,
+            )
+        else:
+            steps = self.generator.generate_tokens(self._token_strings(prompt.ids), **kwargs)
+        try:
+            for step in steps:
+                if cancelled():
+                    return
+                if step.token_id == self.special.eot:
+                    return
+                yield step.token_id
+        finally:
+            steps.close()
+
+    def complete(self, prompt: Prompt, options: GenerationOptions | None = None,
+                 cancelled: Callable[[], bool] = lambda: False,
+                 stop: StopRule | None = None) -> Completion:
+        """Generate one completion; ``stop`` returns a cut position once the text is done."""
+        options = options or GenerationOptions()
+        stop = stop or (end_of_line if options.single_line else None)
+        t0 = time.perf_counter()
+        ids: list[int] = []
+        text, reason = "", "max_tokens"
+        with self._lock:
+            gen = self.stream(prompt, options, cancelled)
+            try:
+                for token_id in gen:
+                    ids.append(token_id)
+                    text = self.tokenizer.decode(ids, skip_special_tokens=False)
+                    if text.endswith("\ufffd"):
+                        continue  # half a UTF-8 character: wait for the rest
+                    cut = stop(text) if stop else None
+                    if cut is not None:
+                        text = text[:cut]
+                        reason = "eol" if stop is end_of_line else "stop_rule"
+                        break
+                else:
+                    if cancelled():
+                        reason = "cancelled"
+                    elif len(ids) < options.max_tokens:
+                        reason = "eot"
+            finally:
+                gen.close()
+        return Completion(text=text.rstrip("\ufffd"), tokens=len(ids), stop_reason=reason,
+                          seconds=time.perf_counter() - t0)
