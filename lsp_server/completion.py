@@ -80,6 +80,10 @@ class ModelHolder:
     def error(self) -> str | None:
         return self._error
 
+    @property
+    def engine(self) -> CompletionEngine | None:
+        return self._engine
+
 
 class CompletionService:
     def __init__(self, on_error: Callable[[str], None]) -> None:
@@ -90,8 +94,12 @@ class CompletionService:
         self._cancel_events: dict[str, threading.Event] = {}
         self.last_latency: float | None = None
 
-    def preload(self, settings: ServerSettings) -> None:
-        self._executor.submit(self.models.get, settings)
+    def preload(self, settings: ServerSettings, on_done: Callable[[], None] | None = None) -> None:
+        """Load the model in the worker thread so the first completion does not wait for it."""
+        future = self._executor.submit(self.models.get, settings)
+        if on_done is not None:
+            loop = asyncio.get_running_loop()
+            future.add_done_callback(lambda _: loop.call_soon_threadsafe(on_done))
 
     def _supersede(self, uri: str) -> int:
         ticket = self._tickets.get(uri, 0) + 1
@@ -140,6 +148,8 @@ class CompletionService:
         options = GenerationOptions(max_tokens=settings.max_tokens, single_line=True,
                                     reuse_static_prompt=settings.static_prompt_reuse)
         completion = engine.complete(prompt, options, cancelled=cancel.is_set)
+        log.info("completion %s: %d tokens in %.0f ms (%s)", path, completion.tokens,
+                 1000 * completion.seconds, completion.stop_reason)
         if completion.stop_reason == "cancelled" or cancel.is_set():
             return CompletionResult("", completion, skipped="cancelled")
         line_suffix = suffix.split("\n", 1)[0]

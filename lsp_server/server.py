@@ -8,7 +8,9 @@ logged through ``window/logMessage``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -29,9 +31,48 @@ class GhostlineServer(LanguageServer):
         super().__init__("ghostline", VERSION)
         self.settings = ServerSettings()
         self.completions = CompletionService(on_error=self.show_error)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+
+    def bind_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+
+    def off_loop(self, fn, *args) -> bool:
+        """Reschedule ``fn(*args)`` on the event loop when called from a worker thread.
+
+        The model loads and generates in worker threads; protocol writes belong to the loop.
+        Returns True when the call was handed over (the caller should return).
+        """
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            self._loop.call_soon_threadsafe(fn, *args)
+            return True
+        return False
 
     def show_error(self, message: str) -> None:
+        if self.off_loop(self.show_error, message):
+            return
         self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))
+        self.send_status(message)
+
+    def send_status(self, message: str | None = None) -> None:
+        """``ghostline/status``: what the client's status bar shows (state, model, latency)."""
+        models = self.completions.models
+        if not self.settings.enabled:
+            state = "disabled"
+        elif models.error:
+            state = "error"
+        elif models.engine is None:
+            state = "loading"
+        else:
+            state = "ready"
+        latency = self.completions.last_latency
+        self.protocol.notify("ghostline/status", {
+            "state": state,
+            "model": Path(self.settings.resolved_model_path()).name,
+            "lastLatencyMs": None if latency is None else round(1000 * latency, 1),
+            "message": message or models.error,
+        })
 
     def show_warning(self, message: str) -> None:
         self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
@@ -75,7 +116,9 @@ class _ClientLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             kind = self._TYPES.get(record.levelno, types.MessageType.Log)
-            self.server.window_log_message(types.LogMessageParams(type=kind, message=self.format(record)))
+            params = types.LogMessageParams(type=kind, message=self.format(record))
+            if not self.server.off_loop(self.server.window_log_message, params):
+                self.server.window_log_message(params)
         except Exception:  # noqa: BLE001 - logging must never take the server down
             self.handleError(record)
 
@@ -96,18 +139,21 @@ def create_server() -> GhostlineServer:
 
     @server.feature(types.INITIALIZE)
     def on_initialize(ls: GhostlineServer, params: types.InitializeParams) -> None:
+        ls.bind_loop()
         ls.apply_settings(params.initialization_options)
 
     @server.feature(types.INITIALIZED)
     def on_initialized(ls: GhostlineServer, params: types.InitializedParams) -> None:
         if ls.settings.enabled:
-            ls.completions.preload(ls.settings)
+            ls.completions.preload(ls.settings, on_done=ls.send_status)
+        ls.send_status()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def on_configuration(ls: GhostlineServer, params: types.DidChangeConfigurationParams) -> None:
         ls.apply_settings(params.settings)
         if ls.settings.enabled:
-            ls.completions.preload(ls.settings)
+            ls.completions.preload(ls.settings, on_done=ls.send_status)
+        ls.send_status()
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: GhostlineServer, params: types.InlineCompletionParams):
@@ -116,6 +162,8 @@ def create_server() -> GhostlineServer:
         result = await ls.completions.complete(
             doc.uri, ls.display_path(doc.uri), doc.source, offset, ls.settings
         )
+        if result.completion is not None:
+            ls.send_status()
         if not result.text:
             return types.InlineCompletionList(items=[])
         here = types.Range(start=params.position, end=params.position)

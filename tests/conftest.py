@@ -1,0 +1,29 @@
+"""Shared fixtures: one tiny model per test session, trained by our own pipeline."""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from training.corpus import CorpusConfig
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A tiny model trained on a slice of the standard library (~20 s on 2 cores)."""
+    from model.export import export
+    from training.train import PRESETS, train
+
+    out = tmp_path_factory.mktemp("tiny-run")
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    train(PRESETS["tiny"], out, corpus=CorpusConfig(roots=[stdlib]))
+    export(out / "checkpoint", out / "ct2-int8", quantization="int8")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_run: Path) -> Path:
+    """The tiny model exported to CTranslate2 int8."""
+    return tiny_run / "ct2-int8"

@@ -1,0 +1,126 @@
+"""The server end to end, through a real LSP client over stdio."""
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+
+from lsp_server.client import GhostlineClient, running_server
+
+SOURCE = "import os\n\n\ndef main(argv):\n    path = os.path.join(argv[0], 'x')\n    return \n"
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    (tmp_path / "app.py").write_text(SOURCE)
+    return tmp_path
+
+
+def _logs(client: GhostlineClient):
+    client.logs = []
+
+    @client.feature(types.WINDOW_LOG_MESSAGE)
+    def _log(params: types.LogMessageParams) -> None:
+        client.logs.append(params.message)
+
+
+async def test_inline_completion_continues_the_line(workspace, tiny_model):
+    uri = (workspace / "app.py").as_uri()
+    async with running_server(workspace, {"modelPath": str(tiny_model), "debounceMs": 0}) as client:
+        client.open(uri, SOURCE)
+        text = await client.inline(uri, 5, 11)
+        assert text.strip() and "\n" not in text
+        assert client.messages == []
+
+
+async def test_completion_fallback_replaces_the_word(workspace, tiny_model):
+    uri = (workspace / "app.py").as_uri()
+    async with running_server(workspace, {"modelPath": str(tiny_model), "debounceMs": 0}) as client:
+        client.open(uri, SOURCE)
+        result = await client.text_document_completion_async(types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=4, character=15)))
+        item = result.items[0]
+        assert item.text_edit.range.start == types.Position(line=4, character=14)
+        assert item.text_edit.new_text.startswith("p")
+
+
+async def test_cancel_request_stops_generation_and_server_keeps_serving(workspace, tiny_model):
+    uri = (workspace / "app.py").as_uri()
+    async with running_server(workspace, {"modelPath": str(tiny_model), "debounceMs": 0, "maxTokens": 512}) as client:
+        _logs(client)
+        client.open(uri, SOURCE)
+        await client.inline(uri, 5, 11)  # warm up: model loaded
+        params = types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=4, character=4),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic))
+        future = client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-me")
+        await asyncio.sleep(0.05)
+        client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cancel-me"))
+        with pytest.raises(Exception, match="cancel"):
+            await asyncio.wrap_future(future)
+        assert (await client.inline(uri, 5, 11)).strip()
+        done = [m for m in client.logs if "(cancelled)" in m]
+        assert done, client.logs
+        tokens = int(re.search(r"(\d+) tokens", done[0]).group(1))
+        assert tokens < 512
+
+
+async def test_only_the_newest_request_per_document_runs(workspace, tiny_model):
+    uri = (workspace / "app.py").as_uri()
+    async with running_server(workspace, {"modelPath": str(tiny_model), "debounceMs": 50}) as client:
+        client.open(uri, SOURCE)
+        first, second = await asyncio.gather(client.inline(uri, 4, 10), client.inline(uri, 5, 11))
+        assert first == ""
+        assert second.strip()
+
+
+async def test_missing_model_gives_a_message_and_the_server_still_answers(workspace, tmp_path):
+    uri = (workspace / "app.py").as_uri()
+    async with running_server(workspace, {"modelPath": str(tmp_path / "nope"), "debounceMs": 0}) as client:
+        client.open(uri, SOURCE)
+        assert await client.inline(uri, 5, 11) == ""
+        assert await client.inline(uri, 4, 4) == ""
+        await asyncio.sleep(0.1)
+        assert any("no model" in m and "modelPath" in m for m in client.messages)
+
+
+async def test_bad_requests_get_errors_and_the_server_keeps_serving(workspace, tiny_model):
+    uri = (workspace / "app.py").as_uri()
+    async with running_server(workspace, {"modelPath": str(tiny_model), "debounceMs": 0}) as client:
+        client.open(uri, SOURCE)
+        with pytest.raises(Exception, match="not open"):
+            await client.inline((workspace / "other.py").as_uri(), 0, 0)
+        with pytest.raises(Exception, match="outside the document"):
+            await client.inline(uri, 500, 0)
+        assert (await client.inline(uri, 5, 11)).strip()
+
+
+async def test_invalid_settings_are_reported_and_defaults_kept(workspace, tiny_model):
+    uri = (workspace / "app.py").as_uri()
+    options = {"modelPath": str(tiny_model), "debounceMs": 0, "maxTokens": "lots", "colour": "blue"}
+    async with running_server(workspace, options) as client:
+        client.open(uri, SOURCE)
+        assert (await client.inline(uri, 5, 11)).strip()
+        assert any("maxTokens" in m for m in client.messages)
+        assert any("colour" in m for m in client.messages)
+
+
+async def test_incremental_edits_are_applied(workspace, tiny_model):
+    uri = (workspace / "app.py").as_uri()
+    async with running_server(workspace, {"modelPath": str(tiny_model), "debounceMs": 0, "enabled": False}) as client:
+        client.open(uri, SOURCE)
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangePartial(
+                range=types.Range(start=types.Position(line=5, character=11), end=types.Position(line=5, character=11)),
+                text="os.pa")]))
+        # Disabled: no completion, but the document is tracked and requests are answered.
+        assert await client.inline(uri, 5, 16) == ""
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+            settings={"ghostline": {"enabled": True}}))
+        result = await client.text_document_completion_async(types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=5, character=16)))
+        # The item replaces the word typed by the edit, so the server saw the edit.
+        assert result.items[0].text_edit.new_text.startswith("pa")

@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from model.prompt_format import completion_prompt, split_prefix
+from model.tokenizer import EOT, SPECIAL_TOKENS, encode, decode, load_tokenizer, special_ids, train_tokenizer
+
+SAMPLE = [
+    "def add(a, b):\n    return a + b\n",
+    "class Point:\n\tdef __init__(self, x):\r\n\t\tself.x = x\r\n",
+    "naïve = 'héllo wörld — ünïcödé ✓ 🎉'\n",
+    "for i in range(10):\n    print(i)\n" * 20,
+]
+
+
+@pytest.fixture(scope="module")
+def tok(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tok")
+    train_tokenizer(SAMPLE * 50, vocab_size=400, out_dir=out)
+    return load_tokenizer(out)
+
+
+@pytest.mark.parametrize("text", SAMPLE + ["", "\r\n\r\n", "\t\t  \n", "x\ry\rz", "\x00\x01 bytes", "😀" * 3])
+def test_round_trip_exact(tok, text):
+    assert decode(tok, encode(tok, text)) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_round_trip_any_text(tok, text):
+    assert decode(tok, encode(tok, text)) == text
+
+
+def test_no_prefix_space_invented(tok):
+    assert decode(tok, encode(tok, "x = 1")) == "x = 1"
+    assert not decode(tok, encode(tok, "import os")).startswith(" ")
+
+
+def test_special_token_strings_in_code_are_plain_text(tok):
+    ids = encode(tok, f"s = '{EOT}'")
+    assert special_ids(tok).eot not in ids
+    assert decode(tok, ids) == f"s = '{EOT}'"
+
+
+def test_special_tokens_exist(tok):
+    sp = special_ids(tok)
+    assert len({sp.eot, sp.fim_prefix, sp.fim_middle, sp.fim_suffix, sp.file_sep}) == len(SPECIAL_TOKENS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab (:)\t\n\r=_é1 ")), max_size=80))
+def test_split_at_line_break_tokenizes_like_the_whole(tok, text):
+    # The static-prompt cache depends on this: the text before the cursor's line and the
+    # line itself must tokenize exactly as the whole prefix does.
+    before, line = split_prefix(text)
+    assert before + line == text
+    assert encode(tok, before) + encode(tok, line) == encode(tok, text)
+
+
+def test_static_prompt_is_stable_while_typing_on_a_line(tok):
+    sp = special_ids(tok)
+    prefix = "import os\n\ndef main():\n    pa"
+    a = completion_prompt(tok, sp, "a.py", prefix, "\n")
+    b = completion_prompt(tok, sp, "a.py", prefix + "th = os.", "\n")
+    assert a.static == b.static
+    assert a.dynamic != b.dynamic
+    assert decode(tok, b.ids).endswith("th = os.<|fim_middle|>")
+
+
+def test_corrupt_tokenizer_file_is_a_clear_error(tmp_path):
+    (tmp_path / "tokenizer.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupt tokenizer"):
+        load_tokenizer(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        load_tokenizer(Path(tmp_path / "missing"))
