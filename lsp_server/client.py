@@ -22,6 +22,7 @@ class GhostlineClient(LanguageClient):
     def __init__(self) -> None:
         super().__init__("ghostline-client", "0.1.0")
         self.messages: list[str] = []
+        self.status: dict | None = None
 
         @self.feature(types.WINDOW_SHOW_MESSAGE)
         def _show(params: types.ShowMessageParams) -> None:
@@ -30,6 +31,10 @@ class GhostlineClient(LanguageClient):
         @self.feature(types.WINDOW_LOG_MESSAGE)
         def _log(params: types.LogMessageParams) -> None:
             pass
+
+        @self.feature("ghostline/status")
+        def _status(params) -> None:
+            self.status = params
 
     def open(self, uri: str, text: str, language: str = "python", version: int = 1) -> None:
         self.text_document_did_open(types.DidOpenTextDocumentParams(

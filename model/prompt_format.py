@@ -56,6 +56,31 @@ def split_prefix(prefix: str) -> tuple[str, str]:
     return prefix[:cut], prefix[cut:]
 
 
+# Tokens hold fewer characters than this (checked on code: ~3 on average), so a window of
+# budget * this many characters always yields at least the budget in tokens.
+_MAX_CHARS_PER_TOKEN = 8
+
+
+def _tail_lines(text: str, chars: int) -> str:
+    """The last ``chars`` characters of ``text``, widened to start at a line break.
+
+    Tokenizing only this window instead of a whole file keeps prompt building cheap on
+    long files; starting at a line break keeps its tokens equal to the whole text's.
+    """
+    if len(text) <= chars:
+        return text
+    cut = text.rfind("\n", 0, len(text) - chars)
+    return text[cut:] if cut >= 0 else text
+
+
+def _head_lines(text: str, chars: int) -> str:
+    """The first ``chars`` characters of ``text``, widened to end at a line break."""
+    if len(text) <= chars:
+        return text
+    cut = text.find("\n", chars)
+    return text[:cut] if cut >= 0 else text
+
+
 @dataclass(frozen=True)
 class Prompt:
     """A completion prompt as token ids: a cacheable static part and the per-keystroke rest."""
@@ -86,11 +111,11 @@ def completion_prompt(
     part does not change while typing on one line.
     """
     before, line = split_prefix(prefix)
-    before_ids = encode(tok, before)
+    before_ids = encode(tok, _tail_lines(before, max_prefix_tokens * _MAX_CHARS_PER_TOKEN))
     line_ids = encode(tok, line)
     budget = max(0, max_prefix_tokens - len(line_ids))
     before_ids = before_ids[-budget:] if budget else []
-    suffix_ids = encode(tok, suffix)[:max_suffix_tokens]
+    suffix_ids = encode(tok, _head_lines(suffix, max_suffix_tokens * _MAX_CHARS_PER_TOKEN))[:max_suffix_tokens]
     static = [
         *header_ids(tok, sp, path),
         sp.fim_suffix,

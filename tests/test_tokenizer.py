@@ -74,3 +74,16 @@ def test_corrupt_tokenizer_file_is_a_clear_error(tmp_path):
         load_tokenizer(tmp_path)
     with pytest.raises(FileNotFoundError):
         load_tokenizer(Path(tmp_path / "missing"))
+
+
+def test_long_prefixes_keep_the_last_tokens_of_the_whole_file(tok):
+    sp = special_ids(tok)
+    body = "".join(f"def f{i}(a, b):\n    return a * {i} + b\n\n" for i in range(400))
+    prefix, suffix = body + "x = f1(", ")\n" + body
+    p = completion_prompt(tok, sp, "a.py", prefix, suffix, max_prefix_tokens=100, max_suffix_tokens=50)
+    before, line = split_prefix(prefix)
+    whole_before, whole_line = encode(tok, before), encode(tok, line)
+    assert p.dynamic == whole_line + [sp.fim_middle]
+    assert p.static[-(100 - len(whole_line)):] == whole_before[-(100 - len(whole_line)):]
+    i = p.static.index(sp.fim_suffix)
+    assert p.static[i + 1:i + 51] == encode(tok, suffix)[:50]

@@ -1,0 +1,99 @@
+"""Single-line completion latency through the real language server, as an editor sees it.
+
+Opens a 2,000-line Python file, then simulates typing: at each of N cursor lines it types a
+few characters one by one (didChange) and asks for an inline completion after each
+keystroke.  Reports p50/p95 of request latency with the static-prompt cache on and off.
+
+    .venv/bin/python benchmarks/bench_latency.py [--model DIR] [--lines 30] [--keys 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+from lsprotocol import types
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from lsp_server.client import running_server  # noqa: E402
+
+
+def two_thousand_lines() -> str:
+    src = Path(sysconfig.get_paths()["stdlib"]) / "argparse.py"
+    return "\n".join(src.read_text().split("\n")[:2000]) + "\n"
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def run(model: str | None, reuse: bool, n_lines: int, keys: int, workdir: Path) -> list[float]:
+    text = two_thousand_lines()
+    path = workdir / "big.py"
+    path.write_text(text)
+    uri = path.as_uri()
+    options = {"debounceMs": 0, "staticPromptReuse": reuse, "maxTokens": 24}
+    if model:
+        options["modelPath"] = model
+    lines = text.split("\n")
+    targets = [i for i in range(100, 2000, 1900 // n_lines) if len(lines[i].strip()) > keys + 4][:n_lines]
+    latencies: list[float] = []
+    async with running_server(workdir, options) as client:
+        client.open(uri, text)
+        await client.inline(uri, 0, 0)  # load the model before timing
+        version = 1
+        for line_no in targets:
+            line = lines[line_no]
+            indent = len(line) - len(line.lstrip())
+            # Delete the line's text after its indentation, then type it back key by key.
+            version += 1
+            client.text_document_did_change(types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[types.TextDocumentContentChangePartial(
+                    range=types.Range(start=types.Position(line=line_no, character=indent),
+                                      end=types.Position(line=line_no, character=len(line))), text="")]))
+            for k in range(keys):
+                version += 1
+                col = indent + k
+                client.text_document_did_change(types.DidChangeTextDocumentParams(
+                    text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                    content_changes=[types.TextDocumentContentChangePartial(
+                        range=types.Range(start=types.Position(line=line_no, character=col),
+                                          end=types.Position(line=line_no, character=col)), text=line[col])]))
+                t0 = time.perf_counter()
+                await client.inline(uri, line_no, col + 1)
+                latencies.append(time.perf_counter() - t0)
+            # Restore the line so later prompts see the original file.
+            version += 1
+            client.text_document_did_change(types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[types.TextDocumentContentChangePartial(
+                    range=types.Range(start=types.Position(line=line_no, character=indent),
+                                      end=types.Position(line=line_no, character=indent + keys)), text=line[indent:])]))
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="CTranslate2 model folder (default: the shipped model)")
+    parser.add_argument("--lines", type=int, default=30)
+    parser.add_argument("--keys", type=int, default=4)
+    args = parser.parse_args()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for reuse in (True, False):
+            lat = asyncio.run(run(args.model, reuse, args.lines, args.keys, Path(tmp)))
+            ms = [1000 * x for x in lat]
+            print(f"static prompt reuse {'on ' if reuse else 'off'}: {len(ms)} requests, "
+                  f"p50 {pct(ms, 0.5):.1f} ms, p95 {pct(ms, 0.95):.1f} ms, mean {statistics.mean(ms):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
