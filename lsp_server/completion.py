@@ -20,9 +20,19 @@ from pathlib import Path
 from model.engine import Completion, CompletionEngine, GenerationOptions, ModelLoadError
 from lsp_server.postprocess import clean_single_line
 from lsp_server.prompt import build_prompt
+from lsp_server.retrieval import Retriever
 from lsp_server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class DocumentContext:
+    """What the prompt may draw on besides the document itself."""
+
+    file_path: Path | None = None  # the document's path on disk, if it is a file
+    open_docs: dict[Path, tuple[int, str]] | None = None  # other open documents: (version, text)
+    root: Path | None = None  # workspace folder to retrieve from
 
 
 @dataclass
@@ -93,6 +103,7 @@ class CompletionService:
         self._tickets: dict[str, int] = {}
         self._cancel_events: dict[str, threading.Event] = {}
         self.last_latency: float | None = None
+        self.retriever = Retriever()  # used only from the worker thread
 
     def preload(self, settings: ServerSettings, on_done: Callable[[], None] | None = None) -> None:
         """Load the model in the worker thread so the first completion does not wait for it."""
@@ -110,7 +121,7 @@ class CompletionService:
         return ticket
 
     async def complete(self, uri: str, path: str, text: str, offset: int,
-                       settings: ServerSettings) -> CompletionResult:
+                       settings: ServerSettings, context: DocumentContext | None = None) -> CompletionResult:
         if not settings.enabled:
             return CompletionResult("", None, skipped="disabled")
         ticket = self._supersede(uri)
@@ -124,7 +135,8 @@ class CompletionService:
         t0 = time.perf_counter()
         try:
             result = await loop.run_in_executor(
-                self._executor, self._generate, path, text, offset, settings, cancel
+                self._executor, self._generate, path, text, offset, settings, cancel,
+                context or DocumentContext(),
             )
         except asyncio.CancelledError:
             cancel.set()  # $/cancelRequest: stop the generator at the next token
@@ -137,14 +149,15 @@ class CompletionService:
         return result
 
     def _generate(self, path: str, text: str, offset: int, settings: ServerSettings,
-                  cancel: threading.Event) -> CompletionResult:
+                  cancel: threading.Event, context: DocumentContext) -> CompletionResult:
         if cancel.is_set():
             return CompletionResult("", None, skipped="superseded")
         engine = self.models.get(settings)
         if engine is None:
             return CompletionResult("", None, skipped="no model")
         prefix, suffix = text[:offset], text[offset:]
-        prompt = build_prompt(engine, path, prefix, suffix, settings)
+        prompt = build_prompt(engine, path, prefix, suffix, settings, retriever=self.retriever,
+                              file_path=context.file_path, open_docs=context.open_docs, root=context.root)
         options = GenerationOptions(max_tokens=settings.max_tokens, single_line=True,
                                     reuse_static_prompt=settings.static_prompt_reuse)
         completion = engine.complete(prompt, options, cancelled=cancel.is_set)

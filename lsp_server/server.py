@@ -19,7 +19,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
-from lsp_server.completion import CompletionService
+from lsp_server.completion import CompletionService, DocumentContext
 from lsp_server.settings import ServerSettings, parse_settings
 
 log = logging.getLogger("lsp_server")
@@ -90,6 +90,18 @@ class GhostlineServer(LanguageServer):
             raise JsonRpcInvalidParams(f"document not open: {uri}")
         return doc
 
+    def document_context(self, uri: str) -> DocumentContext:
+        """Where the document lives and what else is open, for retrieval."""
+        if not self.settings.retrieval:
+            return DocumentContext()
+        open_docs: dict[Path, tuple[int, str]] = {}
+        for other_uri, doc in self.workspace.text_documents.items():
+            p = _file_path(other_uri)
+            if p is not None:
+                open_docs[p] = (doc.version or 0, doc.source)
+        root = Path(self.workspace.root_path) if self.workspace.root_path else None
+        return DocumentContext(file_path=_file_path(uri), open_docs=open_docs, root=root)
+
     def display_path(self, uri: str) -> str:
         """Workspace-relative path of a document, for the prompt header."""
         parsed = urlparse(uri)
@@ -121,6 +133,11 @@ class _ClientLogHandler(logging.Handler):
                 self.server.window_log_message(params)
         except Exception:  # noqa: BLE001 - logging must never take the server down
             self.handleError(record)
+
+
+def _file_path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
 
 
 def _cursor(doc: TextDocument, position: types.Position) -> int:
@@ -160,7 +177,7 @@ def create_server() -> GhostlineServer:
         doc = ls.open_document(params.text_document.uri)
         offset = _cursor(doc, params.position)
         result = await ls.completions.complete(
-            doc.uri, ls.display_path(doc.uri), doc.source, offset, ls.settings
+            doc.uri, ls.display_path(doc.uri), doc.source, offset, ls.settings, ls.document_context(doc.uri)
         )
         if result.completion is not None:
             ls.send_status()
@@ -174,7 +191,7 @@ def create_server() -> GhostlineServer:
         doc = ls.open_document(params.text_document.uri)
         offset = _cursor(doc, params.position)
         result = await ls.completions.complete(
-            doc.uri, ls.display_path(doc.uri), doc.source, offset, ls.settings
+            doc.uri, ls.display_path(doc.uri), doc.source, offset, ls.settings, ls.document_context(doc.uri)
         )
         if not result.text:
             return types.CompletionList(is_incomplete=True, items=[])

@@ -33,8 +33,10 @@ class ServerSettings:
     max_tokens: int = 48
     debounce_ms: int = 25  # wait this long for the next keystroke before generating
     static_prompt_reuse: bool = True
-    max_prefix_tokens: int = 320
+    max_prefix_tokens: int = 320  # also capped by the model's context length
     max_suffix_tokens: int = 96
+    retrieval: bool = True  # similar code from other files as prompt context
+    retrieval_tokens: int = 64  # prompt budget for that context
 
     def resolved_model_path(self) -> Path:
         return Path(self.model_path or default_model_path()).expanduser()
@@ -43,7 +45,7 @@ class ServerSettings:
 _CAMEL = {f.name: "".join(w.capitalize() if i else w for i, w in enumerate(f.name.split("_")))
           for f in fields(ServerSettings)}
 _LIMITS = {"max_tokens": (1, 512), "debounce_ms": (0, 2000), "cpu_threads": (0, 256),
-           "max_prefix_tokens": (16, 4096), "max_suffix_tokens": (0, 2048)}
+           "max_prefix_tokens": (16, 4096), "max_suffix_tokens": (0, 2048), "retrieval_tokens": (0, 2048)}
 _CHOICES = {"device": ("auto", "cpu", "cuda")}
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import ctranslate2
 
+from model.config import ModelConfig
 from model.prompt_format import Prompt
 from model.tokenizer import load_tokenizer, special_ids
 
@@ -79,6 +80,10 @@ class CompletionEngine:
             )
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelLoadError(f"cannot load {self.model_dir}: {exc}") from exc
+        try:
+            self.max_seq_len = ModelConfig.load(self.model_dir).max_seq_len
+        except (OSError, ValueError, TypeError):
+            self.max_seq_len = 2048  # a model exported elsewhere: assume a common context
         vocab = self.tokenizer.get_vocab_size()
         self._tokens = [self.tokenizer.id_to_token(i) for i in range(vocab)]
         self._lock = threading.Lock()  # one generation at a time: the CPU has no spare cores

@@ -96,6 +96,35 @@ def _cmd_complete(args: argparse.Namespace) -> None:
     print(result)
 
 
+def _cmd_eval_lines(args: argparse.Namespace) -> None:
+    from training.eval_lines import evaluate_lines
+
+    if not args.examples.is_file():
+        raise CliError(f"no such file: {args.examples}")
+    options: dict = {"retrieval": not args.no_retrieval}
+    if args.model:
+        options["modelPath"] = str(args.model)
+    try:
+        report = evaluate_lines(args.examples, args.repos, options, limit=args.limit, verbose=True)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from None
+    if args.dump:
+        import json
+
+        args.dump.write_text("\n".join(json.dumps(r) for r in report.rows) + "\n")
+    print(f"line completion ({'no retrieval' if args.no_retrieval else 'with retrieval'}): {report.line()}")
+
+
+def _cmd_eval_ppl(args: argparse.Namespace) -> None:
+    from training.eval_ppl import perplexity
+
+    files = sorted(args.files.rglob("*.py")) if args.files.is_dir() else [args.files]
+    if not files:
+        raise CliError(f"no .py files under {args.files}")
+    ppl, n = perplexity(args.model, files, args.files if args.files.is_dir() else args.files.parent)
+    print(f"perplexity {ppl:.2f} over {n:,} tokens of {len(files)} files ({args.files})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ghostline", description="Private, offline code completion.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +159,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=_existing_dir)
     p.add_argument("--max-tokens", type=_positive_int, default=48)
     p.set_defaults(func=_cmd_complete)
+
+    p = sub.add_parser("eval", help="evaluate models and retrieval")
+    evals = p.add_subparsers(dest="eval_command", required=True)
+    e = evals.add_parser("lines", help="line completion EM/ES through the language server")
+    e.add_argument("examples", type=Path, help="line_completion_*.jsonl")
+    e.add_argument("--repos", type=_existing_dir, required=True, help="folder holding the examples' repositories")
+    e.add_argument("--model", type=_existing_dir, help="CTranslate2 model folder (default: the shipped model)")
+    e.add_argument("--no-retrieval", action="store_true", help="switch off repository context")
+    e.add_argument("--limit", type=_positive_int, help="only the first N examples")
+    e.add_argument("--dump", type=Path, help="write per-example predictions (JSON lines) here")
+    e.set_defaults(func=_cmd_eval_lines)
+    e = evals.add_parser("ppl", help="perplexity of a CTranslate2 model on held-out files")
+    e.add_argument("model", type=_existing_dir)
+    e.add_argument("--files", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
+                   / "repos" / "requests", help="a file or folder of .py files (default: the requests dev repo)")
+    e.set_defaults(func=_cmd_eval_ppl)
     return parser
 
 

@@ -1,0 +1,181 @@
+"""Repository context for completions: similar code from other files, found by Jaccard
+similarity of identifier sets over sliding line windows.
+
+The query is the few lines *above* the cursor's line, never the line being typed, so the
+retrieved context (which sits in the static part of the prompt) stays the same for every
+keystroke on a line.  Open documents shadow their files on disk; the file being edited is
+never a source, so neither its saved copy nor anything else can leak its future.  Scanning
+stops at a time cap and keeps the best snippets found so far.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", "build", "dist",
+              ".tox", ".mypy_cache", ".pytest_cache", "site-packages"}
+_FAMILIES = [{".py", ".pyi"}, {".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx"}]
+_COMMENT = {".py": "#", ".pyi": "#"}
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    window_lines: int = 8
+    stride: int = 4
+    query_lines: int = 8
+    top_k: int = 2
+    min_score: float = 0.15
+    max_files: int = 2000
+    max_file_bytes: int = 300_000
+    time_cap_s: float = 0.05
+    rescan_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Snippet:
+    path: str
+    start_line: int
+    text: str
+    score: float
+
+
+@dataclass
+class _FileWindows:
+    stamp: object
+    windows: list[tuple[int, frozenset[str], str]]
+
+
+def identifiers(text: str) -> frozenset[str]:
+    return frozenset(_IDENT.findall(text))
+
+
+def _family(suffix: str) -> set[str]:
+    for fam in _FAMILIES:
+        if suffix in fam:
+            return fam
+    return {suffix}
+
+
+class Retriever:
+    """Windows of workspace files, refreshed lazily by modification time."""
+
+    def __init__(self, config: RetrievalConfig | None = None) -> None:
+        self.config = config or RetrievalConfig()
+        self._files: dict[str, _FileWindows] = {}
+        self._listing: dict[str, list[Path]] = {}
+        self._listed_at: dict[str, float] = {}
+
+    def _windows(self, text: str) -> list[tuple[int, frozenset[str], str]]:
+        cfg = self.config
+        lines = text.split("\n")
+        out = []
+        for start in range(0, max(1, len(lines) - cfg.window_lines + 1), cfg.stride):
+            chunk = "\n".join(lines[start:start + cfg.window_lines])
+            ids = identifiers(chunk)
+            if ids:
+                out.append((start, ids, chunk))
+        return out
+
+    def _list(self, root: Path, suffixes: set[str]) -> list[Path]:
+        key = f"{root}|{','.join(sorted(suffixes))}"
+        now = time.monotonic()
+        if key in self._listing and now - self._listed_at[key] < self.config.rescan_s:
+            return self._listing[key]
+        found: list[Path] = []
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+            for name in sorted(filenames):
+                if os.path.splitext(name)[1] in suffixes:
+                    found.append(Path(dirpath) / name)
+                    if len(found) >= self.config.max_files:
+                        break
+            if len(found) >= self.config.max_files:
+                break
+        self._listing[key], self._listed_at[key] = found, now
+        return found
+
+    def _file_windows(self, key: str, stamp: object, read) -> list[tuple[int, frozenset[str], str]]:
+        cached = self._files.get(key)
+        if cached is not None and cached.stamp == stamp:
+            return cached.windows
+        text = read()
+        if text is None:
+            return []
+        windows = self._windows(text)
+        self._files[key] = _FileWindows(stamp, windows)
+        return windows
+
+    def retrieve(self, current: Path, before: str, open_docs: dict[Path, tuple[int, str]],
+                 root: Path | None) -> list[Snippet]:
+        """Best snippets for a cursor whose preceding lines are ``before``.
+
+        ``open_docs`` maps paths to (version, text) of documents open in the editor.
+        """
+        cfg = self.config
+        query = identifiers("\n".join(before.split("\n")[-cfg.query_lines:]))
+        if not query:
+            return []
+        deadline = time.monotonic() + cfg.time_cap_s
+        fam = _family(current.suffix)
+        current = current.resolve() if current.is_absolute() else current
+        sources: list[tuple[Path, object, object]] = []
+        for path, (version, text) in open_docs.items():
+            if path != current and path.suffix in fam:
+                sources.append((path, ("open", version), lambda t=text: t))
+        if root is not None and root.is_dir():
+            for path in self._list(root, fam):
+                if path == current or path in open_docs:
+                    continue
+                sources.append((path, None, path))
+        scored: list[tuple[float, str, int, str]] = []
+        for path, stamp, reader in sources:
+            if time.monotonic() > deadline:
+                break
+            if stamp is None:  # a file on disk: stamp by mtime and size
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                if st.st_size > cfg.max_file_bytes:
+                    continue
+                stamp = (st.st_mtime_ns, st.st_size)
+                reader = (lambda p=path: _read(p))
+            for start, ids, chunk in self._file_windows(str(path), stamp, reader):
+                inter = len(query & ids)
+                if inter:
+                    score = inter / len(query | ids)
+                    if score >= cfg.min_score:
+                        scored.append((score, str(path), start, chunk))
+        scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+        picked: list[Snippet] = []
+        for score, path, start, chunk in scored:
+            if any(p.path == path and abs(p.start_line - start) < cfg.window_lines for p in picked):
+                continue
+            shown = os.path.relpath(path, root) if root else Path(path).name
+            picked.append(Snippet(shown, start, chunk, score))
+            if len(picked) >= cfg.top_k:
+                break
+        return picked
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def format_context(snippets: list[Snippet], suffix: str) -> str:
+    """Snippets as comments in the language of the file being edited, best last (nearest
+    the cursor, where a small model attends most)."""
+    mark = _COMMENT.get(suffix, "//")
+    parts = []
+    for s in reversed(snippets):
+        body = "\n".join(f"{mark} {line}" if line else mark for line in s.text.split("\n"))
+        parts.append(f"{mark} Compare this snippet from {s.path}:\n{body}\n")
+    return "".join(parts)

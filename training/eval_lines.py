@@ -1,0 +1,161 @@
+"""Line-completion evaluation through the real language server, the way an editor asks.
+
+For each example the document is ``prefix + "\\n" + suffix`` (the rest of the line removed)
+and the server is asked for an inline completion at the end of ``prefix``.  The server's
+workspace is a copy of the example's repository in which every evaluated line is cut at
+its cut point: the disk must not hold the answers, as it would not while a person types.
+
+Scores follow CodeXGLUE line completion: the first line of the completion, stripped;
+EM = ``pred.split() == gt.split()``; ES = edit similarity 0-100.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rapidfuzz import fuzz
+
+
+@dataclass
+class LineExample:
+    id: str
+    repo: str
+    path: str
+    line_no: int  # 1-based
+    cut_col: int  # 0-based, characters
+    gt: str
+
+
+@dataclass
+class LineEvalReport:
+    n: int = 0
+    em: float = 0.0
+    es: float = 0.0
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    rows: list[dict] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"{self.n} examples: EM {self.em:.1f}  ES {self.es:.1f}  "
+                f"latency p50 {self.p50_ms:.0f} ms  p95 {self.p95_ms:.0f} ms")
+
+
+def load_examples(path: Path) -> list[LineExample]:
+    rows = []
+    for n, raw in enumerate(Path(path).read_text().splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            d = json.loads(raw)
+            rows.append(LineExample(d["id"], d["repo"], d["path"], int(d["line_no"]), int(d["cut_col"]), d["gt"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{n}: not a line-completion example ({exc})") from None
+    return rows
+
+
+def score(pred: str, gt: str) -> tuple[bool, float]:
+    first = pred.split("\n", 1)[0].strip()
+    gt = gt.strip()
+    return first.split() == gt.split(), fuzz.ratio(first, gt)
+
+
+def split_document(text: str, ex: LineExample) -> tuple[str, str]:
+    """(prefix, suffix) of the example in ``text``, the file's contents."""
+    lines = text.split("\n")
+    before = "\n".join(lines[: ex.line_no - 1])
+    prefix = (before + "\n" if ex.line_no > 1 else "") + lines[ex.line_no - 1][: ex.cut_col]
+    suffix = "\n".join(lines[ex.line_no:])
+    return prefix, suffix
+
+
+def masked_copy(repo: Path, examples: list[LineExample], dest: Path) -> None:
+    """Copy ``repo`` to ``dest`` with every example's line cut at its cut point."""
+    shutil.copytree(repo, dest, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    by_file: dict[str, list[LineExample]] = defaultdict(list)
+    for ex in examples:
+        by_file[ex.path].append(ex)
+    for rel, exs in by_file.items():
+        f = dest / rel
+        lines = f.read_text(encoding="utf-8").split("\n")
+        for ex in exs:
+            lines[ex.line_no - 1] = lines[ex.line_no - 1][: ex.cut_col]
+        f.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+async def _eval_repo(repo: Path, examples: list[LineExample], options: dict, report: LineEvalReport,
+                     latencies: list[float], progress) -> None:
+    from lsp_server.client import running_server
+
+    with tempfile.TemporaryDirectory(prefix="ghostline-eval-") as tmp:
+        work = Path(tmp) / repo.name
+        masked_copy(repo, examples, work)
+        async with running_server(work, options) as client:
+            warm = (work / examples[0].path).as_uri()
+            client.open(warm, "import os\n")
+            await client.inline(warm, 1, 0)  # the model loads here, not in the first timing
+            client.text_document_did_close(_close(warm))
+            for ex in examples:
+                text = (repo / ex.path).read_text(encoding="utf-8")
+                prefix, suffix = split_document(text, ex)
+                uri = (work / ex.path).as_uri()
+                client.open(uri, prefix + "\n" + suffix)
+                line = prefix.rsplit("\n", 1)[-1]
+                t0 = time.perf_counter()
+                pred = await client.inline(uri, ex.line_no - 1, _utf16(line))
+                latencies.append(time.perf_counter() - t0)
+                client.text_document_did_close(_close(uri))
+                em, es = score(pred, ex.gt)
+                report.rows.append({"id": ex.id, "pred": pred.split("\n", 1)[0], "gt": ex.gt, "em": em, "es": es})
+                progress()
+
+
+def _close(uri: str):
+    from lsprotocol import types
+
+    return types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+
+
+def evaluate_lines(examples_file: Path, repos: Path, options: dict | None = None,
+                   limit: int | None = None, verbose: bool = False) -> LineEvalReport:
+    examples = load_examples(examples_file)
+    if limit:
+        examples = examples[:limit]
+    by_repo: dict[str, list[LineExample]] = defaultdict(list)
+    for ex in examples:
+        by_repo[ex.repo].append(ex)
+    for name in by_repo:
+        if not (repos / name).is_dir():
+            raise FileNotFoundError(f"repository {name!r} not found under {repos}")
+    report, latencies = LineEvalReport(), []
+    done = [0]
+
+    def progress() -> None:
+        done[0] += 1
+        if verbose and done[0] % 50 == 0:
+            r = report.rows
+            print(f"  {done[0]}/{len(examples)}: EM {100 * sum(x['em'] for x in r) / len(r):.1f} "
+                  f"ES {statistics.mean(x['es'] for x in r):.1f}", flush=True)
+
+    opts = {"debounceMs": 0, **(options or {})}
+    for name, exs in by_repo.items():
+        asyncio.run(_eval_repo(repos / name, exs, opts, report, latencies, progress))
+    report.n = len(report.rows)
+    if report.n:
+        report.em = 100 * sum(r["em"] for r in report.rows) / report.n
+        report.es = statistics.mean(r["es"] for r in report.rows)
+        ms = sorted(1000 * x for x in latencies)
+        report.p50_ms = ms[len(ms) // 2]
+        report.p95_ms = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
+    return report
