@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import {
   CloseAction, CloseHandlerResult, DidChangeConfigurationNotification, ErrorAction,
-  LanguageClient, LanguageClientOptions, State, TransportKind,
+  LanguageClient, LanguageClientOptions, State,
 } from 'vscode-languageclient/node';
 import { Backoff } from './backoff';
 import { SECTION, pythonCandidates, resolvePython, serverSettingNames, serverSettings } from './config';
@@ -77,7 +77,7 @@ export class Server implements vscode.Disposable {
         closed: () => this.closed(backoff, () => this.stopping || this.client !== client),
       },
     };
-    client = new LanguageClient(SECTION, 'ghostline', { command: python, args: ['-m', 'lsp_server'], transport: TransportKind.stdio }, options);
+    client = new LanguageClient(SECTION, 'ghostline', { command: python, args: ['-m', 'lsp_server'] }, options);
     client.onDidChangeState(({ newState }) => {
       if (newState === State.Starting) this.status.loading();
       if (newState === State.Running) backoff.started();

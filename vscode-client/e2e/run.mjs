@@ -1,0 +1,107 @@
+// End-to-end: the packaged extension in a real VS Code (code-server) in Chromium, talking
+// to the real language server. Ghost text appears and Tab accepts it; "Find Similar Code"
+// lists a function's copy with its score. Screenshots go to e2e/screenshots/.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cleanup, client, launchBrowser, makeRun, repo, startCodeServer, waitFor, writeSettings } from './harness.mjs';
+
+const shots = process.env.E2E_SCREENSHOTS ?? path.join(client, 'e2e', 'screenshots');
+const vsix = path.join(client, 'ghostline.vsix');
+const venv = path.join(repo, '.venv', 'bin', 'python');
+const step = (what) => console.log(`[e2e ${new Date().toISOString().slice(11, 19)}] ${what}`);
+
+async function command(page, title) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor();
+  await input.fill(`>${title}`);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
+  await page.keyboard.press('Enter');
+}
+
+async function openFile(page, name) {
+  await page.keyboard.press('Control+P');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor();
+  await input.fill(name);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor();
+  await page.keyboard.press('Enter');
+  await page.locator('.tab.active', { hasText: name }).waitFor();
+  await page.locator('.monaco-editor .view-lines').first().click();
+}
+
+async function main(run, state) {
+  // Any model path for development comes from E2E_MODEL_PATH; by default the shipped model.
+  const model = process.env.E2E_MODEL_PATH ? { 'ghostline.modelPath': process.env.E2E_MODEL_PATH } : {};
+  writeSettings(run, { 'ghostline.pythonPath': fs.existsSync(venv) ? venv : 'python3', ...model });
+  step('starting code-server');
+  state.server = await startCodeServer(run, vsix);
+  state.browser = await launchBrowser(run);
+  const page = await state.browser.newPage({ viewport: { width: 1400, height: 860 } });
+  await page.goto(`${state.server.url}/?folder=${encodeURIComponent(run.ws)}`);
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  step('workbench loaded; waiting for the ghostline server to be ready');
+  const status = page.locator('.statusbar-item', { hasText: 'ghostline' });
+  await status.locator('.codicon-sparkle').waitFor({ timeout: 120_000 });
+  step(`status bar: ${await status.innerText()}`);
+
+  await openFile(page, 'main.py');
+  await page.keyboard.press('Control+End');
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('Enter');
+  await page.keyboard.type('def count_lines(path):');
+  await page.keyboard.press('Enter');
+  // Keystrokes can race the provider's registration: retype the last character until ghost text shows.
+  const ghost = page.locator('.ghost-text-decoration, .ghost-text');
+  await waitFor(async () => {
+    if (await ghost.count()) return true;
+    await page.keyboard.type('r');
+    await page.waitForTimeout(3000);
+    if (await ghost.count()) return true;
+    await page.keyboard.press('Backspace');
+    return false;
+  }, 90_000, 'ghost text');
+  const suggestion = (await ghost.allInnerTexts()).join('\n');
+  step(`ghost text: ${JSON.stringify(suggestion)}`);
+  await page.screenshot({ path: path.join(shots, 'ghost-text.png') });
+  const file = path.join(run.ws, 'main.py');
+  const before = fs.readFileSync(file, 'utf8');
+  await page.keyboard.press('Tab');
+  await waitFor(async () => (await ghost.count()) === 0, 10_000, 'ghost text to be accepted');
+  await page.keyboard.press('Control+S');
+  const after = await waitFor(() => { const t = fs.readFileSync(file, 'utf8'); return t !== before && t; }, 10_000, 'saved file');
+  const firstLine = suggestion.split('\n')[0].trim();
+  assert.ok(after.includes('def count_lines(path):'), 'typed text saved');
+  assert.ok(!firstLine || after.includes(firstLine), `accepted text ${JSON.stringify(firstLine)} in the file`);
+  step('Tab accepted the completion; the document changed');
+
+  await openFile(page, 'smoothing.py');
+  await page.keyboard.press('Control+G');
+  await page.keyboard.type('4');
+  await page.keyboard.press('Enter');
+  for (let i = 0; i < 12; i++) await page.keyboard.press('Shift+ArrowDown');
+  await command(page, 'ghostline: Find Similar Code');
+  const row = page.locator('.monaco-list-row', { hasText: 'metrics.py' }).filter({ hasText: /\d\.\d\d/ });
+  await row.first().waitFor({ timeout: 60_000 });
+  step(`similar: ${(await row.first().innerText()).replace(/\s+/g, ' ')}`);
+  await page.screenshot({ path: path.join(shots, 'find-similar.png') });
+}
+
+const run = makeRun();
+const state = {};
+fs.mkdirSync(shots, { recursive: true });
+const watchdog = setTimeout(() => { console.error('e2e: overall timeout'); void cleanup(run, state.server, state.browser).then(() => process.exit(1)); }, 300_000);
+try {
+  await main(run, state);
+  console.log(`e2e passed; screenshots in ${shots}`);
+} catch (error) {
+  process.exitCode = 1;
+  console.error(error);
+  await state.browser?.contexts()[0]?.pages()[0]?.screenshot({ path: path.join(shots, 'failure.png') }).catch(() => {});
+  console.error(`code-server log: ${path.join(run.root, 'code-server.log')}`);
+} finally {
+  clearTimeout(watchdog);
+  await cleanup(run, state.server, state.browser);
+  if (!process.exitCode && !process.env.E2E_KEEP) fs.rmSync(run.root, { recursive: true, force: true });
+}
