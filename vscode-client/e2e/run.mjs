@@ -20,6 +20,18 @@ async function command(page, title) {
   await page.keyboard.press('Enter');
 }
 
+/** Logs the notifications shown so far, fails on ghostline errors, then clears them. */
+async function checkNotifications(page) {
+  const shown = await page.$$eval('.notification-list-item', (items) => items.map((item) => ({
+    error: Boolean(item.querySelector('.codicon-error')),
+    text: item.querySelector('.notification-list-item-message')?.textContent ?? '',
+  })));
+  shown.forEach((n) => step(`notification: ${n.text}`));
+  const errors = shown.filter((n) => n.error && /ghostline/.test(n.text));
+  assert.deepEqual(errors, [], 'ghostline showed errors');
+  if (shown.length) await command(page, 'Notifications: Clear All Notifications');
+}
+
 async function openFile(page, name) {
   await page.keyboard.press('Control+P');
   const input = page.locator('.quick-input-widget input');
@@ -45,6 +57,7 @@ async function main(run, state) {
   const status = page.locator('.statusbar-item', { hasText: 'ghostline' });
   await status.locator('.codicon-sparkle').waitFor({ timeout: 120_000 });
   step(`status bar: ${await status.innerText()}`);
+  await checkNotifications(page);
 
   await openFile(page, 'main.py');
   await page.keyboard.press('Control+End');
@@ -85,6 +98,8 @@ async function main(run, state) {
   const row = page.locator('.monaco-list-row', { hasText: 'metrics.py' }).filter({ hasText: /\d\.\d\d/ });
   await row.first().waitFor({ timeout: 60_000 });
   step(`similar: ${(await row.first().innerText()).replace(/\s+/g, ' ')}`);
+  await checkNotifications(page);
+  await row.first().click();
   await page.screenshot({ path: path.join(shots, 'find-similar.png') });
 }
 

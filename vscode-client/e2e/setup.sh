@@ -5,6 +5,7 @@
 # cache, and playwright-core never fetches browsers.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
 
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
@@ -14,6 +15,12 @@ if ((${#missing[@]})); then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+fi
+
+# The language server runs from the repository's .venv (created here in a fresh clone).
+if [ ! -x "$repo/.venv/bin/python" ]; then
+  python3 -m venv "$repo/.venv"
+  "$repo/.venv/bin/pip" install -q -e "$repo"
 fi
 
 (cd "$here/.." && { [ -d node_modules ] || npm ci; } && npm run package)
