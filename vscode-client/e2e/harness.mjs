@@ -98,9 +98,13 @@ export async function cleanup(run, server, browser) {
   }
 }
 
-function strays(root) {
+/** Processes carrying this run's marker in their environment: everything it started. */
+export function processes(root) {
   const marker = `GHOSTLINE_E2E_RUN=${root}\0`;
-  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid).filter((pid) => {
-    try { return fs.readFileSync(`/proc/${pid}/environ`, 'latin1').includes(marker); } catch { return false; }
-  }).map(Number);
+  const read = (pid, what) => { try { return fs.readFileSync(`/proc/${pid}/${what}`, 'latin1'); } catch { return ''; } };
+  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
+    .filter((pid) => read(pid, 'environ').includes(marker))
+    .map((pid) => ({ pid: Number(pid), cmdline: read(pid, 'cmdline').replace(/\0/g, ' ') }));
 }
+
+const strays = (root) => processes(root).map((p) => p.pid);

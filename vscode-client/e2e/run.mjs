@@ -4,45 +4,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanup, client, launchBrowser, makeRun, repo, startCodeServer, waitFor, writeSettings } from './harness.mjs';
+import { cleanup, client, launchBrowser, makeRun, processes, repo, startCodeServer, waitFor, writeSettings } from './harness.mjs';
+import { checkNotifications, command, openFile, step, waitForStatus } from './workbench.mjs';
 
 const shots = process.env.E2E_SCREENSHOTS ?? path.join(client, 'e2e', 'screenshots');
 const vsix = path.join(client, 'ghostline.vsix');
 const venv = path.join(repo, '.venv', 'bin', 'python');
-const step = (what) => console.log(`[e2e ${new Date().toISOString().slice(11, 19)}] ${what}`);
-
-async function command(page, title) {
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor();
-  await input.fill(`>${title}`);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
-  await page.keyboard.press('Enter');
-}
-
-/** Logs the notifications shown so far, fails on ghostline errors, then clears them. */
-async function checkNotifications(page) {
-  const shown = await page.$$eval('.notification-list-item', (items) => items.map((item) => ({
-    error: Boolean(item.querySelector('.codicon-error')),
-    text: item.querySelector('.notification-list-item-message')?.textContent ?? '',
-  })));
-  shown.forEach((n) => step(`notification: ${n.text}`));
-  const errors = shown.filter((n) => n.error && /ghostline/.test(n.text));
-  assert.deepEqual(errors, [], 'ghostline showed errors');
-  if (shown.length) await command(page, 'Notifications: Clear All Notifications');
-}
-
-async function openFile(page, name) {
-  await page.keyboard.press('Control+P');
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor();
-  await input.fill(name);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor();
-  await page.keyboard.press('Enter');
-  await page.locator('.tab.active', { hasText: name }).waitFor();
-  await page.locator('.monaco-editor .view-lines').first().click();
-}
-
 async function main(run, state) {
   // Any model path for development comes from E2E_MODEL_PATH; by default the shipped model.
   const model = process.env.E2E_MODEL_PATH ? { 'ghostline.modelPath': process.env.E2E_MODEL_PATH } : {};
@@ -54,9 +21,7 @@ async function main(run, state) {
   await page.goto(`${state.server.url}/?folder=${encodeURIComponent(run.ws)}`);
   await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
   step('workbench loaded; waiting for the ghostline server to be ready');
-  const status = page.locator('.statusbar-item', { hasText: 'ghostline' });
-  await status.locator('.codicon-sparkle').waitFor({ timeout: 120_000 });
-  step(`status bar: ${await status.innerText()}`);
+  step(`status bar: ${await waitForStatus(page, 'sparkle', 120_000)}`);
   await checkNotifications(page);
 
   await openFile(page, 'main.py');
@@ -88,6 +53,16 @@ async function main(run, state) {
   assert.ok(after.includes('def count_lines(path):'), 'typed text saved');
   assert.ok(!firstLine || after.includes(firstLine), `accepted text ${JSON.stringify(firstLine)} in the file`);
   step('Tab accepted the completion; the document changed');
+
+  await command(page, 'ghostline: Toggle Completions');
+  step(`toggled: ${await waitForStatus(page, 'circle-slash')}`);
+  await command(page, 'ghostline: Toggle Completions');
+  step(`toggled: ${await waitForStatus(page, 'sparkle')}`);
+  const servers = processes(run.root).filter((p) => p.cmdline.includes('lsp_server'));
+  assert.equal(servers.length, 1, 'one language server');
+  process.kill(servers[0].pid, 'SIGKILL');
+  step(`killed the server: ${await waitForStatus(page, 'error')}`);
+  step(`restarted after a crash: ${await waitForStatus(page, 'sparkle')}`);
 
   await openFile(page, 'smoothing.py');
   await page.keyboard.press('Control+G');
