@@ -13,7 +13,8 @@ const venv = path.join(repo, '.venv', 'bin', 'python');
 async function main(run, state) {
   // Any model path for development comes from E2E_MODEL_PATH; by default the shipped model.
   const model = process.env.E2E_MODEL_PATH ? { 'ghostline.modelPath': process.env.E2E_MODEL_PATH } : {};
-  writeSettings(run, { 'ghostline.pythonPath': fs.existsSync(venv) ? venv : 'python3', ...model });
+  const python = process.env.E2E_PYTHON ?? (fs.existsSync(venv) ? venv : 'python3');
+  writeSettings(run, { 'ghostline.pythonPath': python, ...model });
   step('starting code-server');
   state.server = await startCodeServer(run, vsix);
   state.browser = await launchBrowser(run);
@@ -70,11 +71,20 @@ async function main(run, state) {
   await page.keyboard.press('Enter');
   for (let i = 0; i < 12; i++) await page.keyboard.press('Shift+ArrowDown');
   await command(page, 'ghostline: Find Similar Code');
-  const row = page.locator('.monaco-list-row', { hasText: 'metrics.py' }).filter({ hasText: /\d\.\d\d/ });
+  // The copy, metrics.rolling_mean, is listed with its score; opening it shows its code.
+  const row = page.locator('.monaco-list-row', { hasText: 'metrics.py' })
+    .filter({ hasText: 'rolling_mean' }).filter({ hasText: /\b[01]\.\d\d\b/ });
   await row.first().waitFor({ timeout: 60_000 });
-  step(`similar: ${(await row.first().innerText()).replace(/\s+/g, ' ')}`);
+  step(`similar: ${(await page.locator('.monaco-list-row', { hasText: /\d\.\d\d/ }).allInnerTexts()).join(' | ').replace(/\s+/g, ' ')}`);
   await checkNotifications(page);
   await row.first().click();
+  await page.locator('.editor-instance .view-lines', { hasText: 'def rolling_mean' }).waitFor();
+  const sash = await page.locator('.part.sidebar').boundingBox();
+  await page.mouse.move(sash.x + sash.width, sash.y + 200);
+  await page.mouse.down();
+  await page.mouse.move(sash.x + sash.width + 180, sash.y + 200, { steps: 5 });
+  await page.mouse.up();
+  await page.mouse.move(900, 700);
   await page.screenshot({ path: path.join(shots, 'find-similar.png') });
 }
 
