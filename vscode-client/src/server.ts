@@ -12,7 +12,6 @@ import { StatusBar } from './statusBar';
 
 export class Server implements vscode.Disposable {
   client: LanguageClient | undefined;
-  private stopping = false;
 
   constructor(private readonly context: vscode.ExtensionContext,
               private readonly output: vscode.LogOutputChannel,
@@ -33,7 +32,6 @@ export class Server implements vscode.Disposable {
   }
 
   async start(): Promise<void> {
-    this.stopping = false;
     const client = this.create(this.python());
     this.client = client;
     try {
@@ -44,11 +42,14 @@ export class Server implements vscode.Disposable {
   }
 
   async stop(): Promise<void> {
-    this.stopping = true;
     const client = this.client;
     this.client = undefined;
-    if (client?.needsStop()) await client.stop();
-    await client?.dispose();
+    try {
+      await client?.dispose();
+    } catch (error) {
+      // A server that never started or already died has nothing to shut down.
+      this.output.info(`stopping the server: ${error instanceof Error ? error.message : error}`);
+    }
   }
 
   async restart(): Promise<void> {
@@ -74,7 +75,7 @@ export class Server implements vscode.Disposable {
       initializationOptions: () => this.settings(),
       errorHandler: {
         error: (_error, _message, count) => ({ action: (count ?? 0) <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown }),
-        closed: () => this.closed(backoff, () => this.stopping || this.client !== client),
+        closed: () => this.closed(backoff, () => this.client !== client),
       },
     };
     client = new LanguageClient(SECTION, 'ghostline', { command: python, args: ['-m', 'lsp_server'] }, options);
