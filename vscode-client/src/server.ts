@@ -12,6 +12,8 @@ import { StatusBar } from './statusBar';
 
 export class Server implements vscode.Disposable {
   client: LanguageClient | undefined;
+  // Files changed outside the editor reach the server's similarity index.
+  private readonly watcher = vscode.workspace.createFileSystemWatcher('**/*');
 
   constructor(private readonly context: vscode.ExtensionContext,
               private readonly output: vscode.LogOutputChannel,
@@ -72,6 +74,7 @@ export class Server implements vscode.Disposable {
     const options: LanguageClientOptions = {
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
       outputChannel: this.output,
+      synchronize: { fileEvents: this.watcher },
       initializationOptions: () => this.settings(),
       errorHandler: {
         error: (_error, _message, count) => ({ action: (count ?? 0) <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown }),
@@ -105,6 +108,7 @@ export class Server implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.watcher.dispose();
     void this.stop();
   }
 }
