@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.engine import Completion, CompletionEngine, GenerationOptions, ModelLoadError
-from lsp_server.postprocess import clean_single_line
+from lsp_server.blocks import block_stop_rule, empty_block_at_cursor, language_of, trim_to_valid
+from lsp_server.cache import TypeAheadCache
+from lsp_server.postprocess import clean_block, clean_single_line
 from lsp_server.prompt import build_prompt
 from lsp_server.retrieval import Retriever
 from lsp_server.settings import ServerSettings
@@ -33,6 +35,8 @@ class DocumentContext:
     file_path: Path | None = None  # the document's path on disk, if it is a file
     open_docs: dict[Path, tuple[int, str]] | None = None  # other open documents: (version, text)
     root: Path | None = None  # workspace folder to retrieve from
+    uri: str = ""
+    language_id: str | None = None
 
 
 @dataclass
@@ -104,6 +108,7 @@ class CompletionService:
         self._cancel_events: dict[str, threading.Event] = {}
         self.last_latency: float | None = None
         self.retriever = Retriever()  # used only from the worker thread
+        self.cache = TypeAheadCache()
 
     def preload(self, settings: ServerSettings, on_done: Callable[[], None] | None = None) -> None:
         """Load the model in the worker thread so the first completion does not wait for it."""
@@ -125,6 +130,9 @@ class CompletionService:
         if not settings.enabled:
             return CompletionResult("", None, skipped="disabled")
         ticket = self._supersede(uri)
+        cached = self.cache.get(uri, text[:offset], text[offset:])
+        if cached is not None:
+            return CompletionResult(cached, None, skipped="cached")
         if settings.debounce_ms:
             await asyncio.sleep(settings.debounce_ms / 1000)
         if self._tickets.get(uri) != ticket:
@@ -136,7 +144,7 @@ class CompletionService:
         try:
             result = await loop.run_in_executor(
                 self._executor, self._generate, path, text, offset, settings, cancel,
-                context or DocumentContext(),
+                context or DocumentContext(uri=uri),
             )
         except asyncio.CancelledError:
             cancel.set()  # $/cancelRequest: stop the generator at the next token
@@ -156,17 +164,52 @@ class CompletionService:
         if engine is None:
             return CompletionResult("", None, skipped="no model")
         prefix, suffix = text[:offset], text[offset:]
-        prompt = build_prompt(engine, path, prefix, suffix, settings, retriever=self.retriever,
-                              file_path=context.file_path, open_docs=context.open_docs, root=context.root)
-        options = GenerationOptions(max_tokens=settings.max_tokens, single_line=True,
+        lang = language_of(path, context.language_id)
+        block = empty_block_at_cursor(prefix, suffix, lang) if settings.multiline else None
+        max_tokens = settings.max_block_tokens if block else settings.max_tokens
+        prompt, _ = build_prompt(engine, path, prefix, suffix, settings, max_tokens, retriever=self.retriever,
+                                 file_path=context.file_path, open_docs=context.open_docs, root=context.root)
+        options = GenerationOptions(max_tokens=max_tokens, single_line=block is None,
                                     reuse_static_prompt=settings.static_prompt_reuse)
-        completion = engine.complete(prompt, options, cancelled=cancel.is_set)
-        log.info("completion %s: %d tokens in %.0f ms (%s)", path, completion.tokens,
-                 1000 * completion.seconds, completion.stop_reason)
+        stop = block_stop_rule(block, settings.max_block_lines) if block else None
+        completion = engine.complete(prompt, options, cancelled=cancel.is_set, stop=stop)
+        log.info("completion %s: %d tokens in %.0f ms (%s%s)", path, completion.tokens,
+                 1000 * completion.seconds, completion.stop_reason, ", block" if block else "")
         if completion.stop_reason == "cancelled" or cancel.is_set():
             return CompletionResult("", completion, skipped="cancelled")
-        line_suffix = suffix.split("\n", 1)[0]
-        return CompletionResult(clean_single_line(completion.text, line_suffix), completion)
+        if block:
+            text = trim_to_valid(prefix, clean_block(completion.text, suffix), suffix, lang)
+        else:
+            line_suffix = suffix.split("\n", 1)[0]
+            text = clean_single_line(completion.text, line_suffix, prefix.rsplit("\n", 1)[-1])
+        self.cache.put(context.uri, prefix, suffix, text)
+        return CompletionResult(text, completion)
+
+    async def explain(self, path: str, text: str, offset: int, settings: ServerSettings,
+                      context: DocumentContext) -> dict:
+        """The prompt a completion here would use, decoded, with the retrieved snippets."""
+
+        def work() -> dict:
+            engine = self.models.get(settings)
+            if engine is None:
+                return {"error": self.models.error}
+            prefix, suffix = text[:offset], text[offset:]
+            lang = language_of(path, context.language_id)
+            block = empty_block_at_cursor(prefix, suffix, lang) if settings.multiline else None
+            max_tokens = settings.max_block_tokens if block else settings.max_tokens
+            prompt, snippets = build_prompt(engine, path, prefix, suffix, settings, max_tokens,
+                                            retriever=self.retriever, file_path=context.file_path,
+                                            open_docs=context.open_docs, root=context.root)
+            return {
+                "mode": "block" if block else "line",
+                "prompt": engine.tokenizer.decode(prompt.ids, skip_special_tokens=False),
+                "staticTokens": len(prompt.static),
+                "dynamicTokens": len(prompt.dynamic),
+                "context": [{"path": s.path, "startLine": s.start_line, "score": round(s.score, 3)}
+                            for s in snippets],
+            }
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
     def shutdown(self) -> None:
         for event in self._cancel_events.values():

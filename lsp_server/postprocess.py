@@ -1,21 +1,92 @@
-"""Post-processing: turn raw model text into something worth showing as ghost text."""
+"""Post-processing: turn raw model text into something worth showing as ghost text.
+
+Rules, in order: cut repetition loops, drop what the document already has after the
+cursor (the rest of the line, or the next lines for blocks), balance closing brackets
+against the suffix, and never return whitespace.
+"""
 
 from __future__ import annotations
 
+import re
 
-def clean_single_line(text: str, line_suffix: str) -> str:
-    """Trim a single-line completion against the text after the cursor on its line.
+_PAIRS = {")": "(", "]": "[", "}": "{"}
+_OPEN = set(_PAIRS.values())
 
-    * trailing whitespace goes; whitespace-only completions become empty (never shown);
-    * when the model re-types what already follows the cursor (closing brackets, quotes),
-      that tail is dropped so accepting the completion does not duplicate it.
+
+def cut_repetition(text: str, min_unit: int = 2, min_repeats: int = 4) -> str:
+    """Cut a run where a unit repeats back to back ``min_repeats`` times or more.
+
+    Small models fall into loops ("2.2.2.2.2", "a string or not a string or not a string");
+    the first occurrence is kept, the echoes are dropped.  Runs of one character (rulers
+    like "# =====", indentation) are left alone.
     """
-    text = text.rstrip()
+    pattern = re.compile(r"(.{%d,}?)\1{%d,}" % (min_unit, min_repeats - 1), flags=re.S)
+    pos = 0
+    while (m := pattern.search(text, pos)) is not None:
+        if len(set(m.group(1))) > 1:
+            return text[: m.start() + len(m.group(1))]
+        pos = m.start() + 1
+    return text
+
+
+def _unclosed_before(prefix_line: str) -> list[str]:
+    stack: list[str] = []
+    for ch in prefix_line:
+        if ch in _OPEN:
+            stack.append(ch)
+        elif ch in _PAIRS and stack and stack[-1] == _PAIRS[ch]:
+            stack.pop()
+    return stack
+
+
+def balance_brackets(text: str, prefix_line: str, line_suffix: str) -> str:
+    """Drop closing brackets the completion adds beyond what it (and the line) opened.
+
+    A closer in the completion that closes nothing opened on the line, or one that the
+    text after the cursor already supplies, would leave the line unbalanced when accepted.
+    """
+    stack = _unclosed_before(prefix_line)
+    opened_before = len(stack)  # brackets left open by the text before the cursor
+    supplied = [ch for ch in line_suffix if ch in _PAIRS]
+    out = []
+    for ch in text:
+        if ch in _OPEN:
+            stack.append(ch)
+        elif ch in _PAIRS:
+            if not stack or stack[-1] != _PAIRS[ch]:
+                break  # closes something never opened: the rest is noise
+            if len(stack) <= opened_before:
+                if supplied and supplied[0] == ch:
+                    break  # the text after the cursor already closes it
+                opened_before -= 1
+            stack.pop()
+        out.append(ch)
+    return "".join(out)
+
+
+def clean_single_line(text: str, line_suffix: str, prefix_line: str = "") -> str:
+    """Trim a single-line completion against the text around the cursor on its line."""
+    text = cut_repetition(text.split("\n", 1)[0]).rstrip()
     if not text.strip():
         return ""
     tail = line_suffix.strip()
-    if tail and text.endswith(tail):
-        text = text[: -len(tail)].rstrip()
-    elif tail and tail.startswith(text.strip()):
-        return ""  # the model only proposes what is already there
-    return text
+    if tail:
+        if text.endswith(tail):
+            text = text[: -len(tail)].rstrip()
+        elif tail.startswith(text.strip()):
+            return ""  # the model only proposes what is already there
+    text = balance_brackets(text, prefix_line, line_suffix).rstrip()
+    return text if text.strip() else ""
+
+
+def clean_block(text: str, suffix: str) -> str:
+    """Trim a multi-line completion: no loops, no lines the document already has next."""
+    text = cut_repetition(text, min_unit=8).rstrip()
+    next_lines = [l.strip() for l in suffix.split("\n") if l.strip()][:3]
+    lines = text.split("\n")
+    for i in range(len(lines)):
+        if next_lines and lines[i].strip() == next_lines[0] and i > 0:
+            lines = lines[:i]
+            break
+    text = "\n".join(lines).rstrip()
+    return text if text.strip() else ""

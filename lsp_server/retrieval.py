@@ -170,12 +170,27 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def format_context(snippets: list[Snippet], suffix: str) -> str:
-    """Snippets as comments in the language of the file being edited, best last (nearest
-    the cursor, where a small model attends most)."""
+def format_snippet(snippet: Snippet, suffix: str, max_lines: int | None = None) -> str:
+    """A snippet as comments in the language of the file being edited."""
     mark = _COMMENT.get(suffix, "//")
-    parts = []
-    for s in reversed(snippets):
-        body = "\n".join(f"{mark} {line}" if line else mark for line in s.text.split("\n"))
-        parts.append(f"{mark} Compare this snippet from {s.path}:\n{body}\n")
-    return "".join(parts)
+    lines = snippet.text.rstrip("\n").split("\n")[:max_lines]
+    body = "".join(f"{mark} {line}\n" if line.strip() else f"{mark}\n" for line in lines)
+    return f"{mark} Compare this snippet from {snippet.path}:\n{body}"
+
+
+def format_context(snippets: list[Snippet], suffix: str, fits) -> str:
+    """The best snippets that fit, each cut short rather than dropped when it can keep two
+    lines; the best goes last, nearest the cursor, where a small model attends most.
+
+    ``fits(text)`` says whether a text fits in the remaining budget.
+    """
+    chosen: list[str] = []
+    for s in snippets:
+        n = len(s.text.rstrip("\n").split("\n"))
+        while n >= 2:
+            candidate = format_snippet(s, suffix, n)
+            if fits("".join([candidate, *chosen])):
+                chosen.insert(0, candidate)
+                break
+            n -= 1
+    return "".join(chosen)

@@ -19,6 +19,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
+from lsp_server import similarity_features
 from lsp_server.completion import CompletionService, DocumentContext
 from lsp_server.settings import ServerSettings, parse_settings
 
@@ -92,15 +93,18 @@ class GhostlineServer(LanguageServer):
 
     def document_context(self, uri: str) -> DocumentContext:
         """Where the document lives and what else is open, for retrieval."""
+        doc = self.workspace.text_documents.get(uri)
+        language_id = doc.language_id if doc is not None else None
         if not self.settings.retrieval:
-            return DocumentContext()
+            return DocumentContext(uri=uri, language_id=language_id)
         open_docs: dict[Path, tuple[int, str]] = {}
         for other_uri, doc in self.workspace.text_documents.items():
             p = _file_path(other_uri)
             if p is not None:
                 open_docs[p] = (doc.version or 0, doc.source)
         root = Path(self.workspace.root_path) if self.workspace.root_path else None
-        return DocumentContext(file_path=_file_path(uri), open_docs=open_docs, root=root)
+        return DocumentContext(file_path=_file_path(uri), open_docs=open_docs, root=root, uri=uri,
+                               language_id=language_id)
 
     def display_path(self, uri: str) -> str:
         """Workspace-relative path of a document, for the prompt header."""
@@ -212,8 +216,22 @@ def create_server() -> GhostlineServer:
         )
         return types.CompletionList(is_incomplete=True, items=[item])
 
+    @server.feature("ghostline/explainPrompt")
+    async def explain_prompt(ls: GhostlineServer, params) -> dict:
+        """Debugging aid: the exact prompt and retrieved context for a position."""
+        try:
+            uri, pos = params.textDocument.uri, params.position
+            position = types.Position(line=int(pos.line), character=int(pos.character))
+        except (AttributeError, TypeError, ValueError):
+            raise JsonRpcInvalidParams("expected {textDocument: {uri}, position: {line, character}}") from None
+        doc = ls.open_document(uri)
+        offset = _cursor(doc, position)
+        return await ls.completions.explain(ls.display_path(doc.uri), doc.source, offset, ls.settings,
+                                            ls.document_context(doc.uri))
+
     @server.feature(types.SHUTDOWN)
     def on_shutdown(ls: GhostlineServer, params: None) -> None:
         ls.completions.shutdown()
 
+    similarity_features.register(server)  # ghostline/findSimilar, duplicate hints (after the features above)
     return server

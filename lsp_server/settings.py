@@ -35,8 +35,17 @@ class ServerSettings:
     static_prompt_reuse: bool = True
     max_prefix_tokens: int = 320  # also capped by the model's context length
     max_suffix_tokens: int = 96
+    multiline: bool = True  # a whole block at an empty block body (after "def ...:", "{")
+    max_block_tokens: int = 96
+    max_block_lines: int = 12
     retrieval: bool = True  # similar code from other files as prompt context
     retrieval_tokens: int = 64  # prompt budget for that context
+    similarity: bool = True  # index the workspace for ghostline/findSimilar and duplicate hints
+    similarity_hints: bool = True  # Hint diagnostics on functions with a near-duplicate elsewhere
+    similarity_threshold: float = 0.85  # similarity (0-1) from which a match counts as a duplicate
+    similarity_hints_max_files: int = 5000  # no hints in workspaces with more indexed files than this
+    similarity_max_files: int = 20000  # the workspace crawl stops here
+    cache_dir: str = ""  # similarity index cache; empty: $XDG_CACHE_HOME/ghostline (~/.cache/ghostline)
 
     def resolved_model_path(self) -> Path:
         return Path(self.model_path or default_model_path()).expanduser()
@@ -44,8 +53,10 @@ class ServerSettings:
 
 _CAMEL = {f.name: "".join(w.capitalize() if i else w for i, w in enumerate(f.name.split("_")))
           for f in fields(ServerSettings)}
-_LIMITS = {"max_tokens": (1, 512), "debounce_ms": (0, 2000), "cpu_threads": (0, 256),
+_LIMITS = {"max_tokens": (1, 512), "max_block_tokens": (1, 1024), "max_block_lines": (1, 200), "debounce_ms": (0, 2000), "cpu_threads": (0, 256),
            "max_prefix_tokens": (16, 4096), "max_suffix_tokens": (0, 2048), "retrieval_tokens": (0, 2048)}
+_LIMITS.update({"similarity_threshold": (0.0, 1.0), "similarity_hints_max_files": (0, 10_000_000),
+                "similarity_max_files": (1, 10_000_000)})
 _CHOICES = {"device": ("auto", "cpu", "cuda")}
 
 
@@ -71,6 +82,9 @@ def parse_settings(raw: Any, base: ServerSettings | None = None) -> tuple[Server
             ok = isinstance(value, bool)
         elif isinstance(default, int):
             ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
         else:
             ok = isinstance(value, str) or (name == "model_path" and value is None)
             value = value or ""

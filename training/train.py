@@ -262,6 +262,10 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
         step, tokens_seen = int(state["step"]), int(state["tokens_seen"])
         best_val = float(state.get("best_val", best_val))
         log(f"resumed at step {step} ({tokens_seen:,} tokens seen)")
+        log_path = out_dir / "log.jsonl"
+        if master and log_path.exists():  # drop rows logged after the checkpoint we resume from
+            rows = [r for r in log_path.read_text().splitlines() if r.strip() and json.loads(r)["step"] <= step]
+            log_path.write_text("".join(r + "\n" for r in rows))
     raw_model = model
     if ddp:
         from torch.nn.parallel import DistributedDataParallel

@@ -1,0 +1,128 @@
+"""Multi-line completions: tree-sitter decides when the cursor sits in an empty block body,
+and indentation plus a syntax check decide where the generated block ends.
+
+Detection inserts a placeholder statement at the cursor and asks the parser whether it
+becomes the only statement of a block (a function body after ``def ...:``, an ``if``
+body, a ``{ }`` statement block).  Elsewhere completions stay single-line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from tree_sitter import Language, Parser
+
+_BLOCK_TYPES = {"block", "statement_block", "class_body"}
+# language id -> (placeholder statement, opener that must end the line above)
+_LANGS = {"python": ("pass", ":"), "javascript": ("x;", "{"), "typescript": ("x;", "{"),
+          "typescriptreact": ("x;", "{"), "javascriptreact": ("x;", "{")}
+_SUFFIX_LANG = {".py": "python", ".pyi": "python", ".js": "javascript", ".jsx": "javascriptreact",
+                ".mjs": "javascript", ".cjs": "javascript", ".ts": "typescript", ".tsx": "typescriptreact"}
+
+
+def language_of(path: str, language_id: str | None = None) -> str | None:
+    if language_id in _LANGS:
+        return language_id
+    for suffix, lang in _SUFFIX_LANG.items():
+        if path.endswith(suffix):
+            return lang
+    return None
+
+
+@lru_cache(maxsize=None)
+def _parser(lang: str) -> Parser:
+    if lang == "python":
+        import tree_sitter_python as grammar
+
+        return Parser(Language(grammar.language()))
+    if lang in ("typescript", "typescriptreact"):
+        import tree_sitter_typescript as grammar
+
+        fn = grammar.language_tsx if lang == "typescriptreact" else grammar.language_typescript
+        return Parser(Language(fn()))
+    import tree_sitter_javascript as grammar
+
+    return Parser(Language(grammar.language()))
+
+
+@dataclass(frozen=True)
+class BlockRequest:
+    header_indent: int  # indentation of the line that opened the block
+    body_indent: str  # indentation of the body's first line (as the cursor line has it)
+
+
+def _indent(line: str) -> int:
+    return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
+
+
+def empty_block_at_cursor(prefix: str, suffix: str, lang: str | None) -> BlockRequest | None:
+    """A BlockRequest when the cursor is on a blank line that starts an empty block body."""
+    if lang not in _LANGS:
+        return None
+    line = prefix.rsplit("\n", 1)[-1]
+    rest_of_line = suffix.split("\n", 1)[0]
+    if line.strip() or rest_of_line.strip():
+        return None
+    above = [l for l in prefix.split("\n")[:-1] if l.strip()]
+    placeholder, opener = _LANGS[lang]
+    if not above or not above[-1].rstrip().endswith(opener):
+        return None
+    header_indent = _indent(above[-1])
+    body = line if _indent(line) > header_indent else " " * (header_indent + 4)
+    # Is the placeholder the only statement of a block?  Then the body is empty.
+    text = prefix[: len(prefix) - len(line)] + body + placeholder + suffix
+    start = len((prefix[: len(prefix) - len(line)] + body).encode("utf-8"))
+    tree = _parser(lang).parse(text.encode("utf-8"))
+    node = tree.root_node.descendant_for_byte_range(start, start + len(placeholder))
+    while node is not None and node.type not in _BLOCK_TYPES:
+        node = node.parent
+    if node is None or len(node.named_children) != 1:
+        return None
+    return BlockRequest(header_indent=header_indent, body_indent=body)
+
+
+def block_stop_rule(request: BlockRequest, max_lines: int):
+    """Stop rule for the engine: end the block at the first line indented no deeper than
+    its header (the block is over), or after ``max_lines`` lines."""
+
+    def stop(text: str) -> int | None:
+        lines = text.split("\n")
+        complete = lines[:-1]  # the last line may still be growing
+        offset = 0
+        for i, l in enumerate(complete):
+            if i > 0 and l.strip() and _indent(l) <= request.header_indent:
+                return offset - 1  # cut before the line break that starts it
+            if i + 1 >= max_lines:
+                return offset + len(l)
+            offset += len(l) + 1
+        return None
+
+    return stop
+
+
+def trim_to_valid(prefix: str, block: str, suffix: str, lang: str) -> str:
+    """Drop trailing lines of ``block`` until the document parses with no more errors than
+    it has with an empty body; a block that never fits becomes empty."""
+    parser = _parser(lang)
+    placeholder = _LANGS[lang][0]
+
+    def errors(middle: str) -> int:
+        tree = parser.parse((prefix + middle + suffix).encode("utf-8"))
+        return _count_errors(tree.root_node)
+
+    baseline = errors(placeholder)
+    lines = block.split("\n")
+    while lines:
+        candidate = "\n".join(lines)
+        if candidate.strip() and errors(candidate) <= baseline:
+            return candidate
+        lines.pop()
+    return ""
+
+
+def _count_errors(node) -> int:
+    if not node.has_error:
+        return 0
+    own = 1 if node.is_error or node.is_missing else 0
+    return own + sum(_count_errors(c) for c in node.children)

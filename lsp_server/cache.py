@@ -1,0 +1,57 @@
+"""Type-ahead cache: typing the characters a suggestion showed costs no model call.
+
+An LRU over (document, prefix, suffix).  A request whose prefix extends a cached prefix by
+exactly the start of that entry's completion is answered with the rest of it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class _Entry:
+    uri: str
+    prefix: str
+    suffix: str
+    text: str
+
+
+class TypeAheadCache:
+    def __init__(self, capacity: int = 256) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[str, int, int], _Entry] = OrderedDict()
+        self.hits = 0
+
+    def put(self, uri: str, prefix: str, suffix: str, text: str) -> None:
+        key = (uri, hash(prefix), hash(suffix))
+        self._entries[key] = _Entry(uri, prefix, suffix, text)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def get(self, uri: str, prefix: str, suffix: str) -> str | None:
+        """The cached completion for this cursor, or None on a miss."""
+        exact = self._entries.get((uri, hash(prefix), hash(suffix)))
+        if exact is not None and exact.prefix == prefix and exact.suffix == suffix:
+            self._entries.move_to_end((uri, hash(prefix), hash(suffix)))
+            self.hits += 1
+            return exact.text
+        # Newest first: the suggestion the user is most likely typing through.
+        for key in reversed(self._entries):
+            e = self._entries[key]
+            if e.uri != uri or e.suffix != suffix or len(prefix) <= len(e.prefix):
+                continue
+            typed_len = len(prefix) - len(e.prefix)
+            if typed_len < len(e.text) and prefix.startswith(e.prefix) and e.text.startswith(prefix[len(e.prefix):]):
+                self.hits += 1
+                return e.text[typed_len:]
+        return None
+
+    def clear(self, uri: str | None = None) -> None:
+        if uri is None:
+            self._entries.clear()
+        else:
+            for key in [k for k in self._entries if k[0] == uri]:
+                del self._entries[key]

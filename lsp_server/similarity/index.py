@@ -1,0 +1,209 @@
+"""SimilarityIndex: every chunk of a workspace, searchable by two signals fused.
+
+A query chunk is scored against every indexed chunk twice -- by the lexical fingerprint
+(TF-IDF cosine of the words bag mixed with that of the shape bag, ``lexical.py``) and by
+the dense encoder (cosine of unit vectors, ``embedder.py``) -- and the two rankings are
+fused by reciprocal-rank fusion (Cormack et al. 2009): ``sum_s w_s / (k + rank_s)``.
+RRF needs no calibration between signals whose scores live on different scales, and a
+chunk both signals like beats one that only one of them loves.
+
+Dense search is exact (one matrix-vector product): at workspace scale (tens of thousands of
+chunks x 128 floats) that is well under a millisecond, so an approximate library would add
+a dependency and recall loss for nothing; docs/similarity.md has the measurements.
+
+The index is keyed by file: ``set_file`` replaces all chunks of one file at once, which is
+how saves, file events and edits of open documents arrive.  Slots are never reused while
+postings may still point at them; ``compact`` renumbers when too many are dead.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from lsp_server.similarity.chunking import Chunk
+from lsp_server.similarity.embedder import CodeEmbedder
+from lsp_server.similarity.fingerprint import SHAPE_WEIGHT, Fingerprint, fingerprint
+from lsp_server.similarity.lexical import TfidfField
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    rrf_k: int = 60
+    lexical_weight: float = 1.0
+    dense_weight: float = 1.0
+    candidates: int = 100  # per signal, before fusion
+    preview_lines: int = 3
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the index keeps of a chunk: where it is, what it looks like, its features."""
+
+    file: str
+    kind: str
+    name: str
+    start_line: int
+    end_line: int
+    end_character: int  # UTF-16 length of the last line, for LSP ranges
+    preview: str
+    fingerprint: Fingerprint
+
+
+@dataclass(frozen=True)
+class Hit:
+    entry: Entry
+    score: float  # similarity in [0, 1]: mean of the lexical and dense cosines
+    lexical: float
+    dense: float
+    fused: float  # the RRF score the ranking used
+
+
+@dataclass
+class FileRecord:
+    stamp: object  # (mtime_ns, size) for disk files, ("open", version) for open documents
+    slots: list[int]
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def make_entry(file: str, chunk: Chunk, preview_lines: int = 3, fp: Fingerprint | None = None) -> Entry:
+    lines = chunk.text.split("\n")
+    preview = "\n".join(lines[:preview_lines])
+    return Entry(file, chunk.kind, chunk.name, chunk.start_line, chunk.end_line, utf16_len(lines[-1]),
+                 preview, fp or fingerprint(chunk.text, chunk.language))
+
+
+class SimilarityIndex:
+    """Thread-safe: one lock around every read and write (searches take milliseconds)."""
+
+    def __init__(self, embedder: CodeEmbedder | None, config: IndexConfig | None = None) -> None:
+        self.embedder = embedder
+        self.config = config or IndexConfig()
+        self.lock = threading.RLock()
+        self.files: dict[str, FileRecord] = {}
+        self.entries: list[Entry | None] = []
+        self.vectors = np.zeros((0, embedder.dim if embedder else 0), np.float32)
+        self.alive = np.zeros(0, bool)
+        self.words = TfidfField()
+        self.shape = TfidfField()
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    # -- updates -----------------------------------------------------------------------------
+
+    def set_file(self, file: str, stamp: object, entries: list[Entry], vectors: np.ndarray | None = None) -> None:
+        """Replace every chunk of ``file``; ``vectors`` are the entries' embeddings if known."""
+        if vectors is None and self.embedder is not None:
+            vectors = self.embedder.embed_many([e.fingerprint for e in entries])
+        with self.lock:
+            self._drop(file)
+            slots = []
+            for i, entry in enumerate(entries):
+                slot = len(self.entries)
+                self.entries.append(entry)
+                self.words.add(slot, entry.fingerprint.words)
+                self.shape.add(slot, entry.fingerprint.shape)
+                slots.append(slot)
+            self._grow(len(self.entries))
+            if slots:
+                self.alive[slots[0]:slots[-1] + 1] = True
+                if self.embedder is not None:
+                    self.vectors[slots[0]:slots[-1] + 1] = vectors
+            self.files[file] = FileRecord(stamp, slots)
+            if len(self.entries) > 2 * len(self.words) + 2000:
+                self.compact()
+
+    def remove_file(self, file: str) -> None:
+        with self.lock:
+            self._drop(file)
+            self.files.pop(file, None)
+
+    def _drop(self, file: str) -> None:
+        record = self.files.get(file)
+        if record is None:
+            return
+        for slot in record.slots:
+            self.words.remove(slot)
+            self.shape.remove(slot)
+            self.entries[slot] = None
+        self.alive[record.slots] = False
+        record.slots = []
+
+    def _grow(self, n: int) -> None:
+        if n > len(self.alive):
+            size = max(n, 2 * len(self.alive))
+            grown = np.zeros((size, self.vectors.shape[1]), np.float32)
+            grown[:len(self.vectors)] = self.vectors
+            self.vectors = grown
+            self.alive = np.concatenate([self.alive, np.zeros(size - len(self.alive), bool)])
+
+    def compact(self) -> None:
+        """Renumber the live chunks densely and rebuild the postings."""
+        with self.lock:
+            old_files, old_entries, old_vectors = self.files, self.entries, self.vectors
+            self.files, self.entries = {}, []
+            self.vectors = np.zeros((0, old_vectors.shape[1]), np.float32)
+            self.alive = np.zeros(0, bool)
+            self.words, self.shape = TfidfField(), TfidfField()
+            for file, record in old_files.items():
+                live = [s for s in record.slots if old_entries[s] is not None]
+                vecs = old_vectors[live] if self.embedder is not None else None
+                self.set_file(file, record.stamp, [old_entries[s] for s in live], vecs)
+            self.words.rebuild()
+            self.shape.rebuild()
+
+    # -- search ------------------------------------------------------------------------------
+
+    def signals(self, fp: Fingerprint) -> tuple[np.ndarray, np.ndarray | None]:
+        """Lexical and dense similarity of ``fp`` to every slot."""
+        with self.lock:
+            n = len(self.entries)
+            lexical = (self.words.scores(fp.words, n) + SHAPE_WEIGHT * self.shape.scores(fp.shape, n)) \
+                / (1 + SHAPE_WEIGHT)
+            dense = None
+            if self.embedder is not None:
+                dense = self.vectors[:n] @ self.embedder.embed(fp)
+            return lexical, dense
+
+    def search(self, fp: Fingerprint, limit: int = 10, exclude_file: str | None = None,
+               exclude_lines: tuple[int, int] | None = None, signals: str = "fused") -> list[Hit]:
+        """The ``limit`` best chunks for ``fp``; chunks of ``exclude_file`` overlapping
+        ``exclude_lines`` (the query itself, its class, its methods) are skipped."""
+        cfg = self.config
+        with self.lock:
+            lexical, dense = self.signals(fp)
+            n = len(lexical)
+            alive = self.alive[:n].copy()
+            if exclude_file is not None and exclude_file in self.files:
+                for s in self.files[exclude_file].slots:
+                    e = self.entries[s]
+                    if exclude_lines is None or (e.start_line <= exclude_lines[1] and exclude_lines[0] <= e.end_line):
+                        alive[s] = False
+            fused = np.zeros(n, np.float64)
+            ranked = [(lexical, cfg.lexical_weight if signals in ("fused", "lexical") else 0.0)]
+            if dense is not None:
+                ranked.append((dense, cfg.dense_weight if signals in ("fused", "dense") else 0.0))
+            for scores, weight in ranked:
+                if weight == 0.0:
+                    continue
+                masked = np.where(alive, scores, -np.inf)
+                k = min(cfg.candidates, int(alive.sum()))
+                if k == 0:
+                    return []
+                top = np.argpartition(-masked, k - 1)[:k]
+                top = top[np.lexsort((top, -masked[top]))]
+                fused[top] += weight / (cfg.rrf_k + np.arange(1, k + 1))
+            order = np.flatnonzero(fused > 0)
+            order = order[np.lexsort((order, -fused[order]))][:limit]
+            out = []
+            for s in order:
+                d = float(dense[s]) if dense is not None else float(lexical[s])
+                out.append(Hit(self.entries[s], round((float(lexical[s]) + d) / 2, 4), float(lexical[s]), d,
+                               float(fused[s])))
+            return out

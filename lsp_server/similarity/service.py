@@ -1,0 +1,197 @@
+"""WorkspaceIndex: the similarity index of one workspace, kept in step with disk and editor.
+
+Owns the policy the raw index does not: which files (``crawl``), what a file's chunks are
+(``chunking``), which text wins (an open document shadows its file on disk until it is
+closed), when to persist (``store``), and what counts as a near-duplicate.  The language
+server and the ``ghostline index`` / ``ghostline similar`` commands both drive this class,
+so the command line shows exactly what the editor would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lsp_server.similarity.chunking import Chunk, ChunkConfig, chunk_text, language_of
+from lsp_server.similarity.crawl import CrawlConfig, crawl
+from lsp_server.similarity.embedder import DEFAULT_EMBEDDER, CodeEmbedder
+from lsp_server.similarity.fingerprint import fingerprint
+from lsp_server.similarity.index import Entry, Hit, IndexConfig, SimilarityIndex, make_entry
+from lsp_server.similarity.store import cache_folder, load_index, save_index
+
+log = logging.getLogger("lsp_server.similarity")
+
+
+@dataclass(frozen=True)
+class WorkspaceConfig:
+    crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    chunk: ChunkConfig = field(default_factory=ChunkConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    cache_dir: Path | None = None  # None: nothing persisted
+    duplicate_threshold: float = 0.85  # hint when a chunk's best match scores at least this
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    files: int  # files in the index after the refresh
+    indexed: int  # files (re)read and chunked by this refresh
+    from_cache: int
+    removed: int
+    chunks: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    entry: Entry  # the chunk in the document
+    match: Hit  # its nearest neighbour elsewhere
+
+
+def embedder_identity(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+class WorkspaceIndex:
+    def __init__(self, root: Path, config: WorkspaceConfig | None = None, embedder_path: Path | None = None) -> None:
+        self.root = root.resolve()
+        self.config = config or WorkspaceConfig()
+        path = embedder_path or DEFAULT_EMBEDDER
+        self.embedder = CodeEmbedder.load(path)
+        self.embedder_id = embedder_identity(path)
+        self.index = SimilarityIndex(self.embedder, self.config.index)
+        self.open_docs: dict[str, int] = {}  # file -> version of the open document shadowing it
+        self._lock = threading.RLock()  # one refresh or update at a time
+
+    # -- keeping in step ---------------------------------------------------------------------
+
+    def _entries(self, file: str, text: str) -> list[Entry]:
+        language = language_of(file)
+        if language is None:
+            return []
+        preview = self.config.index.preview_lines
+        return [make_entry(file, c, preview) for c in chunk_text(text, language, self.config.chunk)]
+
+    def refresh(self, progress: Callable[[int, int], None] | None = None,
+                cancel: threading.Event | None = None) -> RefreshReport:
+        """Bring the index in line with the workspace on disk: load the cache, crawl, re-read
+        what changed, drop what is gone, save.  ``progress(done, total)`` is called as it goes."""
+        t0 = time.perf_counter()
+        with self._lock:
+            from_cache = 0
+            folder = cache_folder(self.config.cache_dir, self.root) if self.config.cache_dir else None
+            if folder is not None and len(self.index.files) == 0:
+                from_cache = load_index(self.index, folder, self.embedder_id)
+            paths = list(crawl(self.root, self.config.crawl))
+            indexed = 0
+            for i, path in enumerate(paths):
+                if cancel is not None and cancel.is_set():
+                    break
+                if progress is not None and (i % 50 == 0 or i == len(paths) - 1):
+                    progress(i + 1, len(paths))
+                file = str(path)
+                if file in self.open_docs:
+                    continue
+                record = self.index.files.get(file)
+                stamp = _stamp(path)
+                if record is not None and record.stamp == stamp:
+                    continue
+                indexed += self.update_file(path)
+            on_disk = {str(p) for p in paths}
+            gone = [f for f in self.index.files if f not in on_disk and f not in self.open_docs]
+            for file in gone:
+                self.index.remove_file(file)
+            self.save()
+        return RefreshReport(len(self.index.files), indexed, from_cache, len(gone), len(self.index),
+                             time.perf_counter() - t0)
+
+    def update_file(self, path: Path) -> bool:
+        """Re-read one file from disk (a save or a file event); False if it is not indexable."""
+        file = str(path.resolve()) if not path.is_absolute() else str(path)
+        if file in self.open_docs:
+            return False  # the editor's text wins until the document closes
+        stamp = _stamp(path)
+        if stamp is None or language_of(file) is None or stamp[1] > self.config.crawl.max_file_bytes:
+            self.index.remove_file(file)
+            return False
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            self.index.remove_file(file)
+            return False
+        self.index.set_file(file, stamp, self._entries(file, text))
+        return True
+
+    def remove_file(self, path: Path) -> None:
+        self.index.remove_file(str(path))
+
+    def set_document(self, path: Path, version: int, text: str) -> None:
+        """An open document's text shadows the file on disk."""
+        file = str(path)
+        if language_of(file) is None:
+            return
+        self.open_docs[file] = version
+        self.index.set_file(file, ("open", version), self._entries(file, text))
+
+    def close_document(self, path: Path) -> None:
+        self.open_docs.pop(str(path), None)
+        self.update_file(path)
+
+    def save(self) -> Path | None:
+        if self.config.cache_dir is None:
+            return None
+        disk_files = {f for f in self.index.files if f not in self.open_docs}
+        return save_index(self.index, cache_folder(self.config.cache_dir, self.root), self.root,
+                          self.embedder_id, disk_files)
+
+    # -- questions ---------------------------------------------------------------------------
+
+    def query_chunk(self, file: str, text: str, start_line: int, end_line: int) -> Chunk:
+        """What to search for: the selected lines, or with an empty selection the innermost
+        function or class around the cursor."""
+        lines = text.split("\n")
+        start_line = max(0, min(start_line, len(lines) - 1))
+        end_line = max(start_line, min(end_line, len(lines) - 1))
+        language = language_of(file) or "text"
+        selected = "\n".join(lines[start_line:end_line + 1])
+        if start_line == end_line and language != "text":
+            around = [c for c in chunk_text(text, language, self.config.chunk)
+                      if c.start_line <= start_line <= c.end_line]
+            if around:
+                return min(around, key=lambda c: c.end_line - c.start_line)
+        return Chunk("selection", "selection", start_line, end_line, selected,
+                     language if language != "text" else "python")
+
+    def find_similar(self, file: str, text: str, start_line: int, end_line: int, limit: int = 10,
+                     signals: str = "fused") -> list[Hit]:
+        chunk = self.query_chunk(file, text, start_line, end_line)
+        return self.index.search(fingerprint(chunk.text, chunk.language), limit, exclude_file=file,
+                                 exclude_lines=(chunk.start_line, chunk.end_line), signals=signals)
+
+    def duplicates(self, file: str) -> list[Duplicate]:
+        """Functions and classes of ``file`` whose best match elsewhere reaches the threshold."""
+        record = self.index.files.get(file)
+        if record is None:
+            return []
+        out = []
+        for slot in list(record.slots):
+            entry = self.index.entries[slot]
+            if entry is None or entry.kind not in ("function", "class"):
+                continue
+            hits = self.index.search(entry.fingerprint, 1, exclude_file=file,
+                                     exclude_lines=(entry.start_line, entry.end_line))
+            if hits and hits[0].score >= self.config.duplicate_threshold:
+                out.append(Duplicate(entry, hits[0]))
+        return out

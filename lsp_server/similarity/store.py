@@ -1,0 +1,103 @@
+"""Save and load a SimilarityIndex under the cache folder, so a restart costs a stat per file.
+
+Layout: ``<cache_dir>/similarity-v1/<sha1 of the workspace root>/`` holds ``index.json``
+(format version, root, the embedder's identity, and per file: stamp and chunk metadata)
+and ``index.npz`` (feature bags as flat arrays with offsets, and the dense vectors).  Plain
+JSON and ``allow_pickle=False`` arrays only.  Anything that does not match -- another
+format, another embedder, a truncated file -- is treated as no cache: the index is rebuilt
+from the files, which is always correct, only slower.  Writes go to a temporary file and
+are renamed into place, so a crash never leaves half an index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from lsp_server.similarity.fingerprint import Bag, Fingerprint
+from lsp_server.similarity.index import Entry, SimilarityIndex
+
+FORMAT = 1
+log = logging.getLogger("lsp_server.similarity")
+
+
+def cache_folder(cache_dir: Path, root: Path) -> Path:
+    digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
+    return cache_dir / f"similarity-v{FORMAT}" / digest
+
+
+def _flat(bags: list[Bag]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(bags) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(b.ids) for b in bags])
+    ids = np.concatenate([b.ids for b in bags]) if bags else np.zeros(0, np.uint32)
+    weights = np.concatenate([b.weights for b in bags]) if bags else np.zeros(0, np.float32)
+    return ids.astype(np.uint32), weights.astype(np.float32), offsets
+
+
+def save_index(index: SimilarityIndex, folder: Path, root: Path, embedder_id: str,
+               files: set[str] | None = None) -> Path:
+    """Write the chunks of ``files`` (default: all) to ``folder``; returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with index.lock:
+        records, entries, slots = {}, [], []
+        for file, record in index.files.items():
+            if files is not None and file not in files:
+                continue
+            live = [s for s in record.slots if index.entries[s] is not None]
+            records[file] = {"stamp": record.stamp, "chunks": len(live)}
+            for s in live:
+                e = index.entries[s]
+                entries.append([e.kind, e.name, e.start_line, e.end_line, e.end_character, e.preview,
+                                e.fingerprint.n_tokens])
+                slots.append(s)
+        words = _flat([index.entries[s].fingerprint.words for s in slots])
+        shape = _flat([index.entries[s].fingerprint.shape for s in slots])
+        vectors = index.vectors[slots] if index.embedder is not None else np.zeros((len(slots), 0), np.float32)
+    meta = {"format": FORMAT, "root": str(root), "embedder": embedder_id, "files": records, "entries": entries}
+    tmp_npz, tmp_json = folder / "index.tmp.npz", folder / "index.tmp.json"
+    np.savez(tmp_npz, words_ids=words[0], words_w=words[1], words_off=words[2],
+             shape_ids=shape[0], shape_w=shape[1], shape_off=shape[2], vectors=vectors.astype(np.float16))
+    tmp_json.write_text(json.dumps(meta))
+    os.replace(tmp_npz, folder / "index.npz")
+    os.replace(tmp_json, folder / "index.json")
+    return folder
+
+
+def load_index(index: SimilarityIndex, folder: Path, embedder_id: str) -> int:
+    """Fill an empty ``index`` from ``folder``; the number of files loaded (0: no usable cache)."""
+    try:
+        meta = json.loads((folder / "index.json").read_text())
+        if meta.get("format") != FORMAT or meta.get("embedder") != embedder_id:
+            log.info("similarity cache in %s is for another format or embedder; rebuilding", folder)
+            return 0
+        with np.load(folder / "index.npz", allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError) as exc:
+        if not isinstance(exc, FileNotFoundError):
+            log.warning("similarity cache in %s is unreadable (%s); rebuilding", folder, exc)
+        return 0
+    entries, vectors = meta["entries"], arrays["vectors"].astype(np.float32)
+    if len(entries) + 1 != len(arrays["words_off"]) or len(vectors) != len(entries):
+        log.warning("similarity cache in %s is inconsistent; rebuilding", folder)
+        return 0
+    i = 0
+    for file, record in meta["files"].items():
+        batch = []
+        for j in range(i, i + record["chunks"]):
+            kind, name, start, end, end_char, preview, n_tokens = entries[j]
+            fp = Fingerprint(_bag(arrays, "words", j), _bag(arrays, "shape", j), n_tokens)
+            batch.append(Entry(file, kind, name, start, end, end_char, preview, fp))
+        stamp = tuple(record["stamp"]) if isinstance(record["stamp"], list) else record["stamp"]
+        index.set_file(file, stamp, batch, vectors[i:i + record["chunks"]] if index.embedder is not None else None)
+        i += record["chunks"]
+    return len(meta["files"])
+
+
+def _bag(arrays: dict[str, np.ndarray], field: str, j: int) -> Bag:
+    lo, hi = arrays[f"{field}_off"][j], arrays[f"{field}_off"][j + 1]
+    return Bag(arrays[f"{field}_ids"][lo:hi], arrays[f"{field}_w"][lo:hi])

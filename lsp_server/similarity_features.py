@@ -1,0 +1,337 @@
+"""Similar code over LSP: ``ghostline/findSimilar``, duplicate hints, and the index behind them.
+
+``register(server)`` adds the feature to a ``GhostlineServer``.  The handlers only translate
+between the protocol and ``WorkspaceIndex`` (``similarity/service.py``):
+
+* after ``initialized`` the workspace is indexed in a worker thread, with ``$/progress``
+  when the client supports it, and the cache folder makes restarts cheap;
+* open documents shadow their files: edits (``didChange``, no save needed) re-chunk the
+  document, ``didClose`` goes back to the disk copy, ``workspace/didChangeWatchedFiles``
+  and ``didSave`` re-read files changed outside the editor;
+* ``ghostline/findSimilar`` ``{textDocument, range, limit?}`` -> ``{items: [{uri, range,
+  score, preview}]}``, best first; an empty range means the function around the cursor;
+* every open document gets Hint diagnostics on functions whose nearest neighbour elsewhere
+  scores at least ``similarityThreshold``, naming where (``similarityHints``; off in
+  workspaces over ``similarityHintsMaxFiles`` files).
+
+Document events are *chained* after any handler already registered for them (pygls allows
+one per method), so this module coexists with features that watch the same events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import unquote, urlparse
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
+
+from lsp_server.similarity.crawl import CrawlConfig
+from lsp_server.similarity.index import Hit
+from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex
+
+if TYPE_CHECKING:
+    from lsp_server.server import GhostlineServer
+
+FIND_SIMILAR = "ghostline/findSimilar"
+MAX_LIMIT = 200
+log = logging.getLogger("lsp_server.similarity")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ghostline"
+
+
+def _path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
+def _field(obj: Any, name: str, default: Any = None) -> Any:
+    """Custom-request params arrive as namedtuples (or dicts from some clients)."""
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _listen(server: "GhostlineServer", method: str, listener: Callable[[Any], None]) -> None:
+    """Run ``listener(params)`` after the handler already registered for ``method``, if any.
+
+    pygls runs generator handlers by sending each yielded ``(handler, args, kwargs)`` to its
+    executor, which is how its own document sync hands over to user handlers; we use the
+    same hook so both handlers run, sync or async alike.
+    """
+    features = server.protocol.fm.features
+    previous = features.get(method)
+    if previous is None:
+        server.feature(method)(lambda params: listener(params))
+        return
+
+    def chained(params):
+        yield previous, (params,), None
+        listener(params)
+
+    features[method] = chained
+
+
+class SimilarityFeature:
+    def __init__(self, server: "GhostlineServer") -> None:
+        self.server = server
+        self.workspace: WorkspaceIndex | None = None
+        self.ready: Future | None = None
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="similarity-index")
+        self._dirty: set[str] = set()
+        self._dirty_lock = threading.Lock()
+        self._hinted: set[str] = set()  # uris holding our diagnostics
+
+    # -- index life cycle --------------------------------------------------------------------
+
+    def config(self) -> WorkspaceConfig:
+        s = self.server.settings
+        cache = Path(s.cache_dir).expanduser() if s.cache_dir else default_cache_dir()
+        return WorkspaceConfig(crawl=CrawlConfig(max_files=s.similarity_max_files), cache_dir=cache,
+                               duplicate_threshold=s.similarity_threshold)
+
+    def start(self) -> None:
+        """Index the workspace (once); later calls only re-apply settings and re-publish hints."""
+        root = self.server.workspace.root_path
+        if not self.server.settings.similarity or not root:
+            return
+        if self.ready is not None:
+            if self.workspace is not None:
+                self.workspace.config = replace(self.workspace.config,
+                                                duplicate_threshold=self.server.settings.similarity_threshold)
+            self._submit(self._publish_hints)
+            return
+        self.ready = Future()
+        asyncio.ensure_future(self._build(Path(root)))
+
+    async def _build(self, root: Path) -> None:
+        token = None
+        caps = self.server.client_capabilities
+        if caps is not None and caps.window is not None and caps.window.work_done_progress:
+            token = f"ghostline-index-{uuid.uuid4().hex[:8]}"
+            try:
+                await self.server.work_done_progress.create_async(token)
+            except Exception as exc:  # noqa: BLE001 - a client that refuses progress still gets an index
+                log.info("client refused a progress token (%s); indexing without progress", exc)
+                token = None
+        if token is not None:
+            self.server.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+                title="ghostline: indexing for similar code", percentage=0, cancellable=False))
+        try:
+            await asyncio.wrap_future(self._worker.submit(self._index, root, token))
+        except Exception as exc:  # noqa: BLE001 - reported to the user, the server stays up
+            log.exception("similarity indexing failed")
+            self.server.show_error(f"ghostline: indexing for similar code failed: {exc}")
+            self.ready.set_exception(exc)
+            return
+        finally:
+            if token is not None:
+                self.server.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
+        self.ready.set_result(True)
+
+    def _index(self, root: Path, token: str | None) -> None:
+        workspace = WorkspaceIndex(root, self.config())
+        self.workspace = workspace
+        self._sync_open_documents()
+
+        def progress(done: int, total: int) -> None:
+            if token is not None:
+                report = types.WorkDoneProgressReport(message=f"{done}/{total} files",
+                                                      percentage=int(100 * done / max(total, 1)))
+                self.server.off_loop(self.server.work_done_progress.report, token, report)
+
+        report = workspace.refresh(progress)
+        log.info("similarity index: %d files, %d chunks (%d re-read, %d from cache) in %.1fs",
+                 report.files, report.chunks, report.indexed, report.from_cache, report.seconds)
+        self._publish_hints()
+
+    def _sync_open_documents(self) -> None:
+        """Make every open document's current text what the index holds for its file."""
+        workspace = self.workspace
+        if workspace is None:
+            return
+        for uri, doc in list(self.server.workspace.text_documents.items()):
+            path = _path(uri)
+            if path is not None and workspace.open_docs.get(str(path)) != (doc.version or 0):
+                workspace.set_document(path, doc.version or 0, doc.source)
+
+    def _submit(self, fn: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - a failed update is logged; the next one retries
+                log.exception("similarity update failed")
+        self._worker.submit(run)
+
+    def shutdown(self) -> None:
+        """Persist what the index learned since the last save, then stop the worker."""
+        if self.workspace is not None:
+            self._submit(self.workspace.save)
+        self._worker.shutdown(wait=True, cancel_futures=False)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def on_document(self, params: Any) -> None:
+        """didOpen / didChange: coalesce into one queued update of the open documents."""
+        if self.workspace is None:
+            return
+        with self._dirty_lock:
+            queued = bool(self._dirty)
+            self._dirty.add(params.text_document.uri)
+        if not queued:
+            self._submit(self._flush_documents)
+
+    def _flush_documents(self) -> None:
+        with self._dirty_lock:
+            self._dirty.clear()
+        self._sync_open_documents()
+        self._publish_hints()
+
+    def on_close(self, params: types.DidCloseTextDocumentParams) -> None:
+        path = _path(params.text_document.uri)
+        if self.workspace is None or path is None:
+            return
+        if params.text_document.uri in self._hinted:
+            self._hinted.discard(params.text_document.uri)
+            self.server.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
+        workspace = self.workspace
+        self._submit(lambda: (workspace.close_document(path), self._publish_hints()))
+
+    def on_save(self, params: types.DidSaveTextDocumentParams) -> None:
+        if self.workspace is not None:
+            self._submit(self.workspace.save)
+
+    def on_files(self, params: types.DidChangeWatchedFilesParams) -> None:
+        workspace = self.workspace
+        if workspace is None:
+            return
+        changes = [(c.type, _path(c.uri)) for c in params.changes if _path(c.uri) is not None]
+
+        def apply() -> None:
+            for kind, path in changes:
+                if kind == types.FileChangeType.Deleted:
+                    workspace.remove_file(path)
+                else:
+                    workspace.update_file(path)
+            self._publish_hints()
+        self._submit(apply)
+
+    # -- hints -------------------------------------------------------------------------------
+
+    def _publish_hints(self) -> None:
+        workspace = self.workspace
+        if workspace is None:
+            return
+        s = self.server.settings
+        enabled = s.similarity_hints and len(workspace.index.files) <= s.similarity_hints_max_files
+        by_uri: dict[str, list[types.Diagnostic]] = {}
+        for uri in list(self.server.workspace.text_documents):
+            path = _path(uri)
+            if path is None:
+                continue
+            by_uri[uri] = [self._diagnostic(d.entry, d.match) for d in workspace.duplicates(str(path))] \
+                if enabled else []
+        for uri, diagnostics in by_uri.items():
+            if diagnostics or uri in self._hinted:
+                self.server.off_loop(self._send_diagnostics, uri, diagnostics) \
+                    or self._send_diagnostics(uri, diagnostics)
+
+    def _send_diagnostics(self, uri: str, diagnostics: list[types.Diagnostic]) -> None:
+        (self._hinted.add if diagnostics else self._hinted.discard)(uri)
+        self.server.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics))
+
+    def _diagnostic(self, entry, match: Hit) -> types.Diagnostic:
+        first = entry.preview.split("\n", 1)[0]
+        where = self.server.display_path(Path(match.entry.file).as_uri())
+        line = types.Range(start=types.Position(entry.start_line, 0),
+                           end=types.Position(entry.start_line, len(first.encode("utf-16-le")) // 2))
+        return types.Diagnostic(
+            range=line, severity=types.DiagnosticSeverity.Hint, source="ghostline", code="similar-code",
+            message=f"Similar code: {match.entry.name} in {where}:{match.entry.start_line + 1} "
+                    f"({match.score:.0%} similar)",
+            related_information=[types.DiagnosticRelatedInformation(
+                location=types.Location(uri=Path(match.entry.file).as_uri(), range=_hit_range(match)),
+                message=f"{match.entry.kind} {match.entry.name}")])
+
+    # -- ghostline/findSimilar ---------------------------------------------------------------
+
+    async def find_similar(self, params: Any) -> dict:
+        if not self.server.settings.similarity:
+            raise JsonRpcInvalidRequest("similar code is switched off (ghostline.similarity)")
+        if self.ready is None:
+            raise JsonRpcInvalidRequest("no workspace folder to search: open a folder first")
+        uri = _field(_field(params, "textDocument"), "uri")
+        rng = _field(params, "range")
+        limit = _field(params, "limit") or 20
+        if not isinstance(uri, str) or rng is None:
+            raise JsonRpcInvalidParams("findSimilar needs {textDocument: {uri}, range, limit?}")
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise JsonRpcInvalidParams(f"limit must be an integer from 1 to {MAX_LIMIT}")
+        start, end = _field(_field(rng, "start"), "line"), _field(_field(rng, "end"), "line")
+        end_char = _field(_field(rng, "end"), "character")
+        if not isinstance(start, int) or not isinstance(end, int) or start < 0 or end < start:
+            raise JsonRpcInvalidParams("range must have start.line <= end.line, both >= 0")
+        if end > start and end_char == 0:
+            end -= 1  # a selection ending at the start of a line does not include that line
+        path = _path(uri)
+        doc = self.server.workspace.text_documents.get(uri)
+        if path is None:
+            raise JsonRpcInvalidParams(f"not a file URI: {uri}")
+        if doc is not None:
+            text = doc.source
+        else:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise JsonRpcInvalidParams(f"cannot read {uri}: {exc}") from None
+        await asyncio.wrap_future(self.ready)
+        loop = asyncio.get_running_loop()
+        hits = await loop.run_in_executor(None, self._search, str(path), text, start, end, limit)
+        return {"items": [{"uri": Path(h.entry.file).as_uri(), "range": _range_json(h), "score": h.score,
+                           "preview": h.entry.preview} for h in hits]}
+
+    def _search(self, file: str, text: str, start: int, end: int, limit: int) -> list[Hit]:
+        self._sync_open_documents()  # edits not yet flushed by the worker count already
+        return self.workspace.find_similar(file, text, start, end, limit)
+
+
+def _hit_range(hit: Hit) -> types.Range:
+    return types.Range(start=types.Position(hit.entry.start_line, 0),
+                       end=types.Position(hit.entry.end_line, hit.entry.end_character))
+
+
+def _range_json(hit: Hit) -> dict:
+    return {"start": {"line": hit.entry.start_line, "character": 0},
+            "end": {"line": hit.entry.end_line, "character": hit.entry.end_character}}
+
+
+def register(server: "GhostlineServer") -> SimilarityFeature:
+    """Add similar-code search and hints to ``server``; call after its own features."""
+    feature = SimilarityFeature(server)
+    server.similarity = feature
+    _listen(server, types.INITIALIZED, lambda params: feature.start())
+    _listen(server, types.WORKSPACE_DID_CHANGE_CONFIGURATION, lambda params: feature.start())
+    _listen(server, types.TEXT_DOCUMENT_DID_OPEN, feature.on_document)
+    _listen(server, types.TEXT_DOCUMENT_DID_CHANGE, feature.on_document)
+    _listen(server, types.TEXT_DOCUMENT_DID_CLOSE, feature.on_close)
+    _listen(server, types.TEXT_DOCUMENT_DID_SAVE, feature.on_save)
+    _listen(server, types.WORKSPACE_DID_CHANGE_WATCHED_FILES, feature.on_files)
+    _listen(server, types.SHUTDOWN, lambda params: feature.shutdown())
+
+    @server.feature(FIND_SIMILAR)
+    async def find_similar(ls: "GhostlineServer", params: Any) -> dict:
+        return await feature.find_similar(params)
+
+    return feature

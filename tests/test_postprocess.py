@@ -1,0 +1,74 @@
+from lsp_server.blocks import BlockRequest, block_stop_rule, empty_block_at_cursor, trim_to_valid
+from lsp_server.cache import TypeAheadCache
+from lsp_server.postprocess import balance_brackets, clean_block, clean_single_line, cut_repetition
+
+
+def test_repetition_loops_are_cut_but_code_is_not():
+    assert cut_repetition("urllib3.2.2.2.2.2.2.2") == "urllib3.2"
+    assert cut_repetition("x = [0, 0, 0, 0]") == "x = [0, 0, 0, 0]"
+    assert cut_repetition("# ==========") == "# =========="
+    assert cut_repetition("self.x = x") == "self.x = x"
+
+
+def test_never_duplicates_the_rest_of_the_line():
+    assert clean_single_line("a, b)", ")", "foo(") == "a, b"
+    assert clean_single_line("path, 'r') as fh:", ") as fh:", "open(") == "path, 'r'"
+    assert clean_single_line("x, y):", "):", "def f(") == "x, y"
+    assert clean_single_line(")", ")", "f(") == ""
+
+
+def test_brackets_balance_against_the_line():
+    assert balance_brackets("a, b))", "foo(", "") == "a, b)"
+    assert balance_brackets("x[0])", "f(", ")") == "x[0]"
+    assert balance_brackets("(1, 2)", "x = ", "") == "(1, 2)"
+
+
+def test_whitespace_only_is_never_returned():
+    assert clean_single_line("   \t", "") == ""
+    assert clean_block("\n\n   \n", "") == ""
+
+
+def test_block_drops_lines_the_suffix_already_has():
+    block = "    x = 1\n    return x\n\n\ndef main():"
+    assert clean_block(block, "\n\ndef main():\n    pass\n") == "    x = 1\n    return x"
+
+
+def test_empty_body_detection_by_syntax():
+    pre = "import os\n\n\ndef read(path):\n    "
+    assert empty_block_at_cursor(pre, "\n\n\ndef main():\n    pass\n", "python") == BlockRequest(0, "    ")
+    # A body that already has statements is not empty: single-line completion there.
+    assert empty_block_at_cursor(pre, "\n    return 1\n", "python") is None
+    # Mid-line, or a line that does not follow a block opener: no block.
+    assert empty_block_at_cursor("x = 1\n", "\n", "python") is None
+    assert empty_block_at_cursor("def f():\n    ret", "\n", "python") is None
+    js = "function f(a) {\n  "
+    assert empty_block_at_cursor(js, "\n}\n", "javascript") is not None
+    assert empty_block_at_cursor(js, "\n  return a;\n}\n", "javascript") is None
+
+
+def test_block_stop_rule_ends_at_the_dedent():
+    stop = block_stop_rule(BlockRequest(0, "    "), max_lines=12)
+    text = "x = 1\n    return x\n\ndef other():\n"
+    cut = stop(text)
+    assert text[:cut] == "x = 1\n    return x\n"
+    assert stop("x = 1\n    y = 2") is None  # still inside the body, last line growing
+    assert block_stop_rule(BlockRequest(0, "    "), max_lines=2)("a\n    b\n    c\n") == len("a\n    b")
+
+
+def test_trim_to_valid_drops_broken_tail_lines():
+    pre, suf = "def f(x):\n    ", "\n\n\ndef g():\n    pass\n"
+    assert trim_to_valid(pre, "y = x + 1\n    return y", suf, "python") == "y = x + 1\n    return y"
+    assert trim_to_valid(pre, "y = x + 1\n    return (y", suf, "python") == "y = x + 1"
+
+
+def test_type_ahead_cache_serves_typed_through_suggestions():
+    cache = TypeAheadCache(capacity=2)
+    cache.put("a", "x = os.", "\n", "path.join(a, b)")
+    assert cache.get("a", "x = os.", "\n") == "path.join(a, b)"
+    assert cache.get("a", "x = os.pa", "\n") == "th.join(a, b)"
+    assert cache.get("a", "x = os.pe", "\n") is None  # typed something else
+    assert cache.get("a", "x = os.pa", "\nmore") is None  # the suffix changed
+    assert cache.get("b", "x = os.pa", "\n") is None
+    cache.put("a", "1", "", "x")
+    cache.put("a", "2", "", "y")
+    assert cache.get("a", "x = os.", "\n") is None  # evicted (LRU)
