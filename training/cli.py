@@ -61,8 +61,16 @@ def _cmd_export(args: argparse.Namespace) -> None:
         raise CliError(f"{args.checkpoint} is not a training checkpoint (no config.json)")
     out = export(args.checkpoint, args.out, quantization=args.quantization)
     print(f"exported {args.quantization} model to {out}")
+    extra = {}
     if args.parity:
-        print(parity(args.checkpoint, out).line())
+        report = parity(args.checkpoint, out)
+        print(report.line())
+        extra["export parity"] = report.line()
+    if args.card_command and (args.checkpoint.parent / "data" / "meta.json").is_file():
+        from training.model_card import write_model_card
+
+        card = write_model_card(args.checkpoint, out, args.quantization, args.card_command, extra)
+        print(f"model card: {card}")
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
@@ -147,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path)
     p.add_argument("--quantization", default="int8", choices=["int8", "float32", "float16", "int8_float32"])
     p.add_argument("--parity", action="store_true", help="compare greedy outputs with the checkpoint")
+    p.add_argument("--card-command", help="write MODEL_CARD.md, naming this as the training command")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("serve", help="run the language server (stdio by default)")

@@ -114,17 +114,18 @@ def prepare_data(data_dir: Path, cfg: TrainConfig, corpus: CorpusConfig, log=pri
     t0 = time.time()
     tok = train_tokenizer(tokenizer_texts(), cfg.model.vocab_size, data_dir)
     log(f"tokenizer: {tok.get_vocab_size()} tokens in {time.time() - t0:.1f}s")
-    counts = {}
+    counts, file_counts = {}, {}
     for split in ("train", "val"):
         docs = [(f.rel, f.text) for f in files if f.split == split]
         if split == "val" and not docs:  # tiny corpora: hold out at least one file
             docs = [(files[-1].rel, files[-1].text)]
         t0 = time.time()
         counts[split] = write_shard(docs, data_dir / TOKENIZER_FILE, data_dir / f"{split}.bin", cfg.data)
+        file_counts[split] = len(docs)
         log(f"{split}: {counts[split]:,} tokens from {len(docs)} files in {time.time() - t0:.1f}s")
     meta = {
         "tokens": counts,
-        "files": {s: sum(f.split == s for f in files) for s in ("train", "val")},
+        "files": file_counts,
         "chars": sum(len(f.text) for f in files),
         "roots": [str(r) for r in corpus.roots],
         "filter_stats": stats,

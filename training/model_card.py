@@ -1,0 +1,81 @@
+"""Model card: what a model was trained on and how, written from the run's own records.
+
+Everything here is read from the run folder (``data/meta.json``, ``log.jsonl``, the
+checkpoint's ``training_info.json``), so the card cannot drift from the model it describes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+from model.config import ModelConfig
+
+
+def _log_rows(run: Path) -> list[dict]:
+    path = run / "log.jsonl"
+    if not path.is_file():
+        return []
+    by_step: dict[tuple[str, int], dict] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            by_step[(row["kind"], row["step"])] = row  # a resumed run re-logs steps: keep the last
+    return sorted(by_step.values(), key=lambda r: (r["step"], r["kind"]))
+
+
+def write_model_card(checkpoint: Path, exported: Path, quantization: str, command: str,
+                     extra: dict[str, str] | None = None) -> Path:
+    run = checkpoint.parent
+    meta = json.loads((run / "data" / "meta.json").read_text()) if (run / "data" / "meta.json").is_file() else {}
+    info = json.loads((checkpoint / "training_info.json").read_text()) if (checkpoint / "training_info.json").is_file() else {}
+    cfg = ModelConfig.load(checkpoint)
+    rows = _log_rows(run)
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    val_rows = [r for r in rows if r["kind"] == "val"]
+    speeds = [r["tokens_per_s"] for r in train_rows[len(train_rows) // 10:] if r.get("tokens_per_s")]
+    size_mb = sum(f.stat().st_size for f in exported.iterdir() if f.is_file()) / 1e6
+    val = info.get("val_loss")
+    lines = [
+        "# ghostline default model",
+        "",
+        f"Written {datetime.now(timezone.utc).strftime('%Y-%m-%d')} by `training/model_card.py` from the run's records.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | Llama-style decoder (RoPE, RMSNorm, SwiGLU, tied embeddings) |",
+        f"| shape | {cfg.n_layer} layers, d_model {cfg.d_model}, {cfg.n_head} heads, d_ff {cfg.d_ff}, context {cfg.max_seq_len} tokens |",
+        f"| parameters | {cfg.n_params() / 1e6:.2f} M |",
+        f"| tokenizer | byte-level BPE, {cfg.vocab_size} tokens, FIM + file-separator special tokens |",
+        f"| format | CTranslate2, {quantization}, {size_mb:.1f} MB |",
+        f"| steps | {info.get('step', '?')} |",
+        f"| tokens seen | {info.get('tokens_seen', 0):,} |",
+        f"| final validation loss | {val:.4f} nats/token (perplexity {math.exp(val):.2f}) |" if val else "| final validation loss | ? |",
+        f"| training speed | {sum(speeds) / len(speeds):,.0f} tokens/s (mean over the run) |" if speeds else "| training speed | ? |",
+        f"| command | `{command}` |",
+    ]
+    for k, v in (extra or {}).items():
+        lines.append(f"| {k} | {v} |")
+    if meta:
+        stats = ", ".join(f"{k} {v}" for k, v in sorted(meta.get("filter_stats", {}).items()))
+        lines += [
+            "",
+            "## Corpus",
+            "",
+            f"- roots: {', '.join(f'`{r}`' for r in meta.get('roots', []))}",
+            f"- files: {meta['files']['train']:,} train, {meta['files']['val']:,} validation "
+            f"({meta.get('chars', 0) / 1e6:.1f} M characters; {meta['tokens']['train']:,} / {meta['tokens']['val']:,} tokens)",
+            f"- filters: {stats}",
+            "- always excluded: requests, flask, httpx, sqlalchemy (any folder or module of that name, "
+            "vendored copies included) and everything under `../shared/eval` (held-out evaluation code)",
+            f"- FIM rate {meta.get('data_config', {}).get('fim_rate')}, SPM layout; pieces of "
+            f"~{meta.get('data_config', {}).get('piece_chars')} characters",
+        ]
+    if val_rows:
+        lines += ["", "## Validation loss", "", "| step | loss |", "|---|---|"]
+        lines += [f"| {r['step']} | {r['val_loss']:.4f} |" for r in val_rows]
+    out = exported / "MODEL_CARD.md"
+    out.write_text("\n".join(lines) + "\n")
+    return out
