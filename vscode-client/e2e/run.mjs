@@ -77,14 +77,15 @@ async function main(run, state) {
   await row.first().waitFor({ timeout: 60_000 });
   step(`similar: ${(await page.locator('.monaco-list-row', { hasText: /\d\.\d\d/ }).allInnerTexts()).join(' | ').replace(/\s+/g, ' ')}`);
   await checkNotifications(page);
-  await row.first().click();
-  await page.locator('.editor-instance .view-lines', { hasText: 'def rolling_mean' }).waitFor();
   const sash = await page.locator('.part.sidebar').boundingBox();
   await page.mouse.move(sash.x + sash.width, sash.y + 200);
   await page.mouse.down();
   await page.mouse.move(sash.x + sash.width + 180, sash.y + 200, { steps: 5 });
   await page.mouse.up();
   await page.mouse.move(900, 700);
+  await waitFor(async () => (await page.locator('.monaco-sash.hover, .monaco-sash.active').count()) === 0, 5000, 'sash to settle');
+  await row.first().click();
+  await page.locator('.editor-instance .view-lines', { hasText: 'def rolling_mean' }).waitFor();
   await page.screenshot({ path: path.join(shots, 'find-similar.png') });
 }
 
