@@ -92,12 +92,12 @@ export class Server implements vscode.Disposable {
 
   /** The server's process ended without being asked to: wait, then restart, or give up. */
   private async closed(backoff: Backoff, stale: () => boolean): Promise<CloseHandlerResult> {
-    const delay = stale() ? undefined : backoff.nextDelay();
+    if (stale()) return { action: CloseAction.DoNotRestart, handled: true }; // replaced or stopped
+    const delay = backoff.nextDelay();
     if (delay === undefined) {
-      const message = stale() ? 'server stopped'
-        : `the server stopped ${backoff.restarts} times in a row; see the log, then run "ghostline: Restart Server"`;
+      const message = `the server stopped ${backoff.restarts} times in a row; see the log, then run "ghostline: Restart Server"`;
       this.status.failed(message);
-      return { action: CloseAction.DoNotRestart, message, handled: stale() };
+      return { action: CloseAction.DoNotRestart, message };
     }
     const message = `the server stopped; restarting in ${delay / 1000} s`;
     this.output.warn(message);
