@@ -205,7 +205,7 @@ def create_server() -> GhostlineServer:
         while start > 0 and (source[start - 1].isalnum() or source[start - 1] == "_"):
             start -= 1
         word = source[start:offset]
-        start_pos = doc.client_position_at_offset(start) if hasattr(doc, "client_position_at_offset") else params.position
+        start_pos = doc.client_position_at_offset(start)
         item = types.CompletionItem(
             label=(word + result.text).strip(),
             kind=types.CompletionItemKind.Text,

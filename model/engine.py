@@ -63,7 +63,7 @@ class CompletionEngine:
     """Greedy code completion over a CTranslate2 model folder."""
 
     def __init__(self, model_dir: Path, device: str = "auto", compute_type: str = "default",
-                 cpu_threads: int = 0) -> None:
+                 cpu_threads: int = 0, static_cache_entries: int = 16) -> None:
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "model.bin").is_file():
             raise ModelLoadError(f"no model at {self.model_dir} (model.bin is missing)")
@@ -87,6 +87,11 @@ class CompletionEngine:
         vocab = self.tokenizer.get_vocab_size()
         self._tokens = [self.tokenizer.id_to_token(i) for i in range(vocab)]
         self._lock = threading.Lock()  # one generation at a time: the CPU has no spare cores
+        # CTranslate2 keeps the state of every static prompt it has seen, without bound
+        # (about 3 MB each for the default model); one per edited line adds up over a day.
+        # Past this many distinct prompts the model is reloaded (~20 ms), which frees them.
+        self.static_cache_entries = static_cache_entries
+        self._static_seen: set[int] = set()
 
     @property
     def compute_type(self) -> str:
@@ -104,6 +109,7 @@ class CompletionEngine:
         """
         kwargs = dict(max_length=options.max_tokens, sampling_topk=1, end_token=[self.special.eot])
         if options.reuse_static_prompt:
+            self._track_static_prompt(prompt.static)
             steps = self.generator.generate_tokens(
                 self._token_strings(prompt.dynamic), static_prompt=self._token_strings(prompt.static),
                 cache_static_prompt=True, **kwargs,
@@ -119,6 +125,16 @@ class CompletionEngine:
                 yield step.token_id
         finally:
             steps.close()
+
+    def _track_static_prompt(self, static: list[int]) -> None:
+        key = hash(tuple(static))
+        if key in self._static_seen:
+            return
+        if len(self._static_seen) >= self.static_cache_entries:
+            self.generator.unload_model()
+            self.generator.load_model()
+            self._static_seen.clear()
+        self._static_seen.add(key)
 
     def complete(self, prompt: Prompt, options: GenerationOptions | None = None,
                  cancelled: Callable[[], bool] = lambda: False,

@@ -76,3 +76,12 @@ def test_export_parity(tiny_run, tmp_path):
     assert report.token_agreement == 1.0 and report.exact == report.prompts
     report8 = parity(tiny_run / "checkpoint", tiny_run / "ct2-int8")
     assert report8.token_agreement >= 0.7
+
+
+def test_static_prompt_cache_is_bounded_and_reloading_keeps_answers(tiny_model):
+    engine = CompletionEngine(tiny_model, device="cpu", static_cache_entries=3)
+    prompts = [_prompt(engine, f"import os\nx{i} = {i}\ny = os.") for i in range(8)]
+    first = [engine.complete(p, GenerationOptions(max_tokens=8)).text for p in prompts]
+    assert len(engine._static_seen) <= 3  # the model was reloaded, freeing CTranslate2's cached states
+    again = [engine.complete(p, GenerationOptions(max_tokens=8)).text for p in prompts]
+    assert again == first

@@ -1,0 +1,76 @@
+"""The model shipped in model/default: present, small, documented, and writing Python."""
+
+import ast
+
+import pytest
+from lsprotocol import types
+
+from lsp_server.blocks import trim_to_valid
+from lsp_server.client import running_server
+from lsp_server.settings import DEFAULT_MODEL_DIR
+from model.engine import CompletionEngine, GenerationOptions
+from model.prompt_format import completion_prompt
+
+PROMPTS = [
+    "import os\n\n\ndef list_python_files(folder):\n    return [name for name in os.listdir(folder) if name.",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        self.items.",
+    "def read_text(path):\n    with open(path, encoding='utf-8') as fh:\n        return fh.",
+    "import sys\n\n\ndef main(argv=None):\n    argv = sys.argv[1:] if argv is None else argv\n    if not argv:\n        print(",
+    "def mean(values):\n    if not values:\n        raise ValueError('empty')\n    return sum(values) / ",
+    "result = {}\nfor key, value in pairs:\n    result[key] = ",
+    "import json\n\n\ndef save(path, data):\n    with open(path, 'w') as fh:\n        json.",
+    "def is_even(n):\n    return n % 2 ",
+]
+
+
+def test_shipped_model_is_complete_small_and_documented():
+    for name in ("model.bin", "config.json", "vocabulary.json", "tokenizer.json", "ghostline_model.json", "MODEL_CARD.md"):
+        assert (DEFAULT_MODEL_DIR / name).is_file(), name
+    size = sum(f.stat().st_size for f in DEFAULT_MODEL_DIR.iterdir())
+    assert size <= 60 * 1024 * 1024
+    card = (DEFAULT_MODEL_DIR / "MODEL_CARD.md").read_text()
+    for fact in ("tokens seen", "validation loss", "command", "excluded"):
+        assert fact in card
+
+
+def _compiles(code: str) -> bool:
+    try:
+        ast.parse(code)
+        return True
+    except SyntaxError:
+        return False
+
+
+def test_completions_of_ordinary_python_look_like_python():
+    engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
+    good = 0
+    for prefix in PROMPTS:
+        prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, "\n")
+        text = engine.complete(prompt, GenerationOptions(max_tokens=32)).text
+        # The completed line closes the statement: the file parses as Python.
+        if text.strip() and _compiles(prefix + text + "\n"):
+            good += 1
+    assert good >= len(PROMPTS) // 2, f"only {good}/{len(PROMPTS)} completions made valid Python"
+
+
+SOURCE = "import os\n\n\ndef count_lines(path):\n    \n\n\ndef main():\n    print(count_lines('x'))\n"
+
+
+async def test_multiline_on_an_empty_function_body_returns_a_block_ending_at_the_body(tmp_path):
+    uri = (tmp_path / "lines.py").as_uri()
+    async with running_server(tmp_path, {"debounceMs": 0}) as client:
+        client.open(uri, SOURCE)
+        explained = await client.protocol.send_request_async(
+            "ghostline/explainPrompt", {"textDocument": {"uri": uri}, "position": {"line": 4, "character": 4}})
+        assert explained.mode == "block"
+        text = await client.inline(uri, 4, 4)
+        assert text.strip()
+        lines = text.split("\n")
+        # Every following line stays inside the body: nothing dedents to the def's level.
+        assert all(not l.strip() or len(l) - len(l.lstrip()) > 0 for l in lines[1:])
+        prefix, suffix = SOURCE[: SOURCE.index("    \n") + 4], SOURCE[SOURCE.index("    \n") + 4:]
+        assert trim_to_valid(prefix, text, suffix, "python") == text
+        # Mid-line, the same server stays single-line.
+        single = await client.protocol.send_request_async(
+            "ghostline/explainPrompt", {"textDocument": {"uri": uri}, "position": {"line": 8, "character": 10}})
+        assert single.mode == "line"
