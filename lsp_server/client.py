@@ -23,6 +23,8 @@ class GhostlineClient(LanguageClient):
         super().__init__("ghostline-client", "0.1.0")
         self.messages: list[str] = []
         self.status: dict | None = None
+        self.stderr_tail = ""
+        self.logs: list[str] = []  # the server's window/logMessage lines, newest last
 
         @self.feature(types.WINDOW_SHOW_MESSAGE)
         def _show(params: types.ShowMessageParams) -> None:
@@ -30,7 +32,8 @@ class GhostlineClient(LanguageClient):
 
         @self.feature(types.WINDOW_LOG_MESSAGE)
         def _log(params: types.LogMessageParams) -> None:
-            pass
+            self.logs.append(params.message)
+            del self.logs[:-500]
 
         @self.feature("ghostline/status")
         def _status(params) -> None:
@@ -59,6 +62,8 @@ async def running_server(root: Path, options: dict | None = None,
     """Start the server, initialize it for workspace ``root``, and shut it down after."""
     client = GhostlineClient()
     await client.start_io(python, "-m", "lsp_server")
+    # pygls pipes the server's stderr; unread, a chatty server would block once the pipe fills.
+    drain = asyncio.create_task(_drain(client))
     try:
         await client.initialize_async(types.InitializeParams(
             capabilities=types.ClientCapabilities(),
@@ -68,10 +73,27 @@ async def running_server(root: Path, options: dict | None = None,
         ))
         client.initialized(types.InitializedParams())
         yield client
-        await client.shutdown_async(None)
+        await asyncio.wait_for(client.shutdown_async(None), 30)
         client.exit(None)
     finally:
+        # After an error the server was never told to exit: end it, or stop() waits forever.
+        server = client._server
+        if server is not None and server.returncode is None:
+            try:
+                await asyncio.wait_for(server.wait(), 5)
+            except asyncio.TimeoutError:
+                server.kill()
         await client.stop()
+        drain.cancel()
+
+
+async def _drain(client: GhostlineClient) -> None:
+    """Keep the last 64 KB of the server's stderr (for error reports) and discard the rest."""
+    stream = client._server.stderr if client._server is not None else None
+    if stream is None:
+        return
+    while chunk := await stream.read(65536):
+        client.stderr_tail = (client.stderr_tail + chunk.decode("utf-8", "replace"))[-65536:]
 
 
 def _utf16_column(line_text: str, column: int) -> int:

@@ -23,7 +23,7 @@ def budgets(engine: CompletionEngine, settings: ServerSettings, answer_tokens: i
     ctx = engine.max_seq_len
     room = ctx - HEADER_RESERVE - min(answer_tokens, ctx // 3)
     suffix = min(settings.max_suffix_tokens, room // 5)
-    context = min(settings.retrieval_tokens, room // 4) if settings.retrieval else 0
+    context = min(settings.retrieval_tokens, room // 3) if settings.retrieval else 0
     prefix = max(16, min(settings.max_prefix_tokens, room - suffix - context))
     return prefix, suffix, context
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
-from lsp_server.client import GhostlineClient, running_server
+from lsp_server.client import running_server
 
 SOURCE = "import os\n\n\ndef main(argv):\n    path = os.path.join(argv[0], 'x')\n    return \n"
 
@@ -16,14 +16,6 @@ SOURCE = "import os\n\n\ndef main(argv):\n    path = os.path.join(argv[0], 'x')\
 def workspace(tmp_path):
     (tmp_path / "app.py").write_text(SOURCE)
     return tmp_path
-
-
-def _logs(client: GhostlineClient):
-    client.logs = []
-
-    @client.feature(types.WINDOW_LOG_MESSAGE)
-    def _log(params: types.LogMessageParams) -> None:
-        client.logs.append(params.message)
 
 
 async def test_inline_completion_continues_the_line(workspace, tiny_model):
@@ -49,7 +41,6 @@ async def test_completion_fallback_replaces_the_word(workspace, tiny_model):
 async def test_cancel_request_stops_generation_and_server_keeps_serving(workspace, tiny_model):
     uri = (workspace / "app.py").as_uri()
     async with running_server(workspace, {"modelPath": str(tiny_model), "debounceMs": 0, "maxTokens": 512}) as client:
-        _logs(client)
         client.open(uri, SOURCE)
         await client.inline(uri, 5, 11)  # warm up: model loaded
         params = types.InlineCompletionParams(

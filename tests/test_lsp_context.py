@@ -26,7 +26,8 @@ async def test_open_unsaved_documents_shadow_disk_and_the_file_never_leaks(tmp_p
     # The edited file's saved copy holds a line the user has not typed (yet): its "future".
     (tmp_path / "main.py").write_text(MAIN + "    future_answer_line = read_lines(os.sep)\n")
     main_uri, helpers_uri = (tmp_path / "main.py").as_uri(), (tmp_path / "helpers.py").as_uri()
-    async with running_server(tmp_path, {"modelPath": str(tiny_model), "debounceMs": 0}) as client:
+    options = {"modelPath": str(tiny_model), "debounceMs": 0, "maxTokens": 16}
+    async with running_server(tmp_path, options) as client:
         client.open(main_uri, MAIN)
         before = await _explain(client, main_uri, 5, 4)
         assert "disk_version_marker" in before.prompt
@@ -72,12 +73,7 @@ async def test_completion_never_repeats_the_rest_of_the_line(tmp_path, tiny_mode
 async def test_typing_the_suggestion_needs_no_model_call(tmp_path, tiny_model):
     uri = (tmp_path / "main.py").as_uri()
     async with running_server(tmp_path, {"modelPath": str(tiny_model), "debounceMs": 0}) as client:
-        logs: list[str] = []
-
-        @client.feature(types.WINDOW_LOG_MESSAGE)
-        def _log(params):
-            logs.append(params.message)
-
+        logs = client.logs
         client.open(uri, MAIN)
         first = await client.inline(uri, 5, 4)
         assert len(first) >= 2

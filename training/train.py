@@ -55,11 +55,11 @@ class TrainConfig:
 PRESETS: dict[str, TrainConfig] = {
     # Finishes in about a minute on a 2-core CPU: for tests and smoke runs.
     "tiny": TrainConfig(
-        model=ModelConfig(vocab_size=512, n_layer=2, n_head=4, n_kv_head=4, d_model=64, d_ff=176, max_seq_len=128),
+        model=ModelConfig(vocab_size=512, n_layer=2, n_head=4, n_kv_head=4, d_model=64, d_ff=176, max_seq_len=256),
         corpus_max_bytes=1_500_000,
         corpus_sample_permille=50,
         tokenizer_sample_bytes=600_000,
-        batch_size=16,
+        batch_size=8,
         max_steps=150,
         warmup_steps=15,
         lr=3e-3,

@@ -1,0 +1,234 @@
+"""Similar code end to end: ``ghostline/findSimilar`` and duplicate hints through a real
+LSP client talking to ``python -m lsp_server`` over stdio."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+
+from lsp_server.client import GhostlineClient, running_server
+
+MERGE = '''def merge_intervals(intervals):
+    """Merge overlapping [start, end] intervals."""
+    intervals.sort(key=lambda pair: pair[0])
+    merged = []
+    for start, end in intervals:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+'''
+# The same function, every name changed and the docstring dropped.
+COMBINE = '''def combine_ranges(spans):
+    spans.sort(key=lambda item: item[0])
+    out = []
+    for lo, hi in spans:
+        if out and lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return out
+'''
+OTHERS = [
+    '''def read_config(path):
+    with open(path, encoding="utf-8") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    settings = {}
+    for line in lines:
+        key, _, value = line.partition("=")
+        settings[key.strip()] = value.strip()
+    return settings
+''',
+    '''def word_counts(text):
+    counts = {}
+    for word in text.lower().split():
+        word = word.strip(".,;:!?")
+        if word:
+            counts[word] = counts.get(word, 0) + 1
+    return sorted(counts.items(), key=lambda kv: -kv[1])
+''',
+    '''class Stack:
+    def __init__(self):
+        self.items = []
+
+    def push(self, item):
+        self.items.append(item)
+
+    def pop(self):
+        if not self.items:
+            raise IndexError("pop from empty stack")
+        return self.items.pop()
+''',
+    '''def binary_search(values, target):
+    lo, hi = 0, len(values) - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if values[mid] == target:
+            return mid
+        if values[mid] < target:
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return -1
+''',
+]
+A = MERGE + "\n\n" + OTHERS[0]
+B = OTHERS[1] + "\n\n" + COMBINE
+C = OTHERS[2] + "\n\n" + OTHERS[3]
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "a.py").write_text(A)
+    (root / "b.py").write_text(B)
+    (root / "c.py").write_text(C)
+    return root
+
+
+def options(tmp_path: Path, **extra) -> dict:
+    # Completions off: these tests need no language model, only the similarity index.
+    return {"enabled": False, "cacheDir": str(tmp_path / "cache"), **extra}
+
+
+class Diagnostics:
+    """Collects publishDiagnostics and lets a test wait for a condition on them."""
+
+    def __init__(self, client: GhostlineClient) -> None:
+        self.by_uri: dict[str, list[types.Diagnostic]] = {}
+        self.changed = asyncio.Condition()
+
+        @client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        async def _publish(params: types.PublishDiagnosticsParams) -> None:
+            async with self.changed:
+                self.by_uri[params.uri] = params.diagnostics
+                self.changed.notify_all()
+
+    async def wait_for(self, predicate, timeout: float = 60.0):
+        async def wait():
+            async with self.changed:
+                await self.changed.wait_for(lambda: predicate(self.by_uri))
+        await asyncio.wait_for(wait(), timeout)
+
+
+async def find_similar(client: GhostlineClient, uri: str, start: int, end: int, limit: int = 5) -> list[dict]:
+    result = await client.protocol.send_request_async("ghostline/findSimilar", {
+        "textDocument": {"uri": uri}, "range": {"start": {"line": start, "character": 0},
+                                                "end": {"line": end, "character": 0}}, "limit": limit})
+    items = result.items if hasattr(result, "items") else result["items"]
+    return [item._asdict() if hasattr(item, "_asdict") else item for item in items]
+
+
+def _line(item: dict) -> int:
+    rng = item["range"]
+    start = rng.start if hasattr(rng, "start") else rng["start"]
+    return start.line if hasattr(start, "line") else start["line"]
+
+
+async def test_find_similar_returns_the_renamed_copy_first(workspace, tmp_path):
+    uri = (workspace / "a.py").as_uri()
+    async with running_server(workspace, options(tmp_path)) as client:
+        client.open(uri, A)
+        items = await find_similar(client, uri, 0, 10)
+        assert items, "no similar code found"
+        assert items[0]["uri"] == (workspace / "b.py").as_uri()
+        assert _line(items[0]) == B.split("\n").index("def combine_ranges(spans):")
+        assert items[0]["preview"].startswith("def combine_ranges(spans):")
+        assert 0 < items[0]["score"] <= 1
+        assert not any(item["uri"] == uri and _line(item) == 0 for item in items), "the query is not a result"
+        assert [i["score"] for i in items][0] >= max(i["score"] for i in items[1:])
+
+
+async def test_editing_an_open_document_changes_the_results_without_saving(workspace, tmp_path):
+    a_uri, b_uri = (workspace / "a.py").as_uri(), (workspace / "b.py").as_uri()
+    async with running_server(workspace, options(tmp_path)) as client:
+        client.open(a_uri, A)
+        client.open(b_uri, B)
+        before = await find_similar(client, a_uri, 0, 10)
+        assert before[0]["uri"] == b_uri
+        # Replace the copy in the editor with unrelated code; the file on disk keeps it.
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=b_uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=OTHERS[1])]))
+        after = await find_similar(client, a_uri, 0, 10)
+        assert (workspace / "b.py").read_text() == B
+        assert not any(i["uri"] == b_uri and i["preview"].startswith("def combine_ranges") for i in after)
+        # Typing the copy into another open document makes that the best match.
+        c_uri = (workspace / "c.py").as_uri()
+        client.open(c_uri, C)
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=c_uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=C + "\n\n" + COMBINE)]))
+        moved = await find_similar(client, a_uri, 0, 10)
+        assert moved[0]["uri"] == c_uri and moved[0]["preview"].startswith("def combine_ranges")
+
+
+async def test_hint_names_the_duplicate_and_goes_when_it_is_deleted(workspace, tmp_path):
+    a_uri, b_uri = (workspace / "a.py").as_uri(), (workspace / "b.py").as_uri()
+    async with running_server(workspace, options(tmp_path)) as client:
+        diagnostics = Diagnostics(client)
+        client.open(a_uri, A)
+
+        def hinted(by_uri):
+            return any("combine_ranges" in d.message for d in by_uri.get(a_uri, []))
+        await diagnostics.wait_for(hinted)
+        hint = next(d for d in diagnostics.by_uri[a_uri] if "combine_ranges" in d.message)
+        assert hint.severity == types.DiagnosticSeverity.Hint
+        assert hint.range.start.line == 0  # on merge_intervals' def line
+        assert "b.py" in hint.message
+        assert hint.related_information[0].location.uri == b_uri
+        assert not any(d.range.start.line > 10 for d in diagnostics.by_uri[a_uri]), "read_config has no duplicate"
+
+        client.open(b_uri, B)
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=b_uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=OTHERS[1])]))
+        await diagnostics.wait_for(lambda by_uri: not by_uri.get(a_uri))
+
+
+async def test_hint_goes_when_the_duplicate_file_is_deleted_on_disk(workspace, tmp_path):
+    a_uri, b_path = (workspace / "a.py").as_uri(), workspace / "b.py"
+    async with running_server(workspace, options(tmp_path)) as client:
+        diagnostics = Diagnostics(client)
+        client.open(a_uri, A)
+        await diagnostics.wait_for(lambda by_uri: bool(by_uri.get(a_uri)))
+        b_path.unlink()
+        client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(changes=[
+            types.FileEvent(uri=b_path.as_uri(), type=types.FileChangeType.Deleted)]))
+        await diagnostics.wait_for(lambda by_uri: not by_uri.get(a_uri))
+
+
+async def test_hints_can_be_switched_off(workspace, tmp_path):
+    a_uri = (workspace / "a.py").as_uri()
+    async with running_server(workspace, options(tmp_path, similarityHints=False)) as client:
+        diagnostics = Diagnostics(client)
+        client.open(a_uri, A)
+        items = await find_similar(client, a_uri, 0, 10)  # the index is built once this answers
+        assert items
+        assert not diagnostics.by_uri.get(a_uri)
+
+
+async def test_bad_find_similar_params_are_an_lsp_error(workspace, tmp_path):
+    uri = (workspace / "a.py").as_uri()
+    async with running_server(workspace, options(tmp_path)) as client:
+        client.open(uri, A)
+        with pytest.raises(Exception, match="limit"):
+            await client.protocol.send_request_async("ghostline/findSimilar", {
+                "textDocument": {"uri": uri}, "range": {"start": {"line": 0, "character": 0},
+                                                        "end": {"line": 3, "character": 0}}, "limit": 0})
+        assert await find_similar(client, uri, 0, 10)  # the server still answers
+
+
+async def test_indexing_reports_progress_and_persists(workspace, tmp_path):
+    uri = (workspace / "a.py").as_uri()
+    client_progress: list[str] = []
+    async with running_server(workspace, options(tmp_path)) as client:
+        client.open(uri, A)
+        await find_similar(client, uri, 0, 10)
+    assert list((tmp_path / "cache").rglob("index.npz")), "the index was not saved in the cache folder"
+    del client_progress
