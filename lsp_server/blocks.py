@@ -115,10 +115,28 @@ def trim_to_valid(prefix: str, block: str, suffix: str, lang: str) -> str:
     lines = block.split("\n")
     while lines:
         candidate = "\n".join(lines)
-        if candidate.strip() and errors(candidate) <= baseline:
-            return candidate
+        if candidate.strip():
+            for option in (candidate, _close_docstring(candidate, prefix.rsplit("\n", 1)[-1])):
+                if option and errors(option) <= baseline:
+                    return option
         lines.pop()
     return ""
+
+
+def _close_docstring(block: str, cursor_line: str) -> str | None:
+    """The block with an unterminated triple-quoted string closed on a line of its own.
+
+    Small models often stop mid-docstring; closing it keeps the useful start of a block.
+    The first line of a block continues the cursor's line, whose indentation counts.
+    """
+    for quote in ('"""', "'''"):
+        if block.count(quote) % 2:
+            lines = block.split("\n")
+            i = next(n for n, l in enumerate(lines) if quote in l)
+            opener = (cursor_line if i == 0 else "") + lines[i]
+            indent = opener[: len(opener) - len(opener.lstrip())]
+            return block.rstrip() + "\n" + indent + quote
+    return None
 
 
 def _count_errors(node) -> int:

@@ -177,11 +177,14 @@ class CompletionService:
                  1000 * completion.seconds, completion.stop_reason, ", block" if block else "")
         if completion.stop_reason == "cancelled" or cancel.is_set():
             return CompletionResult("", completion, skipped="cancelled")
+        prefix_line = prefix.rsplit("\n", 1)[-1]
+        raw = completion.text
+        if prefix_line and not prefix_line.strip():
+            raw = raw.lstrip(" \t")  # the line is already indented: don't indent it twice
         if block:
-            text = trim_to_valid(prefix, clean_block(completion.text, suffix), suffix, lang)
+            text = trim_to_valid(prefix, clean_block(raw, suffix), suffix, lang)
         else:
-            line_suffix = suffix.split("\n", 1)[0]
-            text = clean_single_line(completion.text, line_suffix, prefix.rsplit("\n", 1)[-1])
+            text = clean_single_line(raw, suffix.split("\n", 1)[0], prefix_line)
         self.cache.put(context.uri, prefix, suffix, text)
         return CompletionResult(text, completion)
 

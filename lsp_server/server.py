@@ -155,8 +155,10 @@ def create_server() -> GhostlineServer:
     server = GhostlineServer()
     handler = _ClientLogHandler(server)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.getLogger("lsp_server").addHandler(handler)
-    logging.getLogger("lsp_server").setLevel(logging.INFO)
+    logger = logging.getLogger("lsp_server")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # the client shows these; stderr would show each line twice
 
     @server.feature(types.INITIALIZE)
     def on_initialize(ls: GhostlineServer, params: types.InitializeParams) -> None:

@@ -72,3 +72,9 @@ def test_type_ahead_cache_serves_typed_through_suggestions():
     cache.put("a", "1", "", "x")
     cache.put("a", "2", "", "y")
     assert cache.get("a", "x = os.", "\n") is None  # evicted (LRU)
+
+
+def test_an_unfinished_docstring_is_closed_at_the_body_indent():
+    pre, suf = "def read(path):\n    ", "\n\n\ndef g():\n    pass\n"
+    assert trim_to_valid(pre, '"""Read a file.\n    Returns its lines.', suf, "python") == \
+        '"""Read a file.\n    Returns its lines.\n    """'
