@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,7 +35,7 @@ from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 
 from lsp_server.similarity.crawl import CrawlConfig
 from lsp_server.similarity.index import Hit
-from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex
+from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex, default_cache_dir
 
 if TYPE_CHECKING:
     from lsp_server.server import GhostlineServer
@@ -44,11 +43,6 @@ if TYPE_CHECKING:
 FIND_SIMILAR = "ghostline/findSimilar"
 MAX_LIMIT = 200
 log = logging.getLogger("lsp_server.similarity")
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ghostline"
 
 
 def _path(uri: str) -> Path | None:
@@ -274,7 +268,8 @@ class SimilarityFeature:
             raise JsonRpcInvalidRequest("no workspace folder to search: open a folder first")
         uri = _field(_field(params, "textDocument"), "uri")
         rng = _field(params, "range")
-        limit = _field(params, "limit") or 20
+        limit = _field(params, "limit")
+        limit = 20 if limit is None else limit
         if not isinstance(uri, str) or rng is None:
             raise JsonRpcInvalidParams("findSimilar needs {textDocument: {uri}, range, limit?}")
         if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:

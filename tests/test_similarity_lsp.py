@@ -224,11 +224,9 @@ async def test_bad_find_similar_params_are_an_lsp_error(workspace, tmp_path):
         assert await find_similar(client, uri, 0, 10)  # the server still answers
 
 
-async def test_indexing_reports_progress_and_persists(workspace, tmp_path):
+async def test_index_is_saved_in_the_cache_folder(workspace, tmp_path):
     uri = (workspace / "a.py").as_uri()
-    client_progress: list[str] = []
     async with running_server(workspace, options(tmp_path)) as client:
         client.open(uri, A)
         await find_similar(client, uri, 0, 10)
     assert list((tmp_path / "cache").rglob("index.npz")), "the index was not saved in the cache folder"
-    del client_progress

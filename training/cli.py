@@ -133,6 +133,59 @@ def _cmd_eval_ppl(args: argparse.Namespace) -> None:
     print(f"perplexity {ppl:.2f} over {n:,} tokens of {len(files)} files ({args.files})")
 
 
+def _cmd_index(args: argparse.Namespace) -> None:
+    from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex, default_cache_dir
+
+    workspace = WorkspaceIndex(args.folder, WorkspaceConfig(cache_dir=args.cache_dir or default_cache_dir()))
+    report = workspace.refresh()
+    print(f"indexed {args.folder}: {report.files:,} files, {report.chunks:,} chunks "
+          f"({report.indexed:,} read, {report.from_cache:,} from cache, {report.removed:,} gone) "
+          f"in {report.seconds:.1f}s; cache in {workspace.save()}")
+
+
+def _cmd_similar(args: argparse.Namespace) -> None:
+    from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex, default_cache_dir
+
+    spec = args.location
+    try:
+        file_part, lines = spec.rsplit(":", 1)
+        start_s, _, end_s = lines.partition("-")
+        start, end = int(start_s), int(end_s or start_s)
+    except ValueError:
+        raise CliError(f"expected FILE:START-END (1-based lines), got {spec!r}") from None
+    path = Path(file_part)
+    if not path.is_file():
+        raise CliError(f"no such file: {file_part}")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    n_lines = text.count("\n") + 1
+    if not 1 <= start <= end <= n_lines:
+        raise CliError(f"{spec}: lines must satisfy 1 <= START <= END <= {n_lines}")
+    root = args.workspace or path.resolve().parent
+    workspace = WorkspaceIndex(root, WorkspaceConfig(cache_dir=args.cache_dir or default_cache_dir()))
+    workspace.refresh()
+    hits = workspace.find_similar(str(path.resolve()), text, start - 1, end - 1, args.limit, signals=args.signals)
+    if not hits:
+        print("no similar code found")
+    for hit in hits:
+        e = hit.entry
+        where = Path(e.file).relative_to(workspace.root) if Path(e.file).is_relative_to(workspace.root) else e.file
+        print(f"{hit.score:.3f}  {where}:{e.start_line + 1}-{e.end_line + 1}  {e.kind} {e.name}"
+              f"  (lexical {hit.lexical:.3f}, dense {hit.dense:.3f})")
+        print("\n".join("        " + line for line in e.preview.split("\n")))
+
+
+def _cmd_eval_clones(args: argparse.Namespace) -> None:
+    from training.eval_clones import evaluate_clones
+
+    if not args.examples.is_file():
+        raise CliError(f"no such file: {args.examples}")
+    try:
+        report = evaluate_clones(args.examples, signals=tuple(args.signals))
+    except (ValueError, KeyError) as exc:
+        raise CliError(str(exc)) from None
+    print("\n".join(report.lines()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ghostline", description="Private, offline code completion.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -169,6 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=_positive_int, default=48)
     p.set_defaults(func=_cmd_complete)
 
+    p = sub.add_parser("index", help="index a folder for similar-code search (kept in the cache folder)")
+    p.add_argument("folder", type=_existing_dir)
+    p.add_argument("--cache-dir", type=Path, help="default: $XDG_CACHE_HOME/ghostline")
+    p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("similar", help="code similar to FILE:START-END (1-based lines) in a workspace")
+    p.add_argument("location", metavar="FILE:START-END")
+    p.add_argument("--workspace", type=_existing_dir, help="folder to search (default: the file's folder)")
+    p.add_argument("--limit", type=_positive_int, default=10)
+    p.add_argument("--signals", choices=["fused", "lexical", "dense"], default="fused")
+    p.add_argument("--cache-dir", type=Path, help="default: $XDG_CACHE_HOME/ghostline")
+    p.set_defaults(func=_cmd_similar)
+
     p = sub.add_parser("eval", help="evaluate models and retrieval")
     evals = p.add_subparsers(dest="eval_command", required=True)
     e = evals.add_parser("lines", help="line completion EM/ES through the language server")
@@ -184,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--files", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
                    / "repos" / "requests", help="a file or folder of .py files (default: the requests dev repo)")
     e.set_defaults(func=_cmd_eval_ppl)
+    e = evals.add_parser("clones", help="clone-detection MAP@R of the similarity index (POJ-104 definition)")
+    e.add_argument("examples", type=Path, help="JSON lines with label and code, e.g. leetcode_dev.jsonl")
+    e.add_argument("--signals", nargs="+", choices=["fused", "lexical", "dense"], default=["fused", "lexical", "dense"])
+    e.set_defaults(func=_cmd_eval_clones)
     return parser
 
 

@@ -40,14 +40,14 @@ _KEEP_NAMES = frozenset(dir(builtins)) | {"self", "cls"}
 
 @dataclass(frozen=True)
 class EmbedTrainConfig:
-    max_corpus_bytes: int = 40_000_000
+    max_corpus_bytes: int = 15_000_000
     sample_permille: int = 400  # spread the byte budget over many packages
-    max_functions: int = 80_000
+    max_functions: int = 20_000
     vocab_size: int = 24_000
     min_df: int = 3
     dim: int = 96
     out_dim: int = 128
-    steps: int = 3000
+    steps: int = 400
     batch_size: int = 256
     lr: float = 3e-3
     temperature: float = 0.05

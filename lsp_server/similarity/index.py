@@ -31,9 +31,11 @@ from lsp_server.similarity.lexical import TfidfField
 
 @dataclass(frozen=True)
 class IndexConfig:
-    rrf_k: int = 60
+    # RRF's usual k=60 flattens the top of a ranking; with k=2 and the dense signal at 0.1
+    # the (stronger) lexical order leads and the encoder re-orders near-ties (docs/similarity.md).
+    rrf_k: int = 2
     lexical_weight: float = 1.0
-    dense_weight: float = 1.0
+    dense_weight: float = 0.1
     candidates: int = 100  # per signal, before fusion
     preview_lines: int = 3
 
@@ -55,10 +57,18 @@ class Entry:
 @dataclass(frozen=True)
 class Hit:
     entry: Entry
-    score: float  # similarity in [0, 1]: mean of the lexical and dense cosines
-    lexical: float
+    score: float  # similarity in [0, 1] for people and thresholds, see ``clone_score``
+    lexical: float  # words and shape TF-IDF cosines, mixed
+    shape: float  # the shape cosine alone
     dense: float
     fused: float  # the RRF score the ranking used
+
+
+def clone_score(lexical: float, shape: float, dense: float) -> float:
+    """One number for "how much of a copy is this": a copy keeps the words and the shape
+    (high ``lexical``); a renamed copy changes the words but keeps its shape and, by how the
+    encoder was trained, its embedding -- so the better of the two readings counts."""
+    return max(0.0, min(1.0, max(lexical, (shape + dense) / 2)))
 
 
 @dataclass
@@ -162,14 +172,18 @@ class SimilarityIndex:
 
     def signals(self, fp: Fingerprint) -> tuple[np.ndarray, np.ndarray | None]:
         """Lexical and dense similarity of ``fp`` to every slot."""
+        lexical, _, dense = self._signals(fp)
+        return lexical, dense
+
+    def _signals(self, fp: Fingerprint) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         with self.lock:
             n = len(self.entries)
-            lexical = (self.words.scores(fp.words, n) + SHAPE_WEIGHT * self.shape.scores(fp.shape, n)) \
-                / (1 + SHAPE_WEIGHT)
+            shape = self.shape.scores(fp.shape, n)
+            lexical = (self.words.scores(fp.words, n) + SHAPE_WEIGHT * shape) / (1 + SHAPE_WEIGHT)
             dense = None
             if self.embedder is not None:
                 dense = self.vectors[:n] @ self.embedder.embed(fp)
-            return lexical, dense
+            return lexical, shape, dense
 
     def search(self, fp: Fingerprint, limit: int = 10, exclude_file: str | None = None,
                exclude_lines: tuple[int, int] | None = None, signals: str = "fused") -> list[Hit]:
@@ -177,7 +191,7 @@ class SimilarityIndex:
         ``exclude_lines`` (the query itself, its class, its methods) are skipped."""
         cfg = self.config
         with self.lock:
-            lexical, dense = self.signals(fp)
+            lexical, shape, dense = self._signals(fp)
             n = len(lexical)
             alive = self.alive[:n].copy()
             if exclude_file is not None and exclude_file in self.files:
@@ -203,7 +217,7 @@ class SimilarityIndex:
             order = order[np.lexsort((order, -fused[order]))][:limit]
             out = []
             for s in order:
-                d = float(dense[s]) if dense is not None else float(lexical[s])
-                out.append(Hit(self.entries[s], round((float(lexical[s]) + d) / 2, 4), float(lexical[s]), d,
-                               float(fused[s])))
+                lex, shp = float(lexical[s]), float(shape[s])
+                d = float(dense[s]) if dense is not None else lex
+                out.append(Hit(self.entries[s], round(clone_score(lex, shp, d), 4), lex, shp, d, float(fused[s])))
             return out

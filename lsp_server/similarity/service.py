@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ class WorkspaceConfig:
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     cache_dir: Path | None = None  # None: nothing persisted
-    duplicate_threshold: float = 0.85  # hint when a chunk's best match scores at least this
+    duplicate_threshold: float = 0.8  # hint when a chunk's best match scores at least this
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,12 @@ class RefreshReport:
 class Duplicate:
     entry: Entry  # the chunk in the document
     match: Hit  # its nearest neighbour elsewhere
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/ghostline`` (``~/.cache/ghostline``): out of the user's workspace."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ghostline"
 
 
 def embedder_identity(path: Path) -> str:

@@ -1,0 +1,89 @@
+"""Similarity index benchmark: index a repository, restart from the cache, time queries.
+
+    .venv/bin/python benchmarks/bench_index.py [/work/shared/corpus/sqlalchemy] [--queries 300]
+
+Reports cold indexing time (crawl, tree-sitter chunking, fingerprints, embeddings, save),
+peak resident memory, the cache's size on disk, a warm restart from the cache, and the
+latency of ``find_similar`` (what ``ghostline/findSimilar`` runs: fingerprint the query,
+score both signals over every chunk, fuse) for randomly chosen functions, p50 and p95.
+The figures in docs/similarity.md come from this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex  # noqa: E402
+
+DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "sqlalchemy"
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _folder_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path, nargs="?", default=DEFAULT_CORPUS)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = WorkspaceConfig(cache_dir=Path(tmp))
+        rss0 = _rss_mb()
+        t0 = time.perf_counter()
+        workspace = WorkspaceIndex(args.root, config)
+        report = workspace.refresh()
+        cold = time.perf_counter() - t0
+        rss1 = _rss_mb()
+        size = _folder_mb(Path(tmp))
+
+        t0 = time.perf_counter()
+        warm = WorkspaceIndex(args.root, config)
+        warm_report = warm.refresh()
+        warm_s = time.perf_counter() - t0
+
+    rng = random.Random(args.seed)
+    index = workspace.index
+    slots = [s for r in index.files.values() for s in r.slots if index.entries[s].kind == "function"]
+    picks = rng.sample(slots, min(args.queries, len(slots)))
+    texts: dict[str, str] = {}
+    workspace.find_similar(index.entries[picks[0]].file, Path(index.entries[picks[0]].file).read_text(), 0, 0)
+    latencies = []
+    for s in picks:
+        e = index.entries[s]
+        text = texts.setdefault(e.file, Path(e.file).read_text(encoding="utf-8"))
+        t0 = time.perf_counter()
+        workspace.find_similar(e.file, text, e.start_line, e.end_line, limit=20)
+        latencies.append(1000 * (time.perf_counter() - t0))
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))]
+
+    print(f"corpus            {args.root}")
+    print(f"files / chunks    {report.files:,} / {report.chunks:,}")
+    print(f"cold index        {cold:.1f} s (refresh {report.seconds:.1f} s)")
+    print(f"peak RSS          {rss1:.0f} MB (before indexing {rss0:.0f} MB)")
+    print(f"cache on disk     {size:.1f} MB")
+    print(f"warm restart      {warm_s:.1f} s ({warm_report.from_cache:,} files from cache, "
+          f"{warm_report.indexed} re-read)")
+    print(f"find_similar      p50 {pct(50):.1f} ms, p95 {pct(95):.1f} ms, max {latencies[-1]:.1f} ms "
+          f"over {len(latencies)} queries (limit 20)")
+
+
+if __name__ == "__main__":
+    main()
