@@ -70,6 +70,9 @@ def main() -> None:
         workspace.find_similar(e.file, text, e.start_line, e.end_line, limit=20)
         latencies.append(1000 * (time.perf_counter() - t0))
     latencies.sort()
+    threshold = workspace.config.duplicate_threshold
+    flagged = sum(1 for s in picks[:100] if (h := index.search(index.entries[s].fingerprint, 1,
+                  exclude_file=index.entries[s].file)) and h[0].score >= threshold)
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))]
@@ -83,6 +86,7 @@ def main() -> None:
           f"{warm_report.indexed} re-read)")
     print(f"find_similar      p50 {pct(50):.1f} ms, p95 {pct(95):.1f} ms, max {latencies[-1]:.1f} ms "
           f"over {len(latencies)} queries (limit 20)")
+    print(f"duplicate hints   {flagged} of {min(100, len(picks))} sampled functions have a match >= {threshold}")
 
 
 if __name__ == "__main__":
