@@ -20,7 +20,6 @@ from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
 from lsp_server import similarity_features
-from lsp_server import similarity_features
 from lsp_server.completion import CompletionService, DocumentContext
 from lsp_server.settings import ServerSettings, parse_settings
 
@@ -236,6 +235,5 @@ def create_server() -> GhostlineServer:
     def on_shutdown(ls: GhostlineServer, params: None) -> None:
         ls.completions.shutdown()
 
-    similarity_features.register(server)  # ghostline/findSimilar, duplicate hints (after the features above)
     similarity_features.register(server)  # ghostline/findSimilar, duplicate hints (after the features above)
     return server

@@ -46,12 +46,6 @@ class ServerSettings:
     similarity_hints_max_files: int = 5000  # no hints in workspaces with more indexed files than this
     similarity_max_files: int = 20000  # the workspace crawl stops here
     cache_dir: str = ""  # similarity index cache; empty: $XDG_CACHE_HOME/ghostline (~/.cache/ghostline)
-    similarity: bool = True  # index the workspace for ghostline/findSimilar and duplicate hints
-    similarity_hints: bool = True  # Hint diagnostics on functions with a near-duplicate elsewhere
-    similarity_threshold: float = 0.85  # similarity (0-1) from which a match counts as a duplicate
-    similarity_hints_max_files: int = 5000  # no hints in workspaces with more indexed files than this
-    similarity_max_files: int = 20000  # the workspace crawl stops here
-    cache_dir: str = ""  # similarity index cache; empty: $XDG_CACHE_HOME/ghostline (~/.cache/ghostline)
 
     def resolved_model_path(self) -> Path:
         return Path(self.model_path or default_model_path()).expanduser()
@@ -61,8 +55,6 @@ _CAMEL = {f.name: "".join(w.capitalize() if i else w for i, w in enumerate(f.nam
           for f in fields(ServerSettings)}
 _LIMITS = {"max_tokens": (1, 512), "max_block_tokens": (1, 1024), "max_block_lines": (1, 200), "debounce_ms": (0, 2000), "cpu_threads": (0, 256),
            "max_prefix_tokens": (16, 4096), "max_suffix_tokens": (0, 2048), "retrieval_tokens": (0, 2048)}
-_LIMITS.update({"similarity_threshold": (0.0, 1.0), "similarity_hints_max_files": (0, 10_000_000),
-                "similarity_max_files": (1, 10_000_000)})
 _LIMITS.update({"similarity_threshold": (0.0, 1.0), "similarity_hints_max_files": (0, 10_000_000),
                 "similarity_max_files": (1, 10_000_000)})
 _CHOICES = {"device": ("auto", "cpu", "cuda")}
