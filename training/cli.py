@@ -16,6 +16,13 @@ class CliError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the full usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _existing_dir(text: str) -> Path:
     p = Path(text).expanduser()
     if not p.is_dir():
@@ -187,7 +194,7 @@ def _cmd_eval_clones(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ghostline", description="Private, offline code completion.")
+    parser = OneLineParser(prog="ghostline", description="Private, offline code completion.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model on folders of code")
