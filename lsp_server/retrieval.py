@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lsp_server.similarity.crawl import CrawlConfig, crawl
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", "build", "dist",
-              ".tox", ".mypy_cache", ".pytest_cache", "site-packages"}
 _FAMILIES = [{".py", ".pyi"}, {".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx"}]
 _COMMENT = {".py": "#", ".pyi": "#"}
 
@@ -82,20 +82,14 @@ class Retriever:
         return out
 
     def _list(self, root: Path, suffixes: set[str]) -> list[Path]:
+        """Workspace files of one language family, as the similarity index crawls them
+        (.gitignore honoured, big files and symlink loops skipped); relisted every few seconds."""
         key = f"{root}|{','.join(sorted(suffixes))}"
         now = time.monotonic()
         if key in self._listing and now - self._listed_at[key] < self.config.rescan_s:
             return self._listing[key]
-        found: list[Path] = []
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
-            for name in sorted(filenames):
-                if os.path.splitext(name)[1] in suffixes:
-                    found.append(Path(dirpath) / name)
-                    if len(found) >= self.config.max_files:
-                        break
-            if len(found) >= self.config.max_files:
-                break
+        limits = CrawlConfig(max_files=self.config.max_files, max_file_bytes=self.config.max_file_bytes)
+        found = [p for p in crawl(root, limits) if p.suffix in suffixes]
         self._listing[key], self._listed_at[key] = found, now
         return found
 
@@ -123,6 +117,8 @@ class Retriever:
         deadline = time.monotonic() + cfg.time_cap_s
         fam = _family(current.suffix)
         current = current.resolve() if current.is_absolute() else current
+        # Compare real paths: the crawl resolves them, editors may not.
+        open_docs = {p.resolve() if p.is_absolute() else p: v for p, v in open_docs.items()}
         sources: list[tuple[Path, object, object]] = []
         for path, (version, text) in open_docs.items():
             if path != current and path.suffix in fam:
