@@ -63,10 +63,3 @@ def test_batches_are_shifted_windows():
     assert (y == x + 1).all()
     with pytest.raises(ValueError):
         get_batch(data[:10], 1, 16, np.random.default_rng(0))
-
-
-def test_fim_split_often_starts_where_a_line_s_code_starts():
-    rng = random.Random(2)
-    splits = [fim_split(TEXT, rng) for _ in range(600)]
-    at_code_start = sum(1 for p, m, s in splits if p.rsplit("\n", 1)[-1].strip() == "" and m[:1] not in (" ", "\t"))
-    assert at_code_start > 150  # the cursor after indentation, as when starting a new line

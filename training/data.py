@@ -49,19 +49,11 @@ def split_pieces(text: str, piece_chars: int) -> list[str]:
 def fim_split(text: str, rng: random.Random) -> tuple[str, str, str]:
     """Choose (prefix, middle, suffix) the way completions are asked for.
 
-    The cursor is often where a new line's code starts, so a third of the time the split
-    point moves to the end of its line's indentation.  Half the time the middle runs to
-    that line's end (single-line completion); otherwise it spans to the end of a later
-    line (a block), or is a random span.
+    Half the time the middle runs from a point inside a line to that line's end (single-line
+    completion); otherwise it spans to the end of a later line (a block), or is a random span.
     """
     n = len(text)
     start = rng.randrange(n + 1)
-    if rng.random() < 0.33:
-        line_start = text.rfind("\n", 0, start) + 1
-        indent_end = line_start
-        while indent_end < n and text[indent_end] in " \t":
-            indent_end += 1
-        start = indent_end
     kind = rng.random()
     if kind < 0.5:
         end = text.find("\n", start)
