@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.engine import Completion, CompletionEngine, GenerationOptions, ModelLoadError
-from lsp_server.blocks import block_stop_rule, empty_block_at_cursor, language_of, trim_to_valid
+from model.prompt_format import Prompt
+from lsp_server.blocks import BlockRequest, block_stop_rule, empty_block_at_cursor, language_of, trim_to_valid
 from lsp_server.cache import TypeAheadCache
 from lsp_server.postprocess import clean_block, clean_single_line
 from lsp_server.prompt import build_prompt
-from lsp_server.retrieval import Retriever
+from lsp_server.retrieval import Retriever, Snippet
 from lsp_server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,19 @@ class DocumentContext:
     root: Path | None = None  # workspace folder to retrieve from
     uri: str = ""
     language_id: str | None = None
+
+
+@dataclass
+class _Plan:
+    """What one request asks of the model: single line or block, and the prompt for it."""
+
+    prefix: str
+    suffix: str
+    lang: str | None
+    block: BlockRequest | None
+    max_tokens: int
+    prompt: Prompt
+    snippets: list[Snippet]
 
 
 @dataclass
@@ -156,6 +170,18 @@ class CompletionService:
             self.last_latency = time.perf_counter() - t0
         return result
 
+    def _plan(self, engine: CompletionEngine, path: str, text: str, offset: int,
+              settings: ServerSettings, context: DocumentContext) -> _Plan:
+        """Single line or block (tree-sitter decides), and the prompt with its context."""
+        prefix, suffix = text[:offset], text[offset:]
+        lang = language_of(path, context.language_id)
+        block = empty_block_at_cursor(prefix, suffix, lang) if settings.multiline else None
+        max_tokens = settings.max_block_tokens if block else settings.max_tokens
+        prompt, snippets = build_prompt(engine, path, prefix, suffix, settings, max_tokens,
+                                        retriever=self.retriever, file_path=context.file_path,
+                                        open_docs=context.open_docs, root=context.root)
+        return _Plan(prefix, suffix, lang, block, max_tokens, prompt, snippets)
+
     def _generate(self, path: str, text: str, offset: int, settings: ServerSettings,
                   cancel: threading.Event, context: DocumentContext) -> CompletionResult:
         if cancel.is_set():
@@ -163,16 +189,12 @@ class CompletionService:
         engine = self.models.get(settings)
         if engine is None:
             return CompletionResult("", None, skipped="no model")
-        prefix, suffix = text[:offset], text[offset:]
-        lang = language_of(path, context.language_id)
-        block = empty_block_at_cursor(prefix, suffix, lang) if settings.multiline else None
-        max_tokens = settings.max_block_tokens if block else settings.max_tokens
-        prompt, _ = build_prompt(engine, path, prefix, suffix, settings, max_tokens, retriever=self.retriever,
-                                 file_path=context.file_path, open_docs=context.open_docs, root=context.root)
-        options = GenerationOptions(max_tokens=max_tokens, single_line=block is None,
+        plan = self._plan(engine, path, text, offset, settings, context)
+        prefix, suffix, lang, block = plan.prefix, plan.suffix, plan.lang, plan.block
+        options = GenerationOptions(max_tokens=plan.max_tokens, single_line=block is None,
                                     reuse_static_prompt=settings.static_prompt_reuse)
         stop = block_stop_rule(block, settings.max_block_lines) if block else None
-        completion = engine.complete(prompt, options, cancelled=cancel.is_set, stop=stop)
+        completion = engine.complete(plan.prompt, options, cancelled=cancel.is_set, stop=stop)
         log.info("completion %s: %d tokens in %.0f ms (%s%s)", path, completion.tokens,
                  1000 * completion.seconds, completion.stop_reason, ", block" if block else "")
         if completion.stop_reason == "cancelled" or cancel.is_set():
@@ -196,20 +218,14 @@ class CompletionService:
             engine = self.models.get(settings)
             if engine is None:
                 return {"error": self.models.error}
-            prefix, suffix = text[:offset], text[offset:]
-            lang = language_of(path, context.language_id)
-            block = empty_block_at_cursor(prefix, suffix, lang) if settings.multiline else None
-            max_tokens = settings.max_block_tokens if block else settings.max_tokens
-            prompt, snippets = build_prompt(engine, path, prefix, suffix, settings, max_tokens,
-                                            retriever=self.retriever, file_path=context.file_path,
-                                            open_docs=context.open_docs, root=context.root)
+            plan = self._plan(engine, path, text, offset, settings, context)
             return {
-                "mode": "block" if block else "line",
-                "prompt": engine.tokenizer.decode(prompt.ids, skip_special_tokens=False),
-                "staticTokens": len(prompt.static),
-                "dynamicTokens": len(prompt.dynamic),
+                "mode": "block" if plan.block else "line",
+                "prompt": engine.tokenizer.decode(plan.prompt.ids, skip_special_tokens=False),
+                "staticTokens": len(plan.prompt.static),
+                "dynamicTokens": len(plan.prompt.dynamic),
                 "context": [{"path": s.path, "startLine": s.start_line, "score": round(s.score, 3)}
-                            for s in snippets],
+                            for s in plan.snippets],
             }
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)

@@ -12,7 +12,7 @@ Two choices matter for serving:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,16 +106,3 @@ def encode(tok: Tokenizer, text: str) -> list[int]:
 def decode(tok: Tokenizer, ids: Iterable[int]) -> str:
     return tok.decode(list(ids), skip_special_tokens=False)
 
-
-def iter_token_texts(tok: Tokenizer, ids: Iterable[int]) -> Iterator[str]:
-    """Decode a stream token by token; byte-level tokens may split a UTF-8 character, so
-    text is released only once the accumulated bytes decode cleanly."""
-    pending: list[int] = []
-    emitted = ""
-    for i in ids:
-        pending.append(i)
-        text = tok.decode(pending, skip_special_tokens=False)
-        if text.endswith("\ufffd"):
-            continue
-        yield text[len(emitted):]
-        emitted = text
