@@ -157,8 +157,9 @@ class SimilarityFeature:
             return
         for uri, doc in list(self.server.workspace.text_documents.items()):
             path = _path(uri)
-            if path is not None and workspace.open_docs.get(str(path)) != (doc.version or 0):
-                workspace.set_document(path, doc.version or 0, doc.source)
+            version = doc.version or 0  # read before the text: pygls updates the text first
+            if path is not None and workspace.open_docs.get(str(path)) != version:
+                workspace.set_document(path, version, doc.source)
 
     def _submit(self, fn: Callable[[], None]) -> None:
         def run() -> None:

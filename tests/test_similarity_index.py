@@ -204,6 +204,21 @@ def test_open_document_shadows_disk_until_closed(tmp_path):
     assert files() == {"a.py"}
 
 
+def test_an_older_text_of_an_open_document_never_replaces_a_newer_one(tmp_path):
+    """The index worker and a search both sync open documents; the slower one may carry an
+    older text.  Whatever order they land in, the index must hold the newest."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "a.py").write_text(PY)
+    ws = WorkspaceIndex(root, WorkspaceConfig())
+    ws.refresh()
+    b = root / "b.py"
+    assert ws.set_document(b, 2, "x = 1\n")  # the user replaced the copy
+    assert not ws.set_document(b, 1, PY)  # the copy, read before the edit, lands late
+    hits = ws.find_similar(str(root / "a.py"), PY, 19, 24, limit=3)
+    assert all(Path(h.entry.file).name == "a.py" for h in hits)
+
+
 def test_average_precision_at_r():
     assert average_precision_at_r(["a", "b"], "a", 2) == 0.5
     assert average_precision_at_r(["b", "a"], "a", 2) == 0.25

@@ -144,17 +144,29 @@ class WorkspaceIndex:
     def remove_file(self, path: Path) -> None:
         self.index.remove_file(str(path))
 
-    def set_document(self, path: Path, version: int, text: str) -> None:
-        """An open document's text shadows the file on disk."""
+    def set_document(self, path: Path, version: int, text: str) -> bool:
+        """An open document's text shadows the file on disk.
+
+        Two threads sync documents (the index worker after edits, a search before it runs),
+        and chunking happens outside the lock, so an older text can arrive after a newer
+        one: versions only move forward, and a stale text is dropped (returns False).
+        """
         file = str(path)
         if language_of(file) is None:
-            return
-        self.open_docs[file] = version
-        self.index.set_file(file, ("open", version), self._entries(file, text))
+            return False
+        entries = self._entries(file, text)
+        with self._lock:
+            held = self.open_docs.get(file)
+            if held is not None and held > version:
+                return False
+            self.open_docs[file] = version
+            self.index.set_file(file, ("open", version), entries)
+        return True
 
     def close_document(self, path: Path) -> None:
-        self.open_docs.pop(str(path), None)
-        self.update_file(path)
+        with self._lock:
+            self.open_docs.pop(str(path), None)
+            self.update_file(path)
 
     def save(self) -> Path | None:
         if self.config.cache_dir is None:
