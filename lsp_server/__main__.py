@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
 import sys
+
+
+def _drop_working_directory_from_path() -> None:
+    """Never import from the folder the server was started in.
+
+    Editors start the server in the user's workspace, and ``python -m`` puts that folder
+    first on ``sys.path``: a workspace holding ``numpy.py`` or ``json.py`` would run its
+    own code inside the server.  What we import must come from the installation.
+    (``PYTHONSAFEPATH``/``-P`` does the same from 3.11 on; this covers every launcher.)
+    """
+    first = sys.path[0] if sys.path else None
+    if first is not None and (first in ("", ".") or os.path.realpath(first) == os.path.realpath(os.getcwd())):
+        del sys.path[0]  # only the entry ``-m``/``-c`` prepended; installed paths stay
+
+
+_drop_working_directory_from_path()
+
+import argparse  # noqa: E402 - imported after the path is safe
+import logging  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,6 +25,7 @@ class GhostlineClient(LanguageClient):
         self.status: dict | None = None
         self.stderr_tail = ""
         self.logs: list[str] = []  # the server's window/logMessage lines, newest last
+        self.diagnostics: dict[str, list[types.Diagnostic]] = {}  # the latest per document
 
         @self.feature(types.WINDOW_SHOW_MESSAGE)
         def _show(params: types.ShowMessageParams) -> None:
@@ -34,6 +35,10 @@ class GhostlineClient(LanguageClient):
         def _log(params: types.LogMessageParams) -> None:
             self.logs.append(params.message)
             del self.logs[:-500]
+
+        @self.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        def _diagnostics(params: types.PublishDiagnosticsParams) -> None:
+            self.diagnostics[params.uri] = params.diagnostics
 
         @self.feature("ghostline/status")
         def _status(params) -> None:
@@ -55,13 +60,34 @@ class GhostlineClient(LanguageClient):
         text = items[0].insert_text
         return text if isinstance(text, str) else text.value
 
+    async def find_similar(self, uri: str, start: int, end: int, limit: int = 10) -> list[dict]:
+        """``ghostline/findSimilar`` on lines ``start``-``end``; items as plain dicts."""
+        result = await self.protocol.send_request_async("ghostline/findSimilar", {
+            "textDocument": {"uri": uri}, "range": {"start": {"line": start, "character": 0},
+                                                    "end": {"line": end, "character": 0}}, "limit": limit})
+        return [_plain(item) for item in _plain(result)["items"]]
+
+
+def _plain(value):
+    """pygls hands back custom-request results as namedtuples; tests and tools want dicts."""
+    if hasattr(value, "_asdict"):
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
 
 @asynccontextmanager
-async def running_server(root: Path, options: dict | None = None,
-                         python: str = sys.executable) -> AsyncIterator[GhostlineClient]:
-    """Start the server, initialize it for workspace ``root``, and shut it down after."""
+async def running_server(root: Path, options: dict | None = None, python: str = sys.executable,
+                         server_args: tuple[str, ...] = ("-m", "lsp_server"),
+                         env: dict[str, str] | None = None,
+                         cwd: Path | None = None) -> AsyncIterator[GhostlineClient]:
+    """Start the server, initialize it for workspace ``root``, and shut it down after.
+
+    ``server_args``, ``env`` and ``cwd`` let tests start the server as an editor would (in
+    the workspace) or under a wrapper (an audit hook)."""
     client = GhostlineClient()
-    await client.start_io(python, "-m", "lsp_server")
+    await client.start_io(python, *server_args, env=env, cwd=cwd)
     # pygls pipes the server's stderr; unread, a chatty server would block once the pipe fills.
     drain = asyncio.create_task(_drain(client))
     try:

@@ -81,7 +81,11 @@ export class Server implements vscode.Disposable {
         closed: () => this.closed(backoff, () => this.client !== client),
       },
     };
-    client = new LanguageClient(SECTION, 'ghostline', { command: python, args: ['-m', 'lsp_server'] }, options);
+    client = new LanguageClient(SECTION, 'ghostline', {
+      command: python, args: ['-m', 'lsp_server'],
+      // The server starts in the workspace: never let Python import the workspace's own modules.
+      options: { env: { ...process.env, PYTHONSAFEPATH: '1' } },
+    }, options);
     client.onDidChangeState(({ newState }) => {
       if (newState === State.Starting) this.status.loading();
       if (newState === State.Running) backoff.started();
