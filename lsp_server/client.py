@@ -48,6 +48,13 @@ class GhostlineClient(LanguageClient):
         self.text_document_did_open(types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)))
 
+    def change(self, uri: str, version: int, start: tuple[int, int], end: tuple[int, int], text: str) -> None:
+        """An incremental didChange: replace ``start``-``end`` (line, UTF-16 column) by ``text``."""
+        rng = types.Range(start=types.Position(*start), end=types.Position(*end))
+        self.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangePartial(range=rng, text=text)]))
+
     async def inline(self, uri: str, line: int, character: int) -> str:
         result = await self.text_document_inline_completion_async(types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
