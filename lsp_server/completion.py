@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,12 +23,55 @@ from model.engine import Completion, CompletionEngine, GenerationOptions, ModelL
 from model.prompt_format import Prompt
 from lsp_server.blocks import BlockRequest, block_stop_rule, empty_block_at_cursor, language_of, trim_to_valid
 from lsp_server.cache import TypeAheadCache
+from lsp_server.line_memory import LineMemory
 from lsp_server.postprocess import clean_block, clean_single_line
 from lsp_server.prompt import build_prompt
 from lsp_server.retrieval import Retriever, Snippet
 from lsp_server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
+
+# The pipeline sees a document through a window around the cursor.  A prompt holds at most
+# max_prefix_tokens (<= 4096) tokens before the cursor and max_suffix_tokens (<= 2048) after
+# it, a few characters each, so the window holds more than any prompt can use and gives
+# tree-sitter the definitions around the cursor.  Without it a 10 MB file (or a 1 MB
+# minified line) was parsed and tokenized whole on every request -- seconds during which
+# the GIL is held and the event loop stalls too -- the current line could overflow the
+# model's context (CTranslate2 then fails to allocate), and each type-ahead cache entry
+# kept two copies of the file.
+WINDOW_BEFORE = 64 * 1024  # characters before the cursor
+WINDOW_AFTER = 16 * 1024  # characters after it
+_WINDOW_STEP = 4 * 1024  # the window's start moves in steps this long
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def cursor_window(text: str, offset: int) -> tuple[str, str, str]:
+    """``(prefix, suffix, line_break)``: the text around ``offset`` the pipeline works on.
+
+    The prefix starts on a step boundary (then at the next line start, if one is near), so
+    it stays the same while the user types and the type-ahead cache and CTranslate2's static
+    prompt keep matching.  Line breaks become ``\\n``, as the model saw them in training (in
+    a CR-only file there would be no lines at all); ``line_break`` is the document's own,
+    for giving a completion back.
+    """
+    start = 0
+    if offset > WINDOW_BEFORE:
+        start = (offset - WINDOW_BEFORE) // _WINDOW_STEP * _WINDOW_STEP
+        line_start = text.find("\n", start, start + _WINDOW_STEP)
+        if line_start >= 0:
+            start = line_start + 1
+    end = min(len(text), offset + WINDOW_AFTER)
+    if end < len(text):
+        line_end = text.rfind("\n", max(offset, end - _WINDOW_STEP), end)
+        if line_end >= 0:
+            end = line_end
+    prefix, suffix = text[start:offset], text[offset:end]
+    found = _LINE_BREAK.search(prefix) or _LINE_BREAK.search(suffix)
+    line_break = found.group() if found else "\n"
+    if "\r" in prefix or "\r" in suffix:
+        prefix = prefix.replace("\r\n", "\n").replace("\r", "\n")
+        suffix = suffix.replace("\r\n", "\n").replace("\r", "\n")
+    return prefix, suffix, line_break
 
 
 @dataclass
@@ -58,6 +103,7 @@ class CompletionResult:
     text: str
     completion: Completion | None
     skipped: str | None = None  # why no model call was made ("superseded", "disabled", "no model")
+    source: str = "model"  # or "line memory": copied from an existing line
 
 
 class ModelHolder:
@@ -71,9 +117,19 @@ class ModelHolder:
         self._error: str | None = None
 
     def _wanted(self, settings: ServerSettings) -> tuple:
+        """What the engine must match: settings, and a stamp of every file in the folder.
+
+        A model folder can change under a running server (a new export copied over it, a
+        folder renamed into place).  Any file counts, not only ``model.bin``: a new
+        tokenizer must be read too, and CTranslate2 re-reads the folder by itself when the
+        engine trims its static-prompt cache, so a missed swap would mix two models.  The
+        inode and ctime catch a copy that keeps the old mtime (``cp -p``).
+        """
         path = settings.resolved_model_path()
         try:
-            stamp = (path / "model.bin").stat().st_mtime_ns
+            with os.scandir(path) as entries:
+                stamp = tuple(sorted((e.name, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+                                     for e in entries if e.is_file() for st in (e.stat(),)))
         except OSError:
             stamp = None
         return (str(path), settings.device, settings.cpu_threads, stamp)
@@ -123,6 +179,7 @@ class CompletionService:
         self.last_latency: float | None = None
         self.retriever = Retriever()  # used only from the worker thread
         self.cache = TypeAheadCache()
+        self.line_memory = LineMemory()
 
     def preload(self, settings: ServerSettings, on_done: Callable[[], None] | None = None) -> None:
         """Load the model in the worker thread so the first completion does not wait for it."""
@@ -144,9 +201,10 @@ class CompletionService:
         if not settings.enabled:
             return CompletionResult("", None, skipped="disabled")
         ticket = self._supersede(uri)
-        cached = self.cache.get(uri, text[:offset], text[offset:])
+        prefix, suffix, line_break = cursor_window(text, offset)
+        cached = self.cache.get(uri, prefix, suffix)
         if cached is not None:
-            return CompletionResult(cached, None, skipped="cached")
+            return CompletionResult(cached.replace("\n", line_break), None, skipped="cached")
         if settings.debounce_ms:
             await asyncio.sleep(settings.debounce_ms / 1000)
         if self._tickets.get(uri) != ticket:
@@ -157,7 +215,7 @@ class CompletionService:
         t0 = time.perf_counter()
         try:
             result = await loop.run_in_executor(
-                self._executor, self._generate, path, text, offset, settings, cancel,
+                self._executor, self._generate, path, prefix, suffix, settings, cancel,
                 context or DocumentContext(uri=uri),
             )
         except asyncio.CancelledError:
@@ -168,29 +226,59 @@ class CompletionService:
                 del self._cancel_events[uri]
         if result.completion is not None:
             self.last_latency = time.perf_counter() - t0
+        if line_break != "\n":
+            result.text = result.text.replace("\n", line_break)
         return result
 
-    def _plan(self, engine: CompletionEngine, path: str, text: str, offset: int,
-              settings: ServerSettings, context: DocumentContext) -> _Plan:
-        """Single line or block (tree-sitter decides), and the prompt with its context."""
-        prefix, suffix = text[:offset], text[offset:]
+    def _mode(self, path: str, prefix: str, suffix: str, settings: ServerSettings,
+              context: DocumentContext) -> tuple[str | None, BlockRequest | None]:
+        """The language, and the block to write when the cursor sits in an empty block body
+        (tree-sitter decides); ``None`` asks for the rest of the line."""
         lang = language_of(path, context.language_id)
-        block = empty_block_at_cursor(prefix, suffix, lang) if settings.multiline else None
+        return lang, empty_block_at_cursor(prefix, suffix, lang) if settings.multiline else None
+
+    def _recall(self, prefix: str, suffix: str, settings: ServerSettings,
+                context: DocumentContext) -> CompletionResult | None:
+        """Line memory (``line_memory.py``): the rest of the line as the code base already
+        writes it, without a model call; None when no existing line fits."""
+        files = ()
+        if settings.retrieval and context.file_path is not None:
+            files = self.retriever.file_lines(context.file_path, context.open_docs or {}, context.root)
+        copied = self.line_memory.suggest(prefix, suffix, files)
+        if not copied:
+            return None
+        text = clean_single_line(copied, suffix.split("\n", 1)[0], prefix.rsplit("\n", 1)[-1])
+        if not text:
+            return None
+        log.info("line memory %s: %d characters", context.uri, len(text))
+        self.cache.put(context.uri, prefix, suffix, text)
+        return CompletionResult(text, None, source="line memory")
+
+    def _plan(self, engine: CompletionEngine, path: str, prefix: str, suffix: str,
+              settings: ServerSettings, context: DocumentContext,
+              mode: tuple[str | None, BlockRequest | None] | None = None) -> _Plan:
+        """Single line or block (tree-sitter decides), and the prompt with its context;
+        ``prefix`` and ``suffix`` come from ``cursor_window``."""
+        lang, block = mode or self._mode(path, prefix, suffix, settings, context)
         max_tokens = settings.max_block_tokens if block else settings.max_tokens
         prompt, snippets = build_prompt(engine, path, prefix, suffix, settings, max_tokens,
                                         retriever=self.retriever, file_path=context.file_path,
                                         open_docs=context.open_docs, root=context.root)
         return _Plan(prefix, suffix, lang, block, max_tokens, prompt, snippets)
 
-    def _generate(self, path: str, text: str, offset: int, settings: ServerSettings,
+    def _generate(self, path: str, prefix: str, suffix: str, settings: ServerSettings,
                   cancel: threading.Event, context: DocumentContext) -> CompletionResult:
         if cancel.is_set():
             return CompletionResult("", None, skipped="superseded")
+        lang, block = self._mode(path, prefix, suffix, settings, context)
+        if block is None and settings.line_memory:
+            recalled = self._recall(prefix, suffix, settings, context)
+            if recalled is not None:
+                return recalled
         engine = self.models.get(settings)
         if engine is None:
             return CompletionResult("", None, skipped="no model")
-        plan = self._plan(engine, path, text, offset, settings, context)
-        prefix, suffix, lang, block = plan.prefix, plan.suffix, plan.lang, plan.block
+        plan = self._plan(engine, path, prefix, suffix, settings, context, mode=(lang, block))
         options = GenerationOptions(max_tokens=plan.max_tokens, single_line=block is None,
                                     reuse_static_prompt=settings.static_prompt_reuse)
         stop = block_stop_rule(block, settings.max_block_lines) if block else None
@@ -218,9 +306,13 @@ class CompletionService:
             engine = self.models.get(settings)
             if engine is None:
                 return {"error": self.models.error}
-            plan = self._plan(engine, path, text, offset, settings, context)
+            prefix, suffix, _ = cursor_window(text, offset)
+            plan = self._plan(engine, path, prefix, suffix, settings, context)
+            recalled = self._recall(prefix, suffix, settings, context) \
+                if plan.block is None and settings.line_memory else None
             return {
                 "mode": "block" if plan.block else "line",
+                "lineMemory": recalled.text if recalled else None,  # when set, the model is not asked
                 "prompt": engine.tokenizer.decode(plan.prompt.ids, skip_special_tokens=False),
                 "staticTokens": len(plan.prompt.static),
                 "dynamicTokens": len(plan.prompt.dynamic),

@@ -13,9 +13,11 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from lsp_server.line_memory import FileLines
 from lsp_server.similarity.crawl import CrawlConfig, crawl
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -46,8 +48,11 @@ class Snippet:
 
 @dataclass
 class _FileWindows:
+    """What one version of a file offers: windows for retrieval, lines for line memory."""
+
     stamp: object
     windows: list[tuple[int, frozenset[str], str]]
+    lines: FileLines
 
 
 def identifiers(text: str) -> frozenset[str]:
@@ -72,6 +77,8 @@ class Retriever:
 
     def _windows(self, text: str) -> list[tuple[int, frozenset[str], str]]:
         cfg = self.config
+        if "\r" in text:  # an open CRLF or CR-only document (files are read with universal newlines)
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
         lines = text.split("\n")
         out = []
         for start in range(0, max(1, len(lines) - cfg.window_lines + 1), cfg.stride):
@@ -93,16 +100,18 @@ class Retriever:
         self._listing[key], self._listed_at[key] = found, now
         return found
 
-    def _file_windows(self, key: str, stamp: object, read) -> list[tuple[int, frozenset[str], str]]:
+    def _file(self, key: str, stamp: object, read) -> _FileWindows | None:
         cached = self._files.get(key)
         if cached is not None and cached.stamp == stamp:
-            return cached.windows
+            return cached
         text = read()
         if text is None:
-            return []
-        windows = self._windows(text)
-        self._files[key] = _FileWindows(stamp, windows)
-        return windows
+            return None
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        entry = _FileWindows(stamp, self._windows(text), FileLines(text))
+        self._files[key] = entry
+        return entry
 
     def retrieve(self, current: Path, before: str, open_docs: dict[Path, tuple[int, str]],
                  root: Path | None) -> list[Snippet]:
@@ -114,39 +123,14 @@ class Retriever:
         query = identifiers("\n".join(before.split("\n")[-cfg.query_lines:]))
         if not query:
             return []
-        deadline = time.monotonic() + cfg.time_cap_s
-        fam = _family(current.suffix)
-        current = current.resolve() if current.is_absolute() else current
-        # Compare real paths: the crawl resolves them, editors may not.
-        open_docs = {p.resolve() if p.is_absolute() else p: v for p, v in open_docs.items()}
-        sources: list[tuple[Path, object, object]] = []
-        for path, (version, text) in open_docs.items():
-            if path != current and path.suffix in fam:
-                sources.append((path, ("open", version), lambda t=text: t))
-        if root is not None and root.is_dir():
-            for path in self._list(root, fam):
-                if path == current or path in open_docs:
-                    continue
-                sources.append((path, None, path))
         scored: list[tuple[float, str, int, str]] = []
-        for path, stamp, reader in sources:
-            if time.monotonic() > deadline:
-                break
-            if stamp is None:  # a file on disk: stamp by mtime and size
-                try:
-                    st = path.stat()
-                except OSError:
-                    continue
-                if st.st_size > cfg.max_file_bytes:
-                    continue
-                stamp = (st.st_mtime_ns, st.st_size)
-                reader = (lambda p=path: _read(p))
-            for start, ids, chunk in self._file_windows(str(path), stamp, reader):
+        for path, entry in self._sources(current, open_docs, root):
+            for start, ids, chunk in entry.windows:
                 inter = len(query & ids)
                 if inter:
                     score = inter / len(query | ids)
                     if score >= cfg.min_score:
-                        scored.append((score, str(path), start, chunk))
+                        scored.append((score, path, start, chunk))
         scored.sort(key=lambda s: (-s[0], s[1], s[2]))
         picked: list[Snippet] = []
         for score, path, start, chunk in scored:
@@ -157,6 +141,49 @@ class Retriever:
             if len(picked) >= cfg.top_k:
                 break
         return picked
+
+    def file_lines(self, current: Path, open_docs: dict[Path, tuple[int, str]],
+                   root: Path | None) -> Iterator[FileLines]:
+        """The other files' lines, for line memory: the same sources and time cap."""
+        for _, entry in self._sources(current, open_docs, root):
+            yield entry.lines
+
+    def _sources(self, current: Path, open_docs: dict[Path, tuple[int, str]],
+                 root: Path | None) -> Iterator[tuple[str, _FileWindows]]:
+        """Open documents, then workspace files, of the current file's language family,
+        never the current file; stops at the time cap, keeping what was read for next time."""
+        cfg = self.config
+        deadline = time.monotonic() + cfg.time_cap_s
+        fam = _family(current.suffix)
+        current = current.resolve() if current.is_absolute() else current
+        # Compare real paths: the crawl resolves them, editors may not.
+        open_docs = {p.resolve() if p.is_absolute() else p: v for p, v in open_docs.items()}
+        sources: list[tuple[Path, object, object]] = []
+        for path, (version, text) in open_docs.items():
+            # An open document over the size limit is skipped like such a file on disk:
+            # cutting a 10 MB buffer into windows would hold up every completion.
+            if path != current and path.suffix in fam and len(text) <= cfg.max_file_bytes:
+                sources.append((path, ("open", version), lambda t=text: t))
+        if root is not None and root.is_dir():
+            for path in self._list(root, fam):
+                if path == current or path in open_docs:
+                    continue
+                sources.append((path, None, path))
+        for path, stamp, reader in sources:
+            if time.monotonic() > deadline:
+                return
+            if stamp is None:  # a file on disk: stamp by mtime and size
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                if st.st_size > cfg.max_file_bytes:
+                    continue
+                stamp = (st.st_mtime_ns, st.st_size)
+                reader = (lambda p=path: _read(p))
+            entry = self._file(str(path), stamp, reader)
+            if entry is not None:
+                yield str(path), entry
 
 
 def _read(path: Path) -> str | None:

@@ -39,6 +39,7 @@ class ServerSettings:
     max_block_tokens: int = 96
     max_block_lines: int = 12
     retrieval: bool = True  # similar code from other files as prompt context
+    line_memory: bool = True  # complete a line from existing lines that start the same way (no model call)
     retrieval_tokens: int = 64  # prompt budget for that context
     similarity: bool = True  # index the workspace for ghostline/findSimilar and duplicate hints
     similarity_hints: bool = True  # Hint diagnostics on functions with a near-duplicate elsewhere

@@ -1,0 +1,58 @@
+"""Line memory: completing a line from lines the code base already has."""
+
+from __future__ import annotations
+
+from lsp_server.client import running_server
+from lsp_server.line_memory import FileLines, LineMemory
+
+memory = LineMemory()
+
+
+def test_the_nearest_matching_line_of_the_document_wins():
+    before = "    r = session.get(url, timeout=3)\n    b = 2\n    r = session.get(url, stream=True)\n    r = session.g"
+    assert memory.suggest(before, "\n") == "et(url, stream=True)"
+    # Lines after the cursor count too, and indentation does not matter.
+    assert memory.suggest("x = 1\n  r = session.g", "\nr = session.get(url, verify=False)\n") == \
+        "et(url, verify=False)"
+
+
+def test_other_files_give_their_most_frequent_continuation():
+    files = [FileLines("logger = logging.getLogger(__name__)\n"),
+             FileLines("logger = logging.getLogger(__name__)\nlogger = logging.getLogger('x')\n")]
+    assert memory.suggest("import logging\nlogger = logging.get", "\n", files) == "Logger(__name__)"
+
+
+def test_an_empty_line_gets_what_follows_the_same_previous_line_elsewhere():
+    files = [FileLines("def __init__(self):\n    super().__init__()\n"),
+             FileLines("def __init__(self):\n\n    super().__init__()\n    self.x = 1\n")]
+    assert memory.suggest("class A:\n    def __init__(self):\n        ", "\n", files) == "super().__init__()"
+
+
+def test_the_line_after_the_cursor_is_not_an_example_of_what_follows():
+    """The document's own pair (previous line -> the line after the cursor) spans the
+    cursor: it says nothing about what is typed here."""
+    assert memory.suggest("    response = send(request)\n    ", "\n    return response\n") is None
+
+
+def test_nothing_to_copy_gives_none():
+    assert memory.suggest("x = 1\nvalue = compute_", "\n") is None
+    assert memory.suggest("x=1\n", "\n", [FileLines("x=1\ny = 2\n")]) is None  # "x=1" says too little
+    assert memory.suggest("y = 2\nx = 1", "\n") is None  # a line already complete has nothing to add
+
+
+async def test_line_memory_through_the_server_uses_other_files_but_never_the_saved_copy(tmp_path, tiny_model):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "adapters.py").write_text("def mount_all(session):\n    session.mount('https://', HTTPAdapter(max_retries=3))\n")
+    # The edited file's saved copy holds a different, unsaved-away line: it must not leak.
+    (ws / "app.py").write_text("session = Session()\nsession.mount('http://', LegacyAdapter())\n")
+    text = "session = Session()\nsession.mou\n"
+    uri = (ws / "app.py").as_uri()
+    async with running_server(ws, {"modelPath": str(tiny_model), "debounceMs": 0,
+                                   "cacheDir": str(tmp_path / "cache")}) as client:
+        client.open(uri, text)
+        assert await client.inline(uri, 1, 11) == "nt('https://', HTTPAdapter(max_retries=3))"
+    async with running_server(ws, {"modelPath": str(tiny_model), "debounceMs": 0, "lineMemory": False,
+                                   "cacheDir": str(tmp_path / "cache")}) as client:
+        client.open(uri, text)
+        assert await client.inline(uri, 1, 11) != "nt('https://', HTTPAdapter(max_retries=3))"
