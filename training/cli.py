@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model on folders of code")
-    p.add_argument("--preset", choices=["tiny", "small"], default="tiny")
+    p.add_argument("--preset", choices=["tiny", "mini", "small"], default="tiny")
     p.add_argument("--out", type=Path, required=True, help="run folder (data, checkpoint, logs)")
     p.add_argument("--roots", type=_existing_dir, nargs="+", help="code folders (default: this Python's own code)")
     p.add_argument("--max-steps", type=_positive_int)

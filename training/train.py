@@ -66,6 +66,21 @@ PRESETS: dict[str, TrainConfig] = {
         eval_interval=50,
         eval_batches=4,
     ),
+    # A quarter of small's compute per token: on a CPU budget it sees four times the tokens
+    # (the model-size table in docs/benchmarks.md compares them).
+    "mini": TrainConfig(
+        model=ModelConfig(vocab_size=4096, n_layer=4, n_head=4, n_kv_head=4, d_model=128, d_ff=352, max_seq_len=256),
+        corpus_max_bytes=40_000_000,
+        corpus_sample_permille=300,
+        tokenizer_sample_bytes=10_000_000,
+        batch_size=16,
+        max_steps=6000,
+        warmup_steps=200,
+        lr=3e-3,
+        min_lr=3e-4,
+        eval_interval=500,
+        eval_batches=16,
+    ),
     # The shipped default model's recipe (trained on CPU; see model card).
     "small": TrainConfig(
         model=ModelConfig(vocab_size=4096, n_layer=4, n_head=8, n_kv_head=8, d_model=256, d_ff=704, max_seq_len=256),
