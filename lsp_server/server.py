@@ -21,6 +21,7 @@ from pygls.workspace import TextDocument
 
 from lsp_server import similarity_features
 from lsp_server.completion import CompletionService, DocumentContext
+from lsp_server.documents import client_column, line_at, offset_at, use_lsp_documents
 from lsp_server.settings import ServerSettings, parse_settings
 
 log = logging.getLogger("lsp_server")
@@ -148,7 +149,7 @@ def _cursor(doc: TextDocument, position: types.Position) -> int:
     lines = doc.lines
     if position.line < 0 or position.character < 0 or position.line > len(lines):
         raise JsonRpcInvalidParams(f"position {position.line}:{position.character} is outside the document")
-    return min(doc.offset_at_position(position), len(doc.source))
+    return offset_at(doc, position)
 
 
 def create_server() -> GhostlineServer:
@@ -163,6 +164,7 @@ def create_server() -> GhostlineServer:
     @server.feature(types.INITIALIZE)
     def on_initialize(ls: GhostlineServer, params: types.InitializeParams) -> None:
         ls.bind_loop()
+        use_lsp_documents(ls)  # lines end only at \n, \r\n, \r (not at form feeds)
         ls.apply_settings(params.initialization_options)
 
     @server.feature(types.INITIALIZED)
@@ -196,18 +198,18 @@ def create_server() -> GhostlineServer:
     async def completion(ls: GhostlineServer, params: types.CompletionParams):
         doc = ls.open_document(params.text_document.uri)
         offset = _cursor(doc, params.position)
+        line_start, line_text = line_at(doc, params.position.line)  # read before edits can arrive
         result = await ls.completions.complete(
             doc.uri, ls.display_path(doc.uri), doc.source, offset, ls.settings, ls.document_context(doc.uri)
         )
         if not result.text:
             return types.CompletionList(is_incomplete=True, items=[])
         # Replace the word being typed so the client's filtering keeps the item.
-        source = doc.source
-        start = offset
-        while start > 0 and (source[start - 1].isalnum() or source[start - 1] == "_"):
+        column = start = offset - line_start
+        while start > 0 and (line_text[start - 1].isalnum() or line_text[start - 1] == "_"):
             start -= 1
-        word = source[start:offset]
-        start_pos = doc.client_position_at_offset(start)
+        word = line_text[start:column]
+        start_pos = types.Position(line=params.position.line, character=client_column(doc, line_text, start))
         item = types.CompletionItem(
             label=(word + result.text).strip(),
             kind=types.CompletionItemKind.Text,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import ctranslate2
 
-from model.config import ModelConfig
+from model.config import MODEL_CONFIG_FILE, ModelConfig
 from model.prompt_format import Prompt
 from model.tokenizer import load_tokenizer, special_ids
 
@@ -59,6 +59,24 @@ def end_of_line(text: str) -> int | None:
     return None if i < 0 else i
 
 
+def _context_length(model_dir: Path) -> int:
+    """The context the model was trained with, from ``ghostline_model.json``.
+
+    Missing, it is a model exported elsewhere: assume a common context.  Present but
+    unreadable, it is an error: guessing would build prompts far past what the model saw
+    (the shipped model has 256 positions), which fails without a word to the user.
+    """
+    if not (model_dir / MODEL_CONFIG_FILE).exists():
+        return 2048
+    try:
+        length = ModelConfig.load(model_dir).max_seq_len
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, the user hears the same
+        raise ModelLoadError(f"{MODEL_CONFIG_FILE} of {model_dir} is unusable: {exc}") from exc
+    if not isinstance(length, int) or isinstance(length, bool) or length < 16:
+        raise ModelLoadError(f"{MODEL_CONFIG_FILE} of {model_dir} is unusable: max_seq_len {length!r}")
+    return length
+
+
 class CompletionEngine:
     """Greedy code completion over a CTranslate2 model folder."""
 
@@ -80,10 +98,7 @@ class CompletionEngine:
             )
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelLoadError(f"cannot load {self.model_dir}: {exc}") from exc
-        try:
-            self.max_seq_len = ModelConfig.load(self.model_dir).max_seq_len
-        except (OSError, ValueError, TypeError):
-            self.max_seq_len = 2048  # a model exported elsewhere: assume a common context
+        self.max_seq_len = _context_length(self.model_dir)
         vocab = self.tokenizer.get_vocab_size()
         self._tokens = [self.tokenizer.id_to_token(i) for i in range(vocab)]
         self._lock = threading.Lock()  # one generation at a time: the CPU has no spare cores

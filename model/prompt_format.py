@@ -108,11 +108,12 @@ def completion_prompt(
     ``context`` (retrieved snippets, already formatted as comments) goes in front of the
     prefix so it stays inside the static part.  Truncation keeps the prefix's end and the
     suffix's start; it depends only on the text before the cursor's line, so the static
-    part does not change while typing on one line.
+    part does not change while typing on one line.  A cursor line longer than the whole
+    prefix budget (minified code) keeps only its end: the prompt never outgrows the budget.
     """
     before, line = split_prefix(prefix)
     before_ids = encode(tok, _tail_lines(before, max_prefix_tokens * _MAX_CHARS_PER_TOKEN))
-    line_ids = encode(tok, line)
+    line_ids = encode(tok, line[-max_prefix_tokens * _MAX_CHARS_PER_TOKEN:])[-max_prefix_tokens:]
     budget = max(0, max_prefix_tokens - len(line_ids))
     before_ids = before_ids[-budget:] if budget else []
     suffix_ids = encode(tok, _head_lines(suffix, max_suffix_tokens * _MAX_CHARS_PER_TOKEN))[:max_suffix_tokens]

@@ -6,6 +6,12 @@ along with ``.git/info/exclude``.  Version-control and environment folders are a
 skipped, big files are skipped (generated or vendored, not written by anyone), symlinked
 folders are followed once (a symlink loop ends at the second visit of the same real
 folder), and the crawl stops at ``max_files``.
+
+``build/`` and ``dist/`` at the workspace's top are ignored too, as if a lowest-priority
+``.gitignore`` said so: they hold build output (``setup.py build`` copies every module to
+``build/lib``), which sorts before ``src/`` and would fill ``max_files`` with copies, and
+turn every function into a "duplicate".  A workspace that keeps sources there re-includes
+them with ``!/build/`` in ``.gitignore`` or ``.git/info/exclude``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from pathlib import Path
 
 from lsp_server.similarity.chunking import language_of
 
+OUTPUT_FOLDERS = "/build/\n/dist/\n"  # ignore rules for the workspace's top, overridable
 ALWAYS_SKIPPED = frozenset((".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".tox",
                             ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages", ".ghostline"))
 
@@ -121,9 +128,10 @@ def crawl(root: Path, config: CrawlConfig | None = None, stats: dict[str, int] |
     config = config or CrawlConfig()
     stats = stats if stats is not None else {}
     root = root.resolve()
-    rules = IgnoreRules()
+    rules = IgnoreRules(((root, parse_gitignore(OUTPUT_FOLDERS)),))
     try:
-        rules = IgnoreRules(((root, parse_gitignore((root / ".git" / "info" / "exclude").read_text())),))
+        exclude = parse_gitignore((root / ".git" / "info" / "exclude").read_text(encoding="utf-8", errors="replace"))
+        rules = IgnoreRules(rules.layers + ((root, exclude),))
     except OSError:
         pass
     seen_dirs: set[tuple[int, int]] = set()

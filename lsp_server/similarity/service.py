@@ -63,6 +63,12 @@ def embedder_identity(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
 
 
+def lsp_line_breaks(text: str) -> str:
+    """``\\r\\n`` and ``\\r`` as ``\\n``: the lines LSP positions count, and tree-sitter's
+    rows and ``split("\\n")`` then agree with them (files on disk are read this way already)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 def _stamp(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
@@ -81,6 +87,7 @@ class WorkspaceIndex:
         self.index = SimilarityIndex(self.embedder, self.config.index)
         self.open_docs: dict[str, int] = {}  # file -> version of the open document shadowing it
         self._lock = threading.RLock()  # one refresh or update at a time
+        self._cache_read = False  # the first refresh reads the cache folder
 
     # -- keeping in step ---------------------------------------------------------------------
 
@@ -99,8 +106,12 @@ class WorkspaceIndex:
         with self._lock:
             from_cache = 0
             folder = cache_folder(self.config.cache_dir, self.root) if self.config.cache_dir else None
-            if folder is not None and len(self.index.files) == 0:
-                from_cache = load_index(self.index, folder, self.embedder_id)
+            if folder is not None and not self._cache_read:
+                # Once, even when open documents came first (editors reopen their tabs as
+                # the server starts: keyed on an empty index, the cache went unread then);
+                # an open document's text wins over the cache's copy of its file.
+                self._cache_read = True
+                from_cache = load_index(self.index, folder, self.embedder_id, skip=set(self.open_docs))
             paths = list(crawl(self.root, self.config.crawl))
             indexed = 0
             for i, path in enumerate(paths):
@@ -154,7 +165,11 @@ class WorkspaceIndex:
         file = str(path)
         if language_of(file) is None:
             return False
-        entries = self._entries(file, text)
+        # A document too big to index (the crawl skips such files on disk: generated or
+        # vendored code) shadows its file with no chunks; parsing it would hold the GIL for
+        # seconds on every edit, stalling the server's event loop.
+        too_big = len(text) > self.config.crawl.max_file_bytes
+        entries = [] if too_big else self._entries(file, lsp_line_breaks(text))
         with self._lock:
             held = self.open_docs.get(file)
             if held is not None and held > version:
@@ -179,13 +194,16 @@ class WorkspaceIndex:
 
     def query_chunk(self, file: str, text: str, start_line: int, end_line: int) -> Chunk:
         """What to search for: the selected lines, or with an empty selection the innermost
-        function or class around the cursor."""
+        function or class around the cursor (in a document small enough to index: a bigger
+        one is searched by the selected lines, at most ``max_file_bytes`` of them)."""
+        small = len(text) <= self.config.crawl.max_file_bytes
+        text = lsp_line_breaks(text)
         lines = text.split("\n")
         start_line = max(0, min(start_line, len(lines) - 1))
         end_line = max(start_line, min(end_line, len(lines) - 1))
         language = language_of(file) or "text"
-        selected = "\n".join(lines[start_line:end_line + 1])
-        if start_line == end_line and language != "text":
+        selected = "\n".join(lines[start_line:end_line + 1])[:self.config.crawl.max_file_bytes]
+        if start_line == end_line and language != "text" and small:
             around = [c for c in chunk_text(text, language, self.config.chunk)
                       if c.start_line <= start_line <= c.end_line]
             if around:
@@ -196,6 +214,8 @@ class WorkspaceIndex:
     def find_similar(self, file: str, text: str, start_line: int, end_line: int, limit: int = 10,
                      signals: str = "fused") -> list[Hit]:
         chunk = self.query_chunk(file, text, start_line, end_line)
+        if not chunk.text.strip():
+            return []  # a blank selection or an empty file is like nothing (fusion would rank anything)
         return self.index.search(fingerprint(chunk.text, chunk.language), limit, exclude_file=file,
                                  exclude_lines=(chunk.start_line, chunk.end_line), signals=signals)
 

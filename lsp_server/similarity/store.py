@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -68,34 +69,59 @@ def save_index(index: SimilarityIndex, folder: Path, root: Path, embedder_id: st
     return folder
 
 
-def load_index(index: SimilarityIndex, folder: Path, embedder_id: str) -> int:
-    """Fill an empty ``index`` from ``folder``; the number of files loaded (0: no usable cache)."""
+def load_index(index: SimilarityIndex, folder: Path, embedder_id: str, skip: Collection[str] = ()) -> int:
+    """Fill ``index`` from ``folder``, but for the files in ``skip`` (held already, newer);
+    the number of files loaded (0: no usable cache).
+
+    A cache is data from disk, not trusted: whatever is wrong with it (garbage bytes, a
+    truncated archive, JSON of the wrong shape, counts that disagree) means no cache, and
+    the index is rebuilt from the files.  Everything is read and checked before the index
+    is touched, so a bad cache never leaves half an index behind (nor stops indexing).
+    """
     try:
         meta = json.loads((folder / "index.json").read_text())
-        if meta.get("format") != FORMAT or meta.get("embedder") != embedder_id:
-            log.info("similarity cache in %s is for another format or embedder; rebuilding", folder)
-            return 0
-        with np.load(folder / "index.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError) as exc:
-        if not isinstance(exc, FileNotFoundError):
-            log.warning("similarity cache in %s is unreadable (%s); rebuilding", folder, exc)
+    except FileNotFoundError:
         return 0
+    except (OSError, ValueError) as exc:
+        log.warning("similarity cache in %s is unreadable (%s); rebuilding", folder, exc)
+        return 0
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("embedder") != embedder_id:
+        log.info("similarity cache in %s is for another format or embedder; rebuilding", folder)
+        return 0
+    dim = index.vectors.shape[1] if index.embedder is not None else None
+    try:
+        files = _read_files(meta, folder, dim)
+    except Exception as exc:  # noqa: BLE001 - any fault in untrusted cache data means "rebuild"
+        log.warning("similarity cache in %s is unreadable (%s); rebuilding", folder, exc)
+        return 0
+    files = [f for f in files if f[0] not in skip]
+    for file, stamp, batch, vectors in files:
+        index.set_file(file, stamp, batch, vectors)
+    return len(files)
+
+
+def _read_files(meta: dict, folder: Path, dim: int | None) -> list[tuple[str, object, list[Entry], np.ndarray | None]]:
+    """Every file's (name, stamp, entries, vectors) from the cache; raises if anything is off."""
+    with np.load(folder / "index.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
     entries, vectors = meta["entries"], arrays["vectors"].astype(np.float32)
-    if len(entries) + 1 != len(arrays["words_off"]) or len(vectors) != len(entries):
-        log.warning("similarity cache in %s is inconsistent; rebuilding", folder)
-        return 0
-    i = 0
+    if len(entries) + 1 != len(arrays["words_off"]) or len(entries) + 1 != len(arrays["shape_off"]) \
+            or len(vectors) != len(entries) or (dim is not None and vectors.shape[1:] != (dim,)):
+        raise ValueError("inconsistent counts")
+    out, i = [], 0
     for file, record in meta["files"].items():
+        n = record["chunks"]
+        if not isinstance(file, str) or not isinstance(n, int) or n < 0 or i + n > len(entries):
+            raise ValueError(f"bad record for {file!r}")
         batch = []
-        for j in range(i, i + record["chunks"]):
+        for j in range(i, i + n):
             kind, name, start, end, end_char, preview, n_tokens = entries[j]
             fp = Fingerprint(_bag(arrays, "words", j), _bag(arrays, "shape", j), n_tokens)
             batch.append(Entry(file, kind, name, start, end, end_char, preview, fp))
         stamp = tuple(record["stamp"]) if isinstance(record["stamp"], list) else record["stamp"]
-        index.set_file(file, stamp, batch, vectors[i:i + record["chunks"]] if index.embedder is not None else None)
-        i += record["chunks"]
-    return len(meta["files"])
+        out.append((file, stamp, batch, vectors[i:i + n] if dim is not None else None))
+        i += n
+    return out
 
 
 def _bag(arrays: dict[str, np.ndarray], field: str, j: int) -> Bag:

@@ -1,0 +1,114 @@
+"""Open documents with LSP's idea of a line, and fast position <-> offset conversion.
+
+LSP lines end at ``\\n``, ``\\r\\n`` or ``\\r`` and nowhere else.  pygls splits a document with
+``str.splitlines``, which also breaks at form feeds, vertical tabs, ``\\x1c``-``\\x1e``,
+``\\x85``, ``\\u2028`` and ``\\u2029``: in a file holding one of them (a form feed between
+sections is common in older C and Python code; binary content holds anything) every
+position below it named the wrong line, so completions were computed for the wrong place
+and incremental edits were applied in the wrong place.  ``LspTextDocument`` splits as LSP
+does, and every pygls conversion and edit goes through that split.
+
+pygls also converts a column by walking the line one character at a time in Python, which
+on a 1 MB minified line holds the event loop for a good fraction of a second per
+conversion; ``offset_at`` and ``client_column`` do the same in C unless the line has
+characters that need the walk (outside the BMP for UTF-16, any non-ASCII for UTF-8).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.workspace import TextDocument, Workspace
+
+# Line breaks for str.splitlines that are not line breaks for LSP.
+_NOT_LSP_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+_LSP_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+class LspTextDocument(TextDocument):
+    """A pygls document whose lines end only where LSP says they do."""
+
+    _lines_of: str | None = None
+    _lines: tuple[str, ...] = ()
+
+    @property
+    def lines(self) -> Sequence[str]:
+        source = self.source
+        if source is not self._lines_of:  # split once per version, not once per conversion
+            if _NOT_LSP_BREAKS.search(source) is None:
+                self._lines = tuple(source.splitlines(True))  # the same split, done in C
+            else:
+                self._lines = tuple(_LSP_LINE.findall(source))
+            self._lines_of = source
+        return self._lines
+
+
+class _LspWorkspace(Workspace):
+    def _create_text_document(self, doc_uri: str, source: str | None = None, version: int | None = None,
+                              language_id: str | None = None) -> TextDocument:
+        return LspTextDocument(doc_uri, source=source, version=version, language_id=language_id,
+                               sync_kind=self._sync_kind, position_codec=self._position_codec)
+
+
+def use_lsp_documents(server: LanguageServer) -> None:
+    """Make the server's workspace hold ``LspTextDocument``s; call from ``initialize``.
+
+    pygls 2 builds its ``Workspace`` inside its own initialize handler and offers no
+    document factory; the subclass only overrides that factory and holds no state of its
+    own, so switching the instance's class before any document is opened is safe.
+    """
+    if type(server.workspace) is Workspace:
+        server.workspace.__class__ = _LspWorkspace
+
+
+def _units(encoding: str | None):
+    """Width in client units of one character, for the position encoding in use."""
+    if encoding == types.PositionEncodingKind.Utf8:
+        return lambda ch: len(ch.encode("utf-8", "surrogatepass"))
+    if encoding == types.PositionEncodingKind.Utf32:
+        return None
+    return lambda ch: 2 if ord(ch) > 0xFFFF else 1
+
+
+def _simple(line: str, encoding: str | None) -> bool:
+    """Whether one client unit is one character on this line."""
+    if encoding == types.PositionEncodingKind.Utf32 or line.isascii():
+        return True
+    return encoding != types.PositionEncodingKind.Utf8 and max(line) <= "\uffff"
+
+
+def line_at(doc: TextDocument, line: int) -> tuple[int, str]:
+    """(offset of the line's start, its text without the line break); past the end: the end."""
+    lines = doc.lines
+    if line >= len(lines):
+        return len(doc.source), ""
+    start = sum(map(len, lines[:line]))
+    return start, lines[line].rstrip("\r\n")  # a line holds one line break, at its end
+
+
+def offset_at(doc: TextDocument, position: types.Position) -> int:
+    """Index into ``doc.source`` of ``position``; a column past the line's end is its end."""
+    start, text = line_at(doc, position.line)
+    encoding = doc.position_codec.encoding
+    if _simple(text, encoding):
+        return start + min(position.character, len(text))
+    width, count = _units(encoding), 0
+    for i, ch in enumerate(text):
+        count += width(ch)
+        if count > position.character:  # inside a character: before it
+            return start + i
+    return start + len(text)
+
+
+def client_column(doc: TextDocument, line_text: str, column: int) -> int:
+    """Client units of ``line_text[:column]``."""
+    head = line_text[:column]
+    encoding = doc.position_codec.encoding
+    if _simple(head, encoding):
+        return len(head)
+    if encoding == types.PositionEncodingKind.Utf8:
+        return len(head.encode("utf-8", "surrogatepass"))
+    return len(head.encode("utf-16-le", "surrogatepass")) // 2

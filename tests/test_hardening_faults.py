@@ -1,0 +1,311 @@
+"""Faults around the real server (``python -m lsp_server``, shipped model by default).
+
+Broken model folders (truncated ``model.bin``, garbage ``config.json``, missing or garbage
+``tokenizer.json``, garbage ``ghostline_model.json``) each give one clear
+``window/showMessage`` naming the folder, and the server keeps answering: completions are
+empty, every other request works.  A model folder swapped while serving -- files replaced
+under a served copy, or ``modelPath`` changed -- is picked up or reported, never a crash.
+A workspace with symlink loops, unreadable files and huge generated folders is indexed
+without them; a similarity cache that is corrupt or from an older format is rebuilt, not
+trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+
+from lsp_server.client import GhostlineClient, running_server
+from lsp_server.settings import DEFAULT_MODEL_DIR
+from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex
+from lsp_server.similarity.store import FORMAT, cache_folder
+
+MERGE = '''def merge_intervals(intervals):
+    """Merge overlapping [start, end] intervals."""
+    intervals.sort(key=lambda pair: pair[0])
+    merged = []
+    for start, end in intervals:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+'''
+# The same function, every name changed and the docstring dropped.
+COMBINE = '''def combine_ranges(spans):
+    spans.sort(key=lambda item: item[0])
+    out = []
+    for lo, hi in spans:
+        if out and lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return out
+'''
+APP = "import os\n\n\n" + MERGE + "\n\ndef main(argv):\n    path = os.path.join(argv[0], 'x')\n    return \n"
+RETURN_LINE = APP.split("\n").index("    return ")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "app.py").write_text(APP)
+    (root / "util.py").write_text("import sys\n\n\n" + COMBINE)
+    return root
+
+
+def options(tmp_path: Path, **extra) -> dict:
+    return {"debounceMs": 0, "cacheDir": str(tmp_path / "cache"), **extra}
+
+
+def model_options(tmp_path: Path, model: Path) -> dict:
+    # Line memory copies existing lines without the model; off, every completion needs it.
+    return options(tmp_path, modelPath=str(model), lineMemory=False)
+
+
+async def until(predicate, timeout: float = 20.0) -> None:
+    """Wait for a notification-driven condition (messages arrive on their own time)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def status(client: GhostlineClient, key: str):
+    """A field of the last ``ghostline/status`` (pygls hands it over as a namedtuple)."""
+    if client.status is None:
+        return None
+    return client.status[key] if isinstance(client.status, dict) else getattr(client.status, key)
+
+
+async def explain(client: GhostlineClient, uri: str, line: int, character: int):
+    return await client.protocol.send_request_async("ghostline/explainPrompt", {
+        "textDocument": {"uri": uri}, "position": {"line": line, "character": character}})
+
+
+async def find_similar(client: GhostlineClient, uri: str, line: int) -> list[dict]:
+    result = await client.protocol.send_request_async("ghostline/findSimilar", {
+        "textDocument": {"uri": uri}, "range": {"start": {"line": line, "character": 0},
+                                                "end": {"line": line, "character": 0}}, "limit": 10})
+    items = result.items if hasattr(result, "items") else result["items"]
+    return [item._asdict() if hasattr(item, "_asdict") else item for item in items]
+
+
+async def fresh_completion(client: GhostlineClient, root: Path, name: str) -> str:
+    """A completion at the end of ``return`` in a document never completed before (the
+    type-ahead cache would answer a repeated request without the model)."""
+    uri = (root / f"{name}.py").as_uri()
+    client.open(uri, APP)
+    return await client.inline(uri, RETURN_LINE, 11)
+
+
+def served_copy(tmp_path: Path, name: str = "served") -> Path:
+    folder = tmp_path / name
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    return folder
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+BREAKS = {
+    "model.bin truncated": lambda d: truncate(d / "model.bin"),
+    "config.json garbage": lambda d: (d / "config.json").write_text("{{ this is not json"),
+    "tokenizer.json missing": lambda d: (d / "tokenizer.json").unlink(),
+    "tokenizer.json garbage": lambda d: (d / "tokenizer.json").write_bytes(b"\x00\xff\xfe not a tokenizer"),
+    "ghostline_model.json garbage": lambda d: (d / "ghostline_model.json").write_text("max_seq_len: lots"),
+}
+
+
+@pytest.mark.parametrize("damage", list(BREAKS))
+async def test_a_broken_model_is_reported_and_the_server_keeps_answering(workspace, tmp_path, damage):
+    model = served_copy(tmp_path)
+    BREAKS[damage](model)
+    uri = (workspace / "app.py").as_uri()
+    async with running_server(workspace, model_options(tmp_path, model)) as client:
+        client.open(uri, APP)
+        assert await client.inline(uri, RETURN_LINE, 11) == ""
+        await until(lambda: client.messages)
+        assert len(client.messages) == 1, client.messages
+        assert str(model) in client.messages[0] and "modelPath" in client.messages[0]
+        file = damage.split()[0]
+        if file in ("tokenizer.json", "ghostline_model.json"):  # ours to name; CTranslate2 names the rest
+            assert file.split(".")[0] in client.messages[0]
+        await until(lambda: status(client, "state") == "error")
+        # Everything else still works; completions stay empty, without more messages.
+        result = await client.text_document_completion_async(types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=RETURN_LINE, character=11)))
+        assert list(result.items) == []
+        assert str(model) in (await explain(client, uri, RETURN_LINE, 11)).error
+        items = await find_similar(client, uri, 4)
+        assert items and items[0]["uri"] == (workspace / "util.py").as_uri()
+        assert await client.inline(uri, RETURN_LINE - 1, 4) == ""
+        assert len(client.messages) == 1
+
+
+def _total_tokens(explained) -> int:
+    return explained.staticTokens + explained.dynamicTokens
+
+
+async def test_a_model_folder_swapped_while_serving_is_picked_up_or_reported(workspace, tmp_path):
+    served = served_copy(tmp_path)
+    uri = (workspace / "app.py").as_uri()
+    async with running_server(workspace, model_options(tmp_path, served)) as client:
+        client.open(uri, APP)
+        assert (await fresh_completion(client, workspace, "step1")).strip()
+        context = json.loads((served / "ghostline_model.json").read_text())["max_seq_len"]
+        assert 128 < _total_tokens(await explain(client, uri, RETURN_LINE, 11)) <= context
+
+        # A new export copied over the served one; this one has half the context.
+        config = json.loads((served / "ghostline_model.json").read_text())
+        (served / "ghostline_model.json").write_text(json.dumps({**config, "max_seq_len": 128}))
+        assert _total_tokens(await explain(client, uri, RETURN_LINE, 11)) <= 128
+        assert client.messages == []
+
+        # A copy caught half-written: reported, completions empty, the rest still answers.
+        truncate(served / "model.bin")
+        assert await fresh_completion(client, workspace, "step2") == ""
+        await until(lambda: client.messages)
+        assert str(served) in client.messages[-1]
+        assert "error" in (await explain(client, uri, RETURN_LINE, 11))._asdict()
+        assert await find_similar(client, uri, 4)
+        # The copy finished: served again, no restart.
+        shutil.copyfile(DEFAULT_MODEL_DIR / "model.bin", served / "model.bin")
+        assert (await fresh_completion(client, workspace, "step3")).strip()
+
+        # Only the tokenizer replaced (model.bin untouched): read again, and reported.
+        seen = len(client.messages)
+        (served / "tokenizer.json").write_text("{}")
+        assert await fresh_completion(client, workspace, "step4") == ""
+        await until(lambda: len(client.messages) > seen)
+        assert "tokenizer" in client.messages[-1]
+        shutil.copyfile(DEFAULT_MODEL_DIR / "tokenizer.json", served / "tokenizer.json")
+        assert (await fresh_completion(client, workspace, "step5")).strip()
+
+        # modelPath changed to another folder, to a missing one, and back.
+        other = served_copy(tmp_path, "other")
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+            settings={"ghostline": {"modelPath": str(other)}}))
+        assert (await fresh_completion(client, workspace, "step6")).strip()
+        await until(lambda: status(client, "model") == "other")
+        seen = len(client.messages)
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+            settings={"ghostline": {"modelPath": str(tmp_path / "missing")}}))
+        assert await fresh_completion(client, workspace, "step7") == ""
+        await until(lambda: len(client.messages) > seen)
+        assert "no model" in client.messages[-1] and "missing" in client.messages[-1]
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+            settings={"ghostline": {"modelPath": str(other)}}))
+        assert (await fresh_completion(client, workspace, "step8")).strip()
+        await until(lambda: status(client, "state") == "ready")
+        assert client._server.returncode is None
+
+
+def _many(folder: Path, count: int, suffix: str, text: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (folder / f"m{i}{suffix}").write_text(text)
+
+
+async def test_loops_unreadable_files_and_generated_folders_are_skipped(tmp_path):
+    root = tmp_path / "ws"
+    src = root / "src"
+    src.mkdir(parents=True)
+    (src / "app.py").write_text(APP)
+    (src / "util.py").write_text("import sys\n\n\n" + COMBINE)
+    # Symlink loops: to an ancestor, two folders pointing at each other, one to itself.
+    (src / "loop").symlink_to(root, target_is_directory=True)
+    (root / "ping").mkdir()
+    (root / "pong").mkdir()
+    (root / "ping" / "to_pong").symlink_to(root / "pong", target_is_directory=True)
+    (root / "pong" / "to_ping").symlink_to(root / "ping", target_is_directory=True)
+    (root / "self.py").symlink_to(root / "self.py")
+    (root / "dangling.py").symlink_to(root / "nowhere.py")
+    # An unreadable copy (chmod 000 blocks reads unless the tests run as root).
+    secret = src / "secret.py"
+    secret.write_text(MERGE.replace("merge_intervals", "secret_intervals"))
+    secret.chmod(0)
+    secret_readable = os.access(secret, os.R_OK)
+    # Generated folders: exact copies of app.py in build output (more than the crawl's
+    # limit below, and sorted before src/), bundles, dependencies, git objects.
+    _many(root / "build" / "lib" / "src", 300, ".py", APP)
+    _many(root / "dist", 300, ".js", "function mergeIntervals(a) { return a.sort(); }\n" * 5)
+    _many(root / "node_modules" / "left-pad", 2000, ".js", "module.exports = function (s) { return s; };\n")
+    _many(root / ".git" / "objects" / "ab", 2000, ".py", APP)
+    uri = (src / "app.py").as_uri()
+    try:
+        async with running_server(root, options(tmp_path, similarityMaxFiles=250)) as client:
+            client.open(uri, APP)
+            t0 = time.perf_counter()
+            items = await asyncio.wait_for(find_similar(client, uri, 4), 60)
+            assert time.perf_counter() - t0 < 30
+            assert (src / "util.py").as_uri() in [item["uri"] for item in items]
+            skipped = ("/build/", "/dist/", "/node_modules/", "/.git/", "/loop/", "/ping/", "/pong/")
+            assert not any(part in item["uri"] for item in items for part in skipped), items
+            if not secret_readable:
+                assert not any("secret" in item["uri"] for item in items)
+            explained = await explain(client, uri, RETURN_LINE, 11)
+            paths = [c.path for c in explained.context]
+            assert paths and all(p.startswith("src/") for p in paths), paths
+            assert (await client.inline(uri, RETURN_LINE, 11)).strip()
+            assert client.messages == []
+    finally:
+        secret.chmod(0o644)  # let pytest clean up
+
+
+# -- the similarity index cache -------------------------------------------------------------
+
+def _corrupt(folder: Path, how: str) -> None:
+    meta, npz = folder / "index.json", folder / "index.npz"
+    if how == "garbage bytes":
+        meta.write_bytes(os.urandom(512))
+        npz.write_bytes(os.urandom(4096))
+    elif how == "truncated archive":
+        truncate(npz)
+    elif how == "json of the wrong shape":
+        data = json.loads(meta.read_text())
+        meta.write_text(json.dumps({**data, "entries": [[1]], "files": {"x.py": {"stamp": 1, "chunks": 9}}}))
+    elif how == "older format":
+        # Stamps still match the files, so only the version tells the content is stale.
+        data = json.loads(meta.read_text())
+        for entry in data["entries"]:
+            entry[5] = "STALE " + entry[5]
+        meta.write_text(json.dumps({**data, "format": FORMAT - 1}))
+
+
+@pytest.mark.parametrize("how", ["intact", "garbage bytes", "truncated archive", "json of the wrong shape",
+                                 "older format"])
+async def test_a_bad_similarity_cache_is_rebuilt_not_trusted(workspace, tmp_path, how):
+    cache = tmp_path / "cache"
+    WorkspaceIndex(workspace, WorkspaceConfig(cache_dir=cache)).refresh()  # what the server saves
+    folder = cache_folder(cache, workspace)
+    assert (folder / "index.npz").is_file()
+    _corrupt(folder, how)
+    uri = (workspace / "app.py").as_uri()
+    async with running_server(workspace, options(tmp_path)) as client:
+        client.open(uri, APP)
+        items = await find_similar(client, uri, 4)
+        assert items and items[0]["uri"] == (workspace / "util.py").as_uri()
+        assert all(not item["preview"].startswith("STALE") for item in items)
+        assert items[0]["preview"].startswith("def combine_ranges(spans):")
+        assert client.messages == []  # no "indexing failed"
+        # util.py comes from the cache only when it is intact (app.py is open: its text wins).
+        expected = "1 from cache" if how == "intact" else "0 from cache"
+        assert any(expected in line for line in client.logs), client.logs
+        if how != "intact":
+            assert any("rebuilding" in line for line in client.logs), client.logs
+        assert (await client.inline(uri, RETURN_LINE, 11)).strip()
+    # The rebuilt index replaced the bad cache.
+    saved = json.loads((folder / "index.json").read_text())
+    assert saved["format"] == FORMAT
+    assert not any(entry[5].startswith("STALE") for entry in saved["entries"])
