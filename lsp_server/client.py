@@ -67,6 +67,14 @@ class GhostlineClient(LanguageClient):
         text = items[0].insert_text
         return text if isinstance(text, str) else text.value
 
+    async def wait_for_diagnostics(self, predicate, timeout: float = 60.0) -> None:
+        """Wait until ``predicate(self.diagnostics)`` holds (hints arrive when the index is ready)."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self.diagnostics):
+            if time.monotonic() > deadline:
+                raise asyncio.TimeoutError(f"diagnostics never matched; last: {self.diagnostics}")
+            await asyncio.sleep(0.02)
+
     async def find_similar(self, uri: str, start: int, end: int, limit: int = 10) -> list[dict]:
         """``ghostline/findSimilar`` on lines ``start``-``end``; items as plain dicts."""
         result = await self.protocol.send_request_async("ghostline/findSimilar", {

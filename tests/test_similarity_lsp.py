@@ -3,7 +3,6 @@ LSP client talking to ``python -m lsp_server`` over stdio."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -97,31 +96,18 @@ def options(tmp_path: Path, **extra) -> dict:
 
 
 class Diagnostics:
-    """Collects publishDiagnostics and lets a test wait for a condition on them."""
+    """The client's publishDiagnostics, and a way to wait for a condition on them."""
 
     def __init__(self, client: GhostlineClient) -> None:
-        self.by_uri: dict[str, list[types.Diagnostic]] = {}
-        self.changed = asyncio.Condition()
-
-        @client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
-        async def _publish(params: types.PublishDiagnosticsParams) -> None:
-            async with self.changed:
-                self.by_uri[params.uri] = params.diagnostics
-                self.changed.notify_all()
+        self.client = client
+        self.by_uri = client.diagnostics
 
     async def wait_for(self, predicate, timeout: float = 60.0):
-        async def wait():
-            async with self.changed:
-                await self.changed.wait_for(lambda: predicate(self.by_uri))
-        await asyncio.wait_for(wait(), timeout)
+        await self.client.wait_for_diagnostics(predicate, timeout)
 
 
 async def find_similar(client: GhostlineClient, uri: str, start: int, end: int, limit: int = 5) -> list[dict]:
-    result = await client.protocol.send_request_async("ghostline/findSimilar", {
-        "textDocument": {"uri": uri}, "range": {"start": {"line": start, "character": 0},
-                                                "end": {"line": end, "character": 0}}, "limit": limit})
-    items = result.items if hasattr(result, "items") else result["items"]
-    return [item._asdict() if hasattr(item, "_asdict") else item for item in items]
+    return await client.find_similar(uri, start, end, limit)
 
 
 def _line(item: dict) -> int:
