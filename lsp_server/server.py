@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -22,6 +23,7 @@ from pygls.workspace import TextDocument
 from lsp_server import similarity_features
 from lsp_server.completion import CompletionService, DocumentContext
 from lsp_server.documents import client_column, line_at, offset_at, use_lsp_documents
+from lsp_server.jsonrpc import GhostlineProtocol, ResyncingReader
 from lsp_server.settings import ServerSettings, parse_settings
 
 log = logging.getLogger("lsp_server")
@@ -30,11 +32,15 @@ VERSION = "0.1.0"
 
 class GhostlineServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("ghostline", VERSION)
+        super().__init__("ghostline", VERSION, protocol_cls=GhostlineProtocol)  # answers what pygls cannot read
         self.settings = ServerSettings()
         self.completions = CompletionService(on_error=self.show_error)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+
+    def start_io(self, stdin=None, stdout=None) -> None:
+        """Serve on stdio, reading past broken frames to the next message (``jsonrpc.py``)."""
+        super().start_io(ResyncingReader(stdin or sys.stdin.buffer), stdout)
 
     def bind_loop(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -141,8 +147,14 @@ class _ClientLogHandler(logging.Handler):
 
 
 def _file_path(uri: str) -> Path | None:
+    """The path of a ``file:`` URI; None for other schemes and for a path no file can have.
+
+    A NUL (``%00``) makes every filesystem call raise ValueError: one such open document
+    turned every completion's retrieval into an internal error.
+    """
     parsed = urlparse(uri)
-    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+    path = unquote(parsed.path)
+    return Path(path) if parsed.scheme == "file" and "\x00" not in path else None
 
 
 def _cursor(doc: TextDocument, position: types.Position) -> int:
@@ -223,11 +235,14 @@ def create_server() -> GhostlineServer:
     @server.feature("ghostline/explainPrompt")
     async def explain_prompt(ls: GhostlineServer, params) -> dict:
         """Debugging aid: the exact prompt and retrieved context for a position."""
+        expected = "expected {textDocument: {uri}, position: {line, character}}"
         try:
             uri, pos = params.textDocument.uri, params.position
             position = types.Position(line=int(pos.line), character=int(pos.character))
-        except (AttributeError, TypeError, ValueError):
-            raise JsonRpcInvalidParams("expected {textDocument: {uri}, position: {line, character}}") from None
+        except (AttributeError, TypeError, ValueError, OverflowError):  # Overflow: a line of Infinity
+            raise JsonRpcInvalidParams(expected) from None
+        if not isinstance(uri, str):  # a number here was a TypeError deep in the lookup, with a traceback
+            raise JsonRpcInvalidParams(expected)
         doc = ls.open_document(uri)
         offset = _cursor(doc, position)
         return await ls.completions.explain(ls.display_path(doc.uri), doc.source, offset, ls.settings,

@@ -46,8 +46,14 @@ log = logging.getLogger("lsp_server.similarity")
 
 
 def _path(uri: str) -> Path | None:
+    """The path of a ``file:`` URI; None for other schemes and for a path no file can have.
+
+    A NUL (``%00``) makes every filesystem call raise ValueError: findSimilar on such a
+    document answered with an internal error and a traceback.
+    """
     parsed = urlparse(uri)
-    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+    path = unquote(parsed.path)
+    return Path(path) if parsed.scheme == "file" and "\x00" not in path else None
 
 
 def _field(obj: Any, name: str, default: Any = None) -> Any:
@@ -282,7 +288,7 @@ class SimilarityFeature:
         if end > start and end_char == 0:
             end -= 1  # a selection ending at the start of a line does not include that line
         path = _path(uri)
-        doc = self.server.workspace.text_documents.get(uri)
+        doc = self.server.workspace.text_documents.get(unquote(uri))  # pygls keys documents unquoted
         if path is None:
             raise JsonRpcInvalidParams(f"not a file URI: {uri}")
         if doc is not None:
