@@ -24,11 +24,14 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any, BinaryIO
+from urllib.parse import unquote
 
 from cattrs import transform_error
 from cattrs.errors import ClassValidationError
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
+from lsprotocol import types
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 from pygls.protocol.json_rpc import RPCRequest
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,19 @@ class GhostlineProtocol(LanguageServerProtocol):
             self._send_error(message.id, JsonRpcInvalidRequest(f"the server is shutting down: {message.method}"))
         else:
             super().handle_message(message)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        """An edit to a document that is not open is dropped with a log line; pygls raised
+        KeyError, which the editor showed as an "Error in server" popup."""
+        if self._is_open(params.text_document.uri, "didChange"):
+            yield from super().lsp_text_document__did_change(params)
+
+    def _is_open(self, uri: str, method: str) -> bool:
+        if unquote(uri) in self.workspace.text_documents:
+            return True
+        log.warning("ignored %s for a document that is not open: %.200s", method, uri)
+        return False
 
     def _reject(self, data: dict, error: JsonRpcException) -> None:
         if "method" not in data or "id" not in data:  # a notification or an answer: nobody waits

@@ -100,7 +100,8 @@ class GhostlineServer(LanguageServer):
 
     def document_context(self, uri: str) -> DocumentContext:
         """Where the document lives and what else is open, for retrieval."""
-        doc = self.workspace.text_documents.get(uri)
+        # pygls keys documents by the unquoted URI; editors send them quoted (``%20``).
+        doc = self.workspace.text_documents.get(unquote(uri)) or self.workspace.text_documents.get(uri)
         language_id = doc.language_id if doc is not None else None
         if not self.settings.retrieval:
             return DocumentContext(uri=uri, language_id=language_id)

@@ -497,3 +497,16 @@ async def test_requests_after_shutdown_get_invalid_request(tmp_path):
         assert await asyncio.wait_for(server.proc.wait(), 10) == 0
     finally:
         await server.stop()
+
+
+async def test_an_edit_to_a_document_never_opened_pops_up_nothing(tmp_path):
+    """An editor that loses track of a document must not get an "Error in server" popup."""
+    from lsp_server.client import running_server
+
+    async with running_server(tmp_path, {"debounceMs": 0, "cacheDir": str(tmp_path / "cache")}) as client:
+        uri = (tmp_path / "ghost.py").as_uri()
+        client.change(uri, 2, (0, 0), (0, 0), "x")
+        client.open((tmp_path / "app.py").as_uri(), SOURCE)
+        assert isinstance(await client.inline((tmp_path / "app.py").as_uri(), 0, 0), str)
+        assert client.messages == []
+        assert any("not open" in line for line in client.logs)
