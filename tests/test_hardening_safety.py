@@ -131,7 +131,7 @@ async def test_a_pickle_in_place_of_the_model_is_refused_not_loaded(tmp_path):
     ws.mkdir()
     (ws / "app.py").write_text(APP)
     env, log = audit_env(tmp_path, ws)
-    async with running_server(ws, {"debounceMs": 0, "modelPath": str(model), "similarity": False},
+    async with running_server(ws, {"debounceMs": 0, "modelPath": str(model), "similarity": False, "lineMemory": False},
                               server_args=("-c", AUDITED_SERVER), env=env) as client:
         uri = (ws / "app.py").as_uri()
         client.open(uri, APP)
