@@ -116,7 +116,7 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
 
     if not args.examples.is_file():
         raise CliError(f"no such file: {args.examples}")
-    options: dict = {"retrieval": not args.no_retrieval}
+    options: dict = {"retrieval": not args.no_retrieval, "lineMemory": not args.no_line_memory}
     if args.model:
         options["modelPath"] = str(args.model)
     try:
@@ -127,7 +127,9 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
         import json
 
         args.dump.write_text("\n".join(json.dumps(r) for r in report.rows) + "\n")
-    print(f"line completion ({'no retrieval' if args.no_retrieval else 'with retrieval'}): {report.line()}")
+    mode = ("no retrieval" if args.no_retrieval else "with retrieval") + \
+        (", no line memory" if args.no_line_memory else "")
+    print(f"line completion ({mode}): {report.line()}")
 
 
 def _cmd_eval_ppl(args: argparse.Namespace) -> None:
@@ -249,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--repos", type=_existing_dir, required=True, help="folder holding the examples' repositories")
     e.add_argument("--model", type=_existing_dir, help="CTranslate2 model folder (default: the shipped model)")
     e.add_argument("--no-retrieval", action="store_true", help="switch off repository context")
+    e.add_argument("--no-line-memory", action="store_true", help="always ask the model (no copying of existing lines)")
     e.add_argument("--limit", type=_positive_int, help="only the first N examples")
     e.add_argument("--dump", type=Path, help="write per-example predictions (JSON lines) here")
     e.set_defaults(func=_cmd_eval_lines)
