@@ -92,6 +92,7 @@ class Editor:
         self.versions: dict[str, int] = {}
         self.pending: tuple[str, Future, float] | None = None  # the editor's newest inline request
         self._ids = 0
+        self.latency: dict[str, float] = {}  # answered request id -> ms (pruned as lines end)
         corpus = [line.strip() for f in root.glob("*.py") for line in f.read_text().split("\n")]
         self.snippets = [s for s in corpus if 12 <= len(s) <= 70 and not s.startswith(("#", '"', "'"))]
 
@@ -136,16 +137,17 @@ class Editor:
             context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic))
         sent = time.perf_counter()
         future = self.client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
-        future.add_done_callback(lambda f: self._answered(f, sent))
+        future.add_done_callback(lambda f: self._answered(f, msg_id, sent))
         self.report.inline_sent += 1
         self.pending = (msg_id, future, sent)
         return future
 
-    def _answered(self, future: Future, sent: float) -> None:
+    def _answered(self, future: Future, msg_id: str, sent: float) -> None:
         exc = future.exception()
         if exc is None:
             self.report.inline_answered += 1
-            self.report.latency_ms.append(1000 * (time.perf_counter() - sent))
+            self.latency[msg_id] = 1000 * (time.perf_counter() - sent)
+            self.report.latency_ms.append(self.latency[msg_id])
             if future.result().items:
                 self.report.non_empty += 1
         elif getattr(exc, "code", None) == REQUEST_CANCELLED or "cancel" in str(exc).lower():
@@ -177,13 +179,14 @@ class Editor:
             self.report.keystrokes += 1
             self.ask(uri, line, column + 1)
             await asyncio.sleep(self.rng.uniform(0.03, 0.12))  # 8-30 keys a second
-        _, last, sent = self.pending
+        last_id, last, _ = self.pending
         try:
             result = await asyncio.wait_for(asyncio.wrap_future(last), 60)
         except Exception:  # noqa: BLE001 - counted by the done callback
             return
         # The user stopped typing: how long after the last key did the ghost text arrive?
-        self.report.visible_ms.append(1000 * (time.perf_counter() - sent))
+        self.report.visible_ms.append(self.latency[last_id])
+        self.latency.clear()
         roll = self.rng.random()
         if result.items and roll < 0.4:  # Tab
             text = result.items[0].insert_text
