@@ -97,6 +97,20 @@ class GhostlineProtocol(LanguageServerProtocol):
         else:
             super().handle_message(message)
 
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
+        """pygls files every handler's future under its message id so ``$/cancelRequest``
+        can find it, but only a request's answer takes it out again: every notification
+        (each keystroke's ``didChange``) left its future behind, ~2 KB a keystroke, for
+        good.  Forget each one when it is done."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            future.add_done_callback(lambda done, key=msg_id: self._forget(key, done))
+
+    def _forget(self, msg_id, future) -> None:
+        if self._request_futures.get(msg_id) is future:
+            self._request_futures.pop(msg_id, None)
+
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
         """An edit to a document that is not open is dropped with a log line; pygls raised

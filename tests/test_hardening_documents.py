@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
+from clone_pair import COMBINE
+from clone_pair import MERGE_BARE as MERGE
 from lsp_server.client import GhostlineClient, running_server
 from lsp_server.settings import DEFAULT_MODEL_DIR
 
@@ -30,27 +32,6 @@ STALL_S = 2.5  # the longest the event loop may stop answering
 CONTEXT = json.loads((DEFAULT_MODEL_DIR / "ghostline_model.json").read_text())["max_seq_len"]
 
 SMALL = "import os\n\n\ndef join_all(parts):\n    return os.path.join(*parts)\n\n\ndef first(parts):\n    return \n"
-MERGE = '''def merge_intervals(intervals):
-    intervals.sort(key=lambda pair: pair[0])
-    merged = []
-    for start, end in intervals:
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return merged
-'''
-# The same function, every name changed.
-COMBINE = '''def combine_ranges(spans):
-    spans.sort(key=lambda item: item[0])
-    out = []
-    for lo, hi in spans:
-        if out and lo <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], hi)
-        else:
-            out.append([lo, hi])
-    return out
-'''
 
 
 @pytest.fixture

@@ -22,33 +22,12 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
+from clone_pair import COMBINE, MERGE
 from lsp_server.client import GhostlineClient, running_server
 from lsp_server.settings import DEFAULT_MODEL_DIR
 from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex
 from lsp_server.similarity.store import FORMAT, cache_folder
 
-MERGE = '''def merge_intervals(intervals):
-    """Merge overlapping [start, end] intervals."""
-    intervals.sort(key=lambda pair: pair[0])
-    merged = []
-    for start, end in intervals:
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return merged
-'''
-# The same function, every name changed and the docstring dropped.
-COMBINE = '''def combine_ranges(spans):
-    spans.sort(key=lambda item: item[0])
-    out = []
-    for lo, hi in spans:
-        if out and lo <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], hi)
-        else:
-            out.append([lo, hi])
-    return out
-'''
 APP = "import os\n\n\n" + MERGE + "\n\ndef main(argv):\n    path = os.path.join(argv[0], 'x')\n    return \n"
 RETURN_LINE = APP.split("\n").index("    return ")
 
