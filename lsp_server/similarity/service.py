@@ -174,8 +174,8 @@ class WorkspaceIndex:
             held = self.open_docs.get(file)
             if held is not None and held > version:
                 return False
-            self.open_docs[file] = version
             self.index.set_file(file, ("open", version), entries)
+            self.open_docs[file] = version  # after the chunks: a reader seeing it finds them
         return True
 
     def close_document(self, path: Path) -> None:
@@ -216,8 +216,9 @@ class WorkspaceIndex:
         chunk = self.query_chunk(file, text, start_line, end_line)
         if not chunk.text.strip():
             return []  # a blank selection or an empty file is like nothing (fusion would rank anything)
-        return self.index.search(fingerprint(chunk.text, chunk.language), limit, exclude_file=file,
-                                 exclude_lines=(chunk.start_line, chunk.end_line), signals=signals)
+        with self._lock:  # an update in progress (a document being embedded) lands first
+            return self.index.search(fingerprint(chunk.text, chunk.language), limit, exclude_file=file,
+                                     exclude_lines=(chunk.start_line, chunk.end_line), signals=signals)
 
     def duplicates(self, file: str) -> list[Duplicate]:
         """Functions and classes of ``file`` whose best match elsewhere reaches the threshold."""
