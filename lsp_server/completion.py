@@ -23,6 +23,7 @@ from model.engine import Completion, CompletionEngine, GenerationOptions, ModelL
 from model.prompt_format import Prompt
 from lsp_server.blocks import BlockRequest, block_stop_rule, empty_block_at_cursor, language_of, trim_to_valid
 from lsp_server.cache import TypeAheadCache
+from lsp_server.documents import lsp_line_breaks
 from lsp_server.line_memory import LineMemory
 from lsp_server.postprocess import clean_block, clean_single_line
 from lsp_server.prompt import build_prompt
@@ -68,10 +69,7 @@ def cursor_window(text: str, offset: int) -> tuple[str, str, str]:
     prefix, suffix = text[start:offset], text[offset:end]
     found = _LINE_BREAK.search(prefix) or _LINE_BREAK.search(suffix)
     line_break = found.group() if found else "\n"
-    if "\r" in prefix or "\r" in suffix:
-        prefix = prefix.replace("\r\n", "\n").replace("\r", "\n")
-        suffix = suffix.replace("\r\n", "\n").replace("\r", "\n")
-    return prefix, suffix, line_break
+    return lsp_line_breaks(prefix), lsp_line_breaks(suffix), line_break
 
 
 @dataclass

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -51,6 +53,23 @@ class _LspWorkspace(Workspace):
                               language_id: str | None = None) -> TextDocument:
         return LspTextDocument(doc_uri, source=source, version=version, language_id=language_id,
                                sync_kind=self._sync_kind, position_codec=self._position_codec)
+
+
+def lsp_line_breaks(text: str) -> str:
+    """``\r\n`` and ``\r`` as ``\n``: the lines LSP positions count, the line breaks the model
+    saw in training, and what tree-sitter rows and ``split("\n")`` agree on."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def file_path(uri: str) -> Path | None:
+    """The path of a ``file:`` URI; None for other schemes and for a path no file can have.
+
+    A NUL (``%00``) makes every filesystem call raise ValueError: one such open document
+    turned every completion's retrieval, and findSimilar on it, into an internal error.
+    """
+    parsed = urlparse(uri)
+    path = unquote(parsed.path)
+    return Path(path) if parsed.scheme == "file" and "\x00" not in path else None
 
 
 def use_lsp_documents(server: LanguageServer) -> None:

@@ -41,14 +41,7 @@ class FileLines:
     def __init__(self, text: str) -> None:
         lines = [line.strip() for line in text.split("\n")]
         self.sorted = sorted(line for line in lines if line)
-        self.following: dict[str, list[str]] = {}
-        previous = None
-        for line in lines:
-            if not line:
-                continue
-            if previous is not None:
-                self.following.setdefault(previous, []).append(line)
-            previous = line
+        self.following = _following(lines)
 
     def continuations(self, start: str, limit: int) -> list[str]:
         """What follows ``start`` on the lines that begin with it (and go on)."""
@@ -103,10 +96,23 @@ class LineMemory:
         last = max(i for i, line in enumerate(before) if line.strip())
         counts: Counter[str] = Counter()
         for part in (before[:last], after):
-            counts.update(FileLines("\n".join(part)).following.get(previous, ()))
+            counts.update(_following([line.strip() for line in part]).get(previous, ()))
         for f in files:
             counts.update(f.following.get(previous, ()))
         return _most_common(counts)
+
+
+def _following(lines: list[str]) -> dict[str, list[str]]:
+    """Each stripped line -> the non-empty lines that come right after it (blank lines skipped)."""
+    following: dict[str, list[str]] = {}
+    previous = None
+    for line in lines:
+        if not line:
+            continue
+        if previous is not None:
+            following.setdefault(previous, []).append(line)
+        previous = line
+    return following
 
 
 def _most_common(counts: Counter[str]) -> str | None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from lsp_server.documents import lsp_line_breaks
 from lsp_server.line_memory import FileLines
 from lsp_server.similarity.crawl import CrawlConfig, crawl
 
@@ -77,8 +78,6 @@ class Retriever:
 
     def _windows(self, text: str) -> list[tuple[int, frozenset[str], str]]:
         cfg = self.config
-        if "\r" in text:  # an open CRLF or CR-only document (files are read with universal newlines)
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
         lines = text.split("\n")
         out = []
         for start in range(0, max(1, len(lines) - cfg.window_lines + 1), cfg.stride):
@@ -107,8 +106,7 @@ class Retriever:
         text = read()
         if text is None:
             return None
-        if "\r" in text:
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text = lsp_line_breaks(text)  # an open CRLF or CR-only document (files are read with universal newlines)
         entry = _FileWindows(stamp, self._windows(text), FileLines(text))
         self._files[key] = entry
         return entry

@@ -22,7 +22,7 @@ from pygls.workspace import TextDocument
 
 from lsp_server import similarity_features
 from lsp_server.completion import CompletionService, DocumentContext
-from lsp_server.documents import client_column, line_at, offset_at, use_lsp_documents
+from lsp_server.documents import client_column, file_path, line_at, offset_at, use_lsp_documents
 from lsp_server.jsonrpc import GhostlineProtocol, ResyncingReader
 from lsp_server.settings import ServerSettings, parse_settings
 
@@ -91,27 +91,31 @@ class GhostlineServer(LanguageServer):
             log.warning(w)
             self.show_warning(f"ghostline: {w}")
 
+    def find_document(self, uri: str) -> TextDocument | None:
+        """The open document for ``uri``: pygls keys documents by the unquoted URI, editors
+        send them quoted (``%20``)."""
+        return self.workspace.text_documents.get(unquote(uri)) or self.workspace.text_documents.get(uri)
+
     def open_document(self, uri: str) -> TextDocument:
         """An open document, or an InvalidParams error: we complete only what the editor holds."""
-        doc = self.workspace.text_documents.get(unquote(uri)) or self.workspace.text_documents.get(uri)
+        doc = self.find_document(uri)
         if doc is None:
             raise JsonRpcInvalidParams(f"document not open: {uri}")
         return doc
 
     def document_context(self, uri: str) -> DocumentContext:
         """Where the document lives and what else is open, for retrieval."""
-        # pygls keys documents by the unquoted URI; editors send them quoted (``%20``).
-        doc = self.workspace.text_documents.get(unquote(uri)) or self.workspace.text_documents.get(uri)
+        doc = self.find_document(uri)
         language_id = doc.language_id if doc is not None else None
         if not self.settings.retrieval:
             return DocumentContext(uri=uri, language_id=language_id)
         open_docs: dict[Path, tuple[int, str]] = {}
         for other_uri, doc in self.workspace.text_documents.items():
-            p = _file_path(other_uri)
+            p = file_path(other_uri)
             if p is not None:
                 open_docs[p] = (doc.version or 0, doc.source)
         root = Path(self.workspace.root_path) if self.workspace.root_path else None
-        return DocumentContext(file_path=_file_path(uri), open_docs=open_docs, root=root, uri=uri,
+        return DocumentContext(file_path=file_path(uri), open_docs=open_docs, root=root, uri=uri,
                                language_id=language_id)
 
     def display_path(self, uri: str) -> str:
@@ -145,17 +149,6 @@ class _ClientLogHandler(logging.Handler):
                 self.server.window_log_message(params)
         except Exception:  # noqa: BLE001 - logging must never take the server down
             self.handleError(record)
-
-
-def _file_path(uri: str) -> Path | None:
-    """The path of a ``file:`` URI; None for other schemes and for a path no file can have.
-
-    A NUL (``%00``) makes every filesystem call raise ValueError: one such open document
-    turned every completion's retrieval into an internal error.
-    """
-    parsed = urlparse(uri)
-    path = unquote(parsed.path)
-    return Path(path) if parsed.scheme == "file" and "\x00" not in path else None
 
 
 def _cursor(doc: TextDocument, position: types.Position) -> int:

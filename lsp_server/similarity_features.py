@@ -28,11 +28,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 
+from lsp_server.documents import file_path
 from lsp_server.similarity.crawl import CrawlConfig
 from lsp_server.similarity.index import Hit
 from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex, default_cache_dir
@@ -43,17 +43,6 @@ if TYPE_CHECKING:
 FIND_SIMILAR = "ghostline/findSimilar"
 MAX_LIMIT = 200
 log = logging.getLogger("lsp_server.similarity")
-
-
-def _path(uri: str) -> Path | None:
-    """The path of a ``file:`` URI; None for other schemes and for a path no file can have.
-
-    A NUL (``%00``) makes every filesystem call raise ValueError: findSimilar on such a
-    document answered with an internal error and a traceback.
-    """
-    parsed = urlparse(uri)
-    path = unquote(parsed.path)
-    return Path(path) if parsed.scheme == "file" and "\x00" not in path else None
 
 
 def _field(obj: Any, name: str, default: Any = None) -> Any:
@@ -162,7 +151,7 @@ class SimilarityFeature:
         if workspace is None:
             return
         for uri, doc in list(self.server.workspace.text_documents.items()):
-            path = _path(uri)
+            path = file_path(uri)
             version = doc.version or 0  # read before the text: pygls updates the text first
             if path is not None and workspace.open_docs.get(str(path)) != version:
                 workspace.set_document(path, version, doc.source)
@@ -200,7 +189,7 @@ class SimilarityFeature:
         self._publish_hints()
 
     def on_close(self, params: types.DidCloseTextDocumentParams) -> None:
-        path = _path(params.text_document.uri)
+        path = file_path(params.text_document.uri)
         if self.workspace is None or path is None:
             return
         if params.text_document.uri in self._hinted:
@@ -218,7 +207,7 @@ class SimilarityFeature:
         workspace = self.workspace
         if workspace is None:
             return
-        changes = [(c.type, _path(c.uri)) for c in params.changes if _path(c.uri) is not None]
+        changes = [(c.type, file_path(c.uri)) for c in params.changes if file_path(c.uri) is not None]
 
         def apply() -> None:
             for kind, path in changes:
@@ -239,7 +228,7 @@ class SimilarityFeature:
         enabled = s.similarity_hints and len(workspace.index.files) <= s.similarity_hints_max_files
         by_uri: dict[str, list[types.Diagnostic]] = {}
         for uri in list(self.server.workspace.text_documents):
-            path = _path(uri)
+            path = file_path(uri)
             if path is None:
                 continue
             by_uri[uri] = [self._diagnostic(d.entry, d.match) for d in workspace.duplicates(str(path))] \
@@ -287,8 +276,8 @@ class SimilarityFeature:
             raise JsonRpcInvalidParams("range must have start.line <= end.line, both >= 0")
         if end > start and end_char == 0:
             end -= 1  # a selection ending at the start of a line does not include that line
-        path = _path(uri)
-        doc = self.server.workspace.text_documents.get(unquote(uri))  # pygls keys documents unquoted
+        path = file_path(uri)
+        doc = self.server.find_document(uri)
         if path is None:
             raise JsonRpcInvalidParams(f"not a file URI: {uri}")
         if doc is not None:

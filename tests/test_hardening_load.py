@@ -51,6 +51,14 @@ def workspace(tmp_path: Path) -> Path:
     return ws
 
 
+def open_modules(client: GhostlineClient, workspace: Path, n: int) -> list[str]:
+    """Open the workspace's first ``n`` modules as they are on disk; their URIs."""
+    uris = [(workspace / f"module_{i}.py").as_uri() for i in range(n)]
+    for i, uri in enumerate(uris):
+        client.open(uri, (workspace / f"module_{i}.py").read_text())
+    return uris
+
+
 def options(tmp_path: Path, **extra) -> dict:
     return {"cacheDir": str(tmp_path / "cache"), **extra}
 
@@ -94,10 +102,8 @@ async def test_a_thousand_edits_a_second_keep_the_document_exact_and_only_the_ne
 
 
 async def test_twenty_open_documents_all_get_answers_and_memory_stays_bounded(workspace, tmp_path):
-    uris = [(workspace / f"module_{i}.py").as_uri() for i in range(20)]
     async with running_server(workspace, options(tmp_path, debounceMs=0, maxTokens=8)) as client:
-        for uri in uris:
-            client.open(uri, (workspace / Path(uri).name).read_text())
+        uris = open_modules(client, workspace, 20)
         await client.inline(uris[0], 1, 13)
         _, warm_peak = rss_mb(client)
         for round_ in range(6):  # all twenty at once, on a different line each round
@@ -105,7 +111,6 @@ async def test_twenty_open_documents_all_get_answers_and_memory_stays_bounded(wo
                 *(client.inline(uri, 1 + 5 * ((round_ + 3 * i) % 60), 13) for i, uri in enumerate(uris)),
                 return_exceptions=True), 120)
             assert [a for a in answers if isinstance(a, Exception)] == []
-        # Documents are independent: one answer per document in the last round, all from the model.
         _, peak = rss_mb(client)
     assert peak - warm_peak < 300, f"peak RSS grew {peak - warm_peak:.0f} MB over 120 completions"
 
@@ -127,10 +132,8 @@ async def test_memory_does_not_grow_with_the_number_of_lines_completed(workspace
 
 
 async def test_request_and_cancel_storms_leave_the_server_responsive(workspace, tmp_path):
-    uris = [(workspace / f"module_{i}.py").as_uri() for i in range(5)]
     async with running_server(workspace, options(tmp_path, debounceMs=0, maxTokens=64)) as client:
-        for uri in uris:
-            client.open(uri, (workspace / Path(uri).name).read_text())
+        uris = open_modules(client, workspace, 5)
         await client.inline(uris[0], 1, 13)
         futures = []
         for n in range(300):

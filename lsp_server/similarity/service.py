@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lsp_server.documents import lsp_line_breaks
 from lsp_server.similarity.chunking import Chunk, ChunkConfig, chunk_text, language_of
 from lsp_server.similarity.crawl import CrawlConfig, crawl
 from lsp_server.similarity.embedder import DEFAULT_EMBEDDER, CodeEmbedder
@@ -61,12 +62,6 @@ def default_cache_dir() -> Path:
 
 def embedder_identity(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
-
-
-def lsp_line_breaks(text: str) -> str:
-    """``\\r\\n`` and ``\\r`` as ``\\n``: the lines LSP positions count, and tree-sitter's
-    rows and ``split("\\n")`` then agree with them (files on disk are read this way already)."""
-    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
