@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlparse
 from lsprotocol import types
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from lsp_server.client import GhostlineClient, running_server  # noqa: E402
+from lsp_server.client import GhostlineClient, inline_params, running_server  # noqa: E402
 
 MODULES = ["argparse.py", "configparser.py", "csv.py", "difflib.py", "ftplib.py", "gettext.py", "imaplib.py",
            "inspect.py", "logging/__init__.py", "mailbox.py", "pathlib.py", "pickletools.py", "shutil.py",
@@ -132,9 +132,7 @@ class Editor:
             self.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=self.pending[0]))
         self._ids += 1
         msg_id = f"soak-{self._ids}"
-        params = types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line, column),
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic))
+        params = inline_params(uri, line, column)
         sent = time.perf_counter()
         future = self.client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
         future.add_done_callback(lambda f: self._answered(f, msg_id, sent))

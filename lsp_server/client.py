@@ -56,11 +56,8 @@ class GhostlineClient(LanguageClient):
             content_changes=[types.TextDocumentContentChangePartial(range=rng, text=text)]))
 
     async def inline(self, uri: str, line: int, character: int) -> str:
-        result = await self.text_document_inline_completion_async(types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            position=types.Position(line=line, character=character),
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
-        ))
+        result = await self.text_document_inline_completion_async(
+            inline_params(uri, line, character, types.InlineCompletionTriggerKind.Invoked))
         items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
         if not items:
             return ""
@@ -81,6 +78,16 @@ class GhostlineClient(LanguageClient):
             "textDocument": {"uri": uri}, "range": {"start": {"line": start, "character": 0},
                                                     "end": {"line": end, "character": 0}}, "limit": limit})
         return [_plain(item) for item in _plain(result)["items"]]
+
+
+def inline_params(uri: str, line: int, character: int,
+                  trigger: types.InlineCompletionTriggerKind = types.InlineCompletionTriggerKind.Automatic,
+                  ) -> types.InlineCompletionParams:
+    """An inline completion request at ``line``/``character`` (UTF-16); Automatic is what an
+    editor sends while the user types, Invoked what it sends when asked explicitly."""
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=character),
+        context=types.InlineCompletionContext(trigger_kind=trigger))
 
 
 def _plain(value):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
-from lsp_server.client import GhostlineClient, running_server
+from lsp_server.client import GhostlineClient, inline_params, running_server
 
 BODY = "".join(f"def handler_{i}(request, value):\n    result = value * {i}\n    return result\n\n\n"
                for i in range(60))
@@ -34,12 +34,6 @@ def rss_mb(client: GhostlineClient) -> tuple[float, float]:
 def generations(client: GhostlineClient) -> int:
     """Model calls the server made (it logs one line per generation)."""
     return sum(1 for line in client.logs if " completion " in f" {line}" and " tokens in " in line)
-
-
-def inline_params(uri: str, line: int, character: int) -> types.InlineCompletionParams:
-    return types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=character),
-        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic))
 
 
 @pytest.fixture
