@@ -48,6 +48,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     cfg = PRESETS[args.preset]
     overrides = {k: getattr(args, k) for k in ("max_steps", "batch_size", "device") if getattr(args, k) is not None}
+    if args.init_from:
+        if not (args.init_from / "ghostline_model.json").is_file():
+            raise CliError(f"{args.init_from} is not a ghostline model folder (no ghostline_model.json)")
+        overrides["init_from"] = str(args.init_from)
     if args.threads:
         overrides["threads"] = args.threads
     cfg = replace(cfg, **overrides)
@@ -200,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model on folders of code")
-    p.add_argument("--preset", choices=["tiny", "mini", "small"], default="tiny")
+    p.add_argument("--preset", choices=["tiny", "mini", "small", "small-1k"], default="tiny")
+    p.add_argument("--init-from", type=_existing_dir, help="start from this model folder's weights and tokenizer")
     p.add_argument("--out", type=Path, required=True, help="run folder (data, checkpoint, logs)")
     p.add_argument("--roots", type=_existing_dir, nargs="+", help="code folders (default: this Python's own code)")
     p.add_argument("--max-steps", type=_positive_int)

@@ -50,6 +50,14 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"
     threads: int | None = None
+    # "cosine" decays over max_steps; "wsd" (warm-up, stable, decay) holds the peak rate and
+    # decays only over the last ``decay_frac`` of the steps, so a long run can be extended
+    # session after session and still end on a decayed learning rate.
+    schedule: str = "cosine"
+    decay_frac: float = 0.2
+    # A model folder (float safetensors or a CTranslate2 model.bin) to start from: its
+    # tokenizer and shape are kept; only the context length may grow.
+    init_from: str | None = None
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -94,13 +102,36 @@ PRESETS: dict[str, TrainConfig] = {
         eval_interval=250,
         eval_batches=16,
     ),
+    # The small shape with a 1,024-token context, continued from the shipped model
+    # (``--init-from model/default``): the next default's recipe on a CPU budget.
+    "small-1k": TrainConfig(
+        model=ModelConfig(vocab_size=4096, n_layer=4, n_head=8, n_kv_head=8, d_model=256, d_ff=704, max_seq_len=1024),
+        data=DataConfig(piece_chars=3600),
+        corpus_max_bytes=60_000_000,
+        corpus_sample_permille=400,
+        tokenizer_sample_bytes=10_000_000,
+        batch_size=8,
+        max_steps=3000,
+        warmup_steps=50,
+        lr=1e-3,
+        min_lr=1e-4,
+        schedule="wsd",
+        eval_interval=100,
+        eval_batches=8,
+    ),
 }
 
 
 def get_lr(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr``."""
+    """Linear warm-up, then cosine decay to ``min_lr`` (or hold, then decay: ``wsd``)."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "wsd":
+        decay_start = cfg.max_steps - int(cfg.decay_frac * cfg.max_steps)
+        if step < decay_start:
+            return cfg.lr
+        progress = min(1.0, (step - decay_start) / max(1, cfg.max_steps - decay_start))
+        return cfg.lr + progress * (cfg.min_lr - cfg.lr)
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
     return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
@@ -127,8 +158,13 @@ def prepare_data(data_dir: Path, cfg: TrainConfig, corpus: CorpusConfig, log=pri
                     return
 
     t0 = time.time()
-    tok = train_tokenizer(tokenizer_texts(), cfg.model.vocab_size, data_dir)
-    log(f"tokenizer: {tok.get_vocab_size()} tokens in {time.time() - t0:.1f}s")
+    if cfg.init_from:
+        (data_dir / TOKENIZER_FILE).write_bytes((Path(cfg.init_from) / TOKENIZER_FILE).read_bytes())
+        tok = load_tokenizer(data_dir)
+        log(f"tokenizer: {tok.get_vocab_size()} tokens from {cfg.init_from}")
+    else:
+        tok = train_tokenizer(tokenizer_texts(), cfg.model.vocab_size, data_dir)
+        log(f"tokenizer: {tok.get_vocab_size()} tokens in {time.time() - t0:.1f}s")
     counts, file_counts = {}, {}
     for split in ("train", "val"):
         docs = [(f.rel, f.text) for f in files if f.split == split]
@@ -257,8 +293,17 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
     train_data, val_data = load_tokens(data_dir, "train"), load_tokens(data_dir, "val")
 
     torch.manual_seed(cfg.seed + rank)
+    if cfg.init_from:
+        base = ModelConfig.load(Path(cfg.init_from))
+        cfg = replace(cfg, model=replace(base, max_seq_len=max(base.max_seq_len, cfg.model.max_seq_len)))
     model, model_cfg = build_model(cfg.model, data_dir)
     cfg = replace(cfg, model=model_cfg)
+    if cfg.init_from and not (resume and (out_dir / STATE_FILE).exists()):
+        from training.warm_start import load_float_state
+
+        model.load_state_dict(load_float_state(Path(cfg.init_from), model_cfg), strict=False)
+        model.tie_weights()
+        log(f"initialised from {cfg.init_from}")
     model.to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
