@@ -10,20 +10,25 @@ is asked, the server looks for lines that already exist:
   same text (indentation aside) and go on; the nearest in the document wins, else the
   most frequent continuation in other files;
 * the cursor's line is still empty: lines that follow the same previous line elsewhere;
-  the most frequent wins.
+* no line starts that way: lines that contain the last few tokens typed, and what
+  follows them there.
+
+Every candidate is kept with what is known about it (how often, how near) and the
+choice among them is ``candidates.rank``'s, with a confidence attached.
 
 Only what the editor shows is used: the document's own text (before and after the cursor)
 and the same workspace sources as retrieval (open documents shadow files; the edited
-file's saved copy is never read).  On the dev set this lifts exact match from 3.7 to
-about 19 (docs/benchmarks.md).
+file's saved copy is never read).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from lsp_server.candidates import (Candidate, RankerWeights, default_weights, describe_context, identifiers,
+                                   rank, token_tails)
 
 
 @dataclass(frozen=True)
@@ -31,10 +36,12 @@ class LineMemoryConfig:
     min_previous_chars: int = 4  # an empty line is completed from a previous line at least this long
     max_matches_per_file: int = 64  # a one-letter prefix matches half a file; the first few say enough
     max_document_lines: int = 4000  # lines of the document scanned around the cursor
+    tails: bool = True  # look for the last tokens typed inside other lines
+    nearby_lines: int = 40  # lines around the cursor whose identifiers count as "nearby"
 
 
 class FileLines:
-    """One file's lines, indexed for both lookups (built once per file version)."""
+    """One file's lines, indexed for the lookups (built once per file version)."""
 
     __slots__ = ("sorted", "following")
 
@@ -53,53 +60,153 @@ class FileLines:
             i += 1
         return out
 
+    def containing(self, fragment: str, limit: int) -> list[str]:
+        """What follows the first ``fragment`` on lines that contain it (and go on)."""
+        out = []
+        for line in self.sorted:
+            j = line.find(fragment)
+            if j > 0 and len(line) > j + len(fragment):  # j == 0 is a continuation
+                out.append(line[j + len(fragment):])
+                if len(out) >= limit:
+                    break
+        return out
+
 
 class LineMemory:
-    def __init__(self, config: LineMemoryConfig | None = None) -> None:
+    def __init__(self, config: LineMemoryConfig | None = None, weights: RankerWeights | None = None) -> None:
         self.config = config or LineMemoryConfig()
+        self.weights = weights or default_weights()
 
     def suggest(self, prefix: str, suffix: str, files: Iterable[FileLines] = ()) -> str | None:
-        """The rest of the cursor's line, copied from an existing line; None if there is none.
+        """The best candidate's text, or None if no existing line fits."""
+        ranked = self.candidates(prefix, suffix, files)
+        return ranked[0].text if ranked else None
+
+    def candidates(self, prefix: str, suffix: str, files: Iterable[FileLines] = (),
+                   extra: Iterable[Candidate] = ()) -> list[Candidate]:
+        """Every way an existing line could complete the cursor's line, best first.
 
         ``prefix``/``suffix``: the document before and after the cursor; ``files``: the
-        workspace's other files (consumed lazily: the caller's time cap stops it).
+        workspace's other files (consumed lazily: the caller's time cap stops it);
+        ``extra``: candidates from elsewhere (the model) to rank with them.
         """
         before = prefix.split("\n")
         typed = before.pop().lstrip()
         after = suffix.split("\n")[1:]  # the rest of the cursor's line is not a source
         cap = self.config.max_document_lines
         before, after = before[-cap:], after[:cap]
+        files = list(files)
+        per_file = self.config.max_matches_per_file
         if typed:
-            return self._continue_line(typed, before, after, files)
-        return self._next_line(before, after, files)
+            found = continue_candidates(typed, before, after, files, per_file)
+            if not found and self.config.tails:
+                found = tail_candidates(typed, before, after, files, per_file)
+        else:
+            found = follow_candidates(before, after, files, self.config.min_previous_chars)
+        by_text = {c.text: c for c in found}
+        model_text = None
+        for c in extra:
+            if c.kind == "model":
+                model_text = c.text
+            by_text.setdefault(c.text.rstrip(), c)
+        pool = list(by_text.values())
+        n = self.config.nearby_lines
+        nearby = identifiers("\n".join(before[-n:] + [typed] + after[: n // 4]))
+        describe_context(pool, nearby, model_text)
+        return rank(pool, typed, self.weights)
 
-    def _continue_line(self, typed: str, before: list[str], after: list[str],
-                       files: Iterable[FileLines]) -> str | None:
-        # The document first, nearest line first: the closest repetition is the likeliest.
-        for distance in range(1, max(len(before), len(after)) + 1):
-            for lines, i in ((before, len(before) - distance), (after, distance - 1)):
-                if 0 <= i < len(lines):
-                    line = lines[i].strip()
-                    if line.startswith(typed) and len(line) > len(typed):
-                        return line[len(typed):]
-        counts: Counter[str] = Counter()
-        for f in files:
-            counts.update(f.continuations(typed, self.config.max_matches_per_file))
-        return _most_common(counts)
 
-    def _next_line(self, before: list[str], after: list[str], files: Iterable[FileLines]) -> str | None:
-        previous = next((line.strip() for line in reversed(before) if line.strip()), "")
-        if len(previous) < self.config.min_previous_chars:
-            return None
-        # The document in two parts, so that no pair spans the cursor: the previous line's
-        # follower here is the line being typed, not an example of what follows it.
-        last = max(i for i, line in enumerate(before) if line.strip())
-        counts: Counter[str] = Counter()
-        for part in (before[:last], after):
-            counts.update(_following([line.strip() for line in part]).get(previous, ()))
+class _Pool:
+    """Candidates by text, merging what each occurrence says."""
+
+    def __init__(self) -> None:
+        self.by_text: dict[str, Candidate] = {}
+
+    def add(self, text: str, kind: str, *, distance: int = 0, before: bool = False,
+            workspace: bool = False, tail_chars: int = 0) -> None:
+        if not text.strip():
+            return
+        c = self.by_text.get(text)
+        if c is None:
+            c = self.by_text[text] = Candidate(text=text, kind=kind, tail_chars=tail_chars)
+        if workspace:
+            c.ws_count += 1
+        else:
+            c.doc_count += 1
+            if distance and (not c.distance or distance < c.distance):
+                c.distance, c.before = distance, before
+
+    def items(self) -> list[Candidate]:
+        return list(self.by_text.values())
+
+
+def continue_candidates(typed: str, before: list[str], after: list[str],
+                        files: Iterable, per_file: int) -> list[Candidate]:
+    """``continue`` candidates: lines that start with ``typed`` (stripped) and go on."""
+    pool = _Pool()
+    for lines, is_before in ((before, True), (after, False)):
+        n = len(lines)
+        for i, raw in enumerate(lines):
+            line = raw.strip()
+            if len(line) > len(typed) and line.startswith(typed):
+                distance = n - i if is_before else i + 1
+                pool.add(line[len(typed):], "continue", distance=distance, before=is_before)
+    for f in files:
+        for text in f.continuations(typed, per_file):
+            pool.add(text, "continue", workspace=True)
+    return pool.items()
+
+
+def tail_candidates(typed: str, before: list[str], after: list[str], files: list,
+                    per_file: int, max_candidates: int = 8) -> list[Candidate]:
+    """``tail`` candidates: the longest token-boundary suffix of ``typed`` that occurs
+    inside another line, and what follows it there to the line's end."""
+    for tail in token_tails(typed):
+        pool = _Pool()
+        for lines, is_before in ((before, True), (after, False)):
+            n = len(lines)
+            for i, raw in enumerate(lines):
+                j = raw.find(tail)
+                if j >= 0:
+                    rest = raw[j + len(tail):].rstrip()
+                    distance = n - i if is_before else i + 1
+                    pool.add(rest, "tail", distance=distance, before=is_before, tail_chars=len(tail))
         for f in files:
-            counts.update(f.following.get(previous, ()))
-        return _most_common(counts)
+            for rest in f.containing(tail, per_file):
+                pool.add(rest, "tail", workspace=True, tail_chars=len(tail))
+        found = pool.items()
+        if found:
+            found.sort(key=lambda c: (-(c.doc_count + c.ws_count), c.distance or 1 << 30))
+            return found[:max_candidates]
+    return []
+
+
+def follow_candidates(before: list[str], after: list[str], files: Iterable,
+                      min_previous_chars: int) -> list[Candidate]:
+    """``follow`` candidates for an empty line: what came after the same previous line."""
+    previous = next((line.strip() for line in reversed(before) if line.strip()), "")
+    if len(previous) < min_previous_chars:
+        return []
+    pool = _Pool()
+    # The document in two parts so that no pair spans the cursor: the previous line's
+    # follower here is the line being typed, not an example of what follows it.
+    last = max(i for i, line in enumerate(before) if line.strip())
+    head = [line.strip() for line in before[:last]]
+    for i, line in enumerate(head[:-1]):
+        if line == previous:
+            nxt = next((x for x in head[i + 1:] if x), None)
+            if nxt is not None:
+                pool.add(nxt, "follow", distance=len(before) - i, before=True)
+    tail = [line.strip() for line in after]
+    for i, line in enumerate(tail):
+        if line == previous:
+            nxt = next((x for x in tail[i + 1:] if x), None)
+            if nxt is not None:
+                pool.add(nxt, "follow", distance=i + 1, before=False)
+    for f in files:
+        for text in f.following.get(previous, ()):
+            pool.add(text, "follow", workspace=True)
+    return pool.items()
 
 
 def _following(lines: list[str]) -> dict[str, list[str]]:
@@ -113,8 +220,3 @@ def _following(lines: list[str]) -> dict[str, list[str]]:
             following.setdefault(previous, []).append(line)
         previous = line
     return following
-
-
-def _most_common(counts: Counter[str]) -> str | None:
-    """The most frequent; among equals the first seen (the document, then nearer files)."""
-    return counts.most_common(1)[0][0] if counts else None

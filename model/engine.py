@@ -115,6 +115,12 @@ class CompletionEngine:
     def _token_strings(self, ids: list[int]) -> list[str]:
         return [self._tokens[i] for i in ids]
 
+    def token_log_probs(self, batch: list[list[int]]) -> list[list[float]]:
+        """For each id sequence, the log-probability of every token after the first."""
+        with self._lock:
+            results = self.generator.score_batch([self._token_strings(ids) for ids in batch])
+        return [list(r.log_probs) for r in results]
+
     def stream(self, prompt: Prompt, options: GenerationOptions,
                cancelled: Callable[[], bool] = lambda: False) -> Iterator[int]:
         """Yield generated token ids until end-of-text, ``max_tokens`` or cancellation.

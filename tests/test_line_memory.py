@@ -34,6 +34,31 @@ def test_the_line_after_the_cursor_is_not_an_example_of_what_follows():
     assert memory.suggest("    response = send(request)\n    ", "\n    return response\n") is None
 
 
+def test_the_last_tokens_typed_are_found_inside_other_lines():
+    """No line starts like this one, but another line holds its last tokens and goes on."""
+    before = "    resp = self.session.get(url, timeout=self.timeout)\n    data = client.get(url, "
+    assert memory.suggest(before, "\n") == "timeout=self.timeout)"
+    files = [FileLines("x = requests.get(url, allow_redirects=False)\n")]
+    assert memory.suggest("y = 1\nr = session.get(url, allow", "\n", files) == "_redirects=False)"
+
+
+def test_a_continuation_naming_what_is_around_the_cursor_wins():
+    """Other files continue the line two ways, equally often; the one using names from
+    around the cursor (here the function's own parameter) is the likelier."""
+    files = [FileLines("result = call(timeout=timeout)\n"), FileLines("result = call(retries=retries)\n")]
+    before = "def fetch(session, retries):\n    result = call("
+    assert memory.suggest(before, "\n", files) == "retries=retries)"
+    assert memory.suggest(before.replace("retries", "timeout"), "\n", files) == "timeout=timeout)"
+
+
+def test_every_candidate_has_a_confidence_and_the_best_comes_first():
+    files = [FileLines("logger = logging.getLogger(__name__)\n" * 3 + "logger = logging.getLogger('app')\n")]
+    ranked = memory.candidates("import logging\nlogger = logging.get", "\n", files)
+    assert [c.text for c in ranked] == ["Logger(__name__)", "Logger('app')"]
+    assert all(0.0 < c.confidence < 1.0 for c in ranked)
+    assert ranked[0].score > ranked[1].score and ranked[0].ws_count == 3
+
+
 def test_nothing_to_copy_gives_none():
     assert memory.suggest("x = 1\nvalue = compute_", "\n") is None
     assert memory.suggest("x=1\n", "\n", [FileLines("x=1\ny = 2\n")]) is None  # "x=1" says too little

@@ -1,0 +1,164 @@
+"""Candidates for the rest of the cursor's line, and the choice among them.
+
+Line memory (``line_memory.py``) knows *where* a line could be copied from; this module
+keeps every such candidate instead of the first, describes each with cheap features (how
+it was found, how often, how near the cursor) and picks one with a linear scorer whose
+weights were fitted on the dev set (``training/fit_ranker.py``).  The score also gives
+the suggestion its confidence: a logistic estimate that it is exactly right, which the
+server compares with ``minConfidence`` before showing anything.
+
+Kinds of candidate:
+
+* ``continue``: a line of the document or workspace starts with what the cursor's line
+  holds and goes on;
+* ``tail``: no line starts that way, but a line contains the last few tokens typed and
+  goes on after them (``foo = self.session.`` -> another line's ``self.session.get(url)``);
+* ``follow``: the cursor's line is empty; lines that came right after the same previous
+  line elsewhere;
+* ``model``: the model's own greedy completion.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_TOKEN_START = re.compile(r"\w+|[^\w\s]")
+
+KINDS = ("continue", "tail", "follow", "model")
+
+
+@dataclass
+class Candidate:
+    text: str  # the rest of the cursor's line
+    kind: str  # one of KINDS
+    doc_count: int = 0  # occurrences in the document
+    ws_count: int = 0  # occurrences in other files
+    distance: int = 0  # lines from the cursor to the nearest occurrence in the document (0: none)
+    before: bool = False  # the nearest document occurrence is above the cursor
+    tail_chars: int = 0  # for ``tail``: how much of the typed text matched
+    model_agrees: bool = False  # the model's greedy completion is the same text
+    model_prefix: float = 0.0  # share of the text that starts like the model's completion
+    overlap: float = 0.0  # share of the text's identifiers seen near the cursor
+    scored: bool = False  # the model scored this line (``model/scoring.py``)
+    logprob_mean: float = 0.0  # mean log-probability per token of the whole line
+    logprob_gap: float = 0.0  # line log-probability minus the best scored candidate's (<= 0)
+    score: float = 0.0
+    confidence: float = 0.0
+
+    def features(self, typed: str) -> dict[str, float]:
+        """What the scorer sees; names match ``RankerWeights.weights`` keys."""
+        f = {f"kind_{k}": float(self.kind == k) for k in KINDS}
+        f.update({
+            "log_doc": math.log1p(self.doc_count),
+            "log_ws": math.log1p(self.ws_count),
+            "near": 1.0 / self.distance if self.distance else 0.0,
+            "before": float(self.before),
+            "log_len": math.log1p(len(self.text)),
+            "log_typed": math.log1p(len(typed)),
+            "tail_frac": self.tail_chars / max(1, len(typed)),
+            "model_agrees": float(self.model_agrees),
+            "model_prefix": self.model_prefix,
+            "overlap": self.overlap,
+            "scored": float(self.scored),
+            "lp_mean": self.logprob_mean,
+            "lp_gap": self.logprob_gap,
+            "lp_best": float(self.scored and self.logprob_gap == 0.0),
+            "bias": 1.0,
+        })
+        return f
+
+
+@dataclass
+class RankerWeights:
+    """A linear scorer over ``Candidate.features`` (fitted listwise: only the order among
+    one position's candidates means something), and a calibration that turns the best
+    candidate's score and its margin over the runner-up into the probability that it is
+    exactly right: ``logistic(a * score + b * margin + c)``."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    calibration: tuple[float, float, float] = (0.0, 1.0, -1.0)
+
+    def score(self, candidate: Candidate, typed: str) -> float:
+        return sum(self.weights.get(k, 0.0) * v for k, v in candidate.features(typed).items())
+
+    def confidence(self, score: float, margin: float) -> float:
+        a, b, c = self.calibration
+        z = max(-30.0, min(30.0, a * score + b * margin + c))
+        return 1.0 / (1.0 + math.exp(-z))
+
+    @classmethod
+    def load(cls, path: Path) -> "RankerWeights":
+        data = json.loads(Path(path).read_text())
+        return cls(weights={k: float(v) for k, v in data["weights"].items()},
+                   calibration=tuple(float(v) for v in data["calibration"]))
+
+    def save(self, path: Path, note: str = "") -> None:
+        Path(path).write_text(json.dumps({"note": note, "weights": self.weights,
+                                          "calibration": list(self.calibration)}, indent=2) + "\n")
+
+
+DEFAULT_WEIGHTS_FILE = Path(__file__).resolve().parent / "ranker_weights.json"
+
+
+def default_weights() -> RankerWeights:
+    """The fitted weights shipped with the server, or a hand-set prior without them."""
+    if DEFAULT_WEIGHTS_FILE.is_file():
+        return RankerWeights.load(DEFAULT_WEIGHTS_FILE)
+    return RankerWeights({"kind_continue": 1.0, "kind_follow": 0.5, "kind_tail": 0.0, "kind_model": -1.0,
+                          "log_doc": 0.5, "log_ws": 0.3, "near": 1.0, "model_agrees": 1.5, "bias": -1.0})
+
+
+def attach_line_scores(candidates: list[Candidate], scores: list) -> None:
+    """Record the model's line scores (``model.scoring.LineScore``, same order)."""
+    if not scores:
+        return
+    best = max(s.logprob for s in scores)
+    for c, s in zip(candidates, scores):
+        c.scored, c.logprob_mean, c.logprob_gap = True, s.mean, s.logprob - best
+
+
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+
+
+def identifiers(text: str) -> set[str]:
+    return set(_IDENT.findall(text))
+
+
+def describe_context(candidates: list[Candidate], nearby: set[str], model_text: str | None) -> None:
+    """Features that compare each candidate with the cursor's surroundings: identifiers
+    seen near the cursor, and how far it agrees with the model's own completion."""
+    model_text = (model_text or "").rstrip()
+    for c in candidates:
+        names = identifiers(c.text)
+        c.overlap = len(names & nearby) / len(names) if names else 1.0
+        if model_text and c.kind != "model":
+            n = 0
+            for a, b in zip(c.text, model_text):
+                if a != b:
+                    break
+                n += 1
+            c.model_prefix = n / max(1, len(c.text))
+            c.model_agrees = c.model_agrees or c.text.rstrip() == model_text
+
+
+def rank(candidates: list[Candidate], typed: str, weights: RankerWeights) -> list[Candidate]:
+    """Score, sort best first and attach confidences (each against the next best)."""
+    for c in candidates:
+        c.score = weights.score(c, typed)
+    ordered = sorted(candidates, key=lambda c: -c.score)
+    for i, c in enumerate(ordered):
+        runner = ordered[i + 1].score if i + 1 < len(ordered) else c.score - 5.0
+        c.confidence = weights.confidence(c.score, c.score - runner)
+    return ordered
+
+
+def token_tails(typed: str, min_chars: int = 4) -> list[str]:
+    """Suffixes of ``typed`` starting at token boundaries, longest first, excluding
+    ``typed`` itself (a whole-line match is a ``continue`` candidate)."""
+    starts = [m.start() for m in _TOKEN_START.finditer(typed)][1:]
+    return [typed[s:] for s in starts if len(typed) - s >= min_chars]

@@ -1,0 +1,244 @@
+"""Fit the candidate scorer (``lsp_server/candidates.py``) on a line-completion dev set.
+
+For every example the candidates are gathered exactly as the server gathers them: the
+document with the rest of the line removed, and the other files of a copy of the
+repository in which every evaluated line is cut (the disk never holds the answers).  The
+model's own completion comes from a ``ghostline eval lines --no-line-memory --dump`` file.
+A candidate is labelled right when it is an exact match (CodeXGLUE's whitespace-split
+rule); a logistic regression over the candidates' features is fitted with numpy, and
+top-1 exact match is reported with two-fold cross-validation by file, so that the figure
+is not the training fit.
+
+    python -m training.fit_ranker ../shared/eval/line_completion_requests.jsonl \\
+        --repos ../shared/eval/repos --model-dump dump_model.jsonl [--out lsp_server/ranker_weights.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lsp_server.candidates import Candidate, RankerWeights
+from lsp_server.line_memory import FileLines, LineMemory, LineMemoryConfig
+from training.eval_lines import LineExample, load_examples, masked_copy, split_document
+
+SOURCE_SUFFIXES = (".py", ".pyi")
+
+
+@dataclass
+class Case:
+    example: LineExample
+    typed: str
+    candidates: list[Candidate]
+    labels: list[bool]
+
+
+def _right(text: str, gt: str) -> bool:
+    return text.strip().split() == gt.strip().split()
+
+
+def gather_cases(examples: list[LineExample], repos: Path, model_preds: dict[str, str],
+                 config: LineMemoryConfig | None = None, engine=None, score_top: int = 8) -> list[Case]:
+    """The candidates of every example; with ``engine``, the first ``score_top`` of them
+    (in the unscored order) get the model's line scores, as the server does."""
+    from lsp_server.candidates import attach_line_scores, default_weights, rank
+    from model.scoring import score_lines
+
+    memory = LineMemory(config, weights=RankerWeights({}))
+    prior = default_weights()
+    cases: list[Case] = []
+    by_repo: dict[str, list[LineExample]] = defaultdict(list)
+    for ex in examples:
+        by_repo[ex.repo].append(ex)
+    for name, exs in by_repo.items():
+        with tempfile.TemporaryDirectory(prefix="ghostline-fit-") as tmp:
+            work = Path(tmp) / name
+            masked_copy(repos / name, exs, work)
+            files = {p.relative_to(work).as_posix(): FileLines(p.read_text(encoding="utf-8", errors="replace"))
+                     for p in sorted(work.rglob("*")) if p.suffix in SOURCE_SUFFIXES and p.is_file()}
+            for ex in exs:
+                text = (repos / name / ex.path).read_text(encoding="utf-8")
+                prefix, suffix = split_document(text, ex)
+                typed = prefix.rsplit("\n", 1)[-1].lstrip()
+                others = [f for rel, f in files.items() if rel != ex.path]
+                extra = []
+                pred = model_preds.get(ex.id)
+                if pred and pred.strip():
+                    extra.append(Candidate(text=pred, kind="model"))
+                found = memory.candidates(prefix, "\n" + suffix, others, extra=extra)
+                if engine is not None and found:
+                    found = rank(found, typed, prior)
+                    head = found[:score_top]
+                    line_start, line = prefix.rsplit("\n", 1) if "\n" in prefix else ("", prefix)
+                    context = line_start + "\n" if "\n" in prefix else ""
+                    attach_line_scores(head, score_lines(engine, context, [line + c.text for c in head]))
+                cases.append(Case(ex, typed, found, [_right(c.text, ex.gt) for c in found]))
+    return cases
+
+
+def _matrix(cases: list[Case], names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows, labels, group = [], [], []
+    for i, case in enumerate(cases):
+        for c, y in zip(case.candidates, case.labels):
+            f = c.features(case.typed)
+            rows.append([f[n] for n in names])
+            labels.append(float(y))
+            group.append(i)
+    return np.asarray(rows, dtype=np.float64), np.asarray(labels), np.asarray(group)
+
+
+# More often, nearer, closer to the surroundings or to the model is never worse: these
+# weights have a floor, so that one repository's quirks cannot teach the opposite.  The
+# positive floors keep "the nearest repetition, else the most frequent" as the order
+# among candidates that the fitted features cannot tell apart.
+FLOORS = {"log_doc": 0.5, "log_ws": 0.5, "near": 0.5, "overlap": 0.0, "model_agrees": 0.0,
+          "model_prefix": 0.0, "lp_gap": 0.0, "lp_best": 0.0}
+
+
+def fit_listwise(x: np.ndarray, y: np.ndarray, group: np.ndarray, floors: np.ndarray | None = None,
+                 l2: float = 1e-3, steps: int = 2000, lr: float = 0.5) -> np.ndarray:
+    """Softmax over each example's candidates, maximising the probability of the right
+    ones (examples without a right candidate teach nothing about the order)."""
+    keep = np.isin(group, np.unique(group[y > 0]))
+    x, y, group = x[keep], y[keep], group[keep]
+    _, group = np.unique(group, return_inverse=True)
+    n_groups = group.max() + 1
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    xs = x / scale
+    w = np.zeros(x.shape[1])
+    for _ in range(steps):
+        z = xs @ w
+        z = z - np.maximum.reduceat(z, np.r_[0, np.flatnonzero(np.diff(group)) + 1])[group]
+        e = np.exp(z)
+        p = e / np.bincount(group, e, n_groups)[group]
+        target = y / np.bincount(group, y, n_groups)[group]
+        grad = xs.T @ (p - target) / n_groups + l2 * w
+        w -= lr * grad
+        if floors is not None:
+            w = np.maximum(w, floors * scale)
+    return w / scale
+
+
+def fit_confidence(scores: list[tuple[float, float, bool]]) -> tuple[float, float, float]:
+    """Logistic calibration of P(the shown candidate is right) from its score and its
+    margin over the runner-up: returns (a, b, c) of ``a*score + b*margin + c``."""
+    x = np.asarray([[s, m, 1.0] for s, m, _ in scores])
+    y = np.asarray([float(r) for _, _, r in scores])
+    w = np.zeros(3)
+    scale = np.maximum(x.std(axis=0), 1e-9)
+    scale[2] = 1.0
+    xs = x / scale
+    for _ in range(3000):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xs @ w, -30, 30)))
+        w -= 0.5 * (xs.T @ (p - y) / len(y))
+    w = w / scale
+    return float(w[0]), float(w[1]), float(w[2])
+
+
+def top1(cases: list[Case], weights: RankerWeights) -> tuple[float, list[tuple[float, bool]]]:
+    """Exact match of the best candidate over all cases, and (confidence, right) pairs of
+    the shown suggestions for the precision/coverage curve."""
+    from lsp_server.candidates import rank
+
+    hits, shown = 0, []
+    for case in cases:
+        if not case.candidates:
+            continue
+        best = rank(list(case.candidates), case.typed, weights)[0]
+        right = _right(best.text, case.example.gt)
+        hits += right
+        shown.append((best.confidence, right))
+    return 100.0 * hits / len(cases), shown
+
+
+def feature_names(cases: list[Case]) -> list[str]:
+    for case in cases:
+        if case.candidates:
+            return list(case.candidates[0].features(case.typed))
+    raise ValueError("no candidates at all")
+
+
+def fit(cases: list[Case], drop: tuple[str, ...] = ()) -> RankerWeights:
+    names = [n for n in feature_names(cases) if n not in drop]
+    x, y, group = _matrix(cases, names)
+    w = fit_listwise(x, y, group, floors=np.asarray([FLOORS.get(n, -np.inf) for n in names]))
+    weights = RankerWeights({n: round(float(v), 4) for n, v in zip(names, w)})
+    margins = []
+    for case in cases:
+        if case.candidates:
+            for c in case.candidates:
+                c.score = weights.score(c, case.typed)
+            ordered = sorted(case.candidates, key=lambda c: -c.score)
+            runner = ordered[1].score if len(ordered) > 1 else ordered[0].score - 5.0
+            margins.append((ordered[0].score, ordered[0].score - runner, _right(ordered[0].text, case.example.gt)))
+    weights.calibration = tuple(round(v, 4) for v in fit_confidence(margins))
+    return weights
+
+
+def cross_validated(cases: list[Case], drop: tuple[str, ...] = ()) -> float:
+    """Top-1 EM with two folds split by file (a file's examples share their candidates)."""
+    folds = [[c for c in cases if zlib.crc32(c.example.path.encode()) % 2 == k] for k in (0, 1)]
+    hits = 0.0
+    for k in (0, 1):
+        weights = fit(folds[1 - k], drop)
+        em, _ = top1(folds[k], weights)
+        hits += em * len(folds[k]) / 100
+    return 100.0 * hits / len(cases)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training.fit_ranker", description=__doc__.split("\n")[0])
+    parser.add_argument("examples", type=Path)
+    parser.add_argument("--repos", type=Path, required=True)
+    parser.add_argument("--model-dump", type=Path, required=True, help="eval lines --no-line-memory --dump output")
+    parser.add_argument("--out", type=Path, help="write the fitted weights here")
+    parser.add_argument("--model", type=Path, help="score candidates with this CTranslate2 model (default: shipped)")
+    parser.add_argument("--no-scoring", action="store_true", help="features without the model's line scores")
+    args = parser.parse_args(argv)
+    examples = load_examples(args.examples)
+    preds = {}
+    for raw in args.model_dump.read_text().splitlines():
+        if raw.strip():
+            row = json.loads(raw)
+            preds[row["id"]] = row["pred"]
+    engine = None
+    if not args.no_scoring:
+        from lsp_server.settings import DEFAULT_MODEL_DIR
+        from model.engine import CompletionEngine
+
+        engine = CompletionEngine(args.model or DEFAULT_MODEL_DIR, device="cpu")
+    cases = gather_cases(examples, args.repos, preds, engine=engine)
+    covered = sum(any(c.labels) for c in cases)
+    print(f"{len(cases)} examples; a right candidate exists for {covered} "
+          f"(oracle EM {100 * covered / len(cases):.1f})")
+    print(f"cross-validated top-1 EM, all features: {cross_validated(cases):.1f}")
+    ablations = {"no model candidate": ("kind_model", "model_agrees"), "no counts": ("log_doc", "log_ws"),
+                 "no line scores": ("scored", "lp_mean", "lp_gap", "lp_best"),
+                 "no distance": ("near", "before"), "no kind": ("kind_continue", "kind_tail", "kind_follow")}
+    for label, drop in ablations.items():
+        print(f"  {label}: {cross_validated(cases, drop):.1f}")
+    weights = fit(cases)
+    em, shown = top1(cases, weights)
+    print(f"fitted on all: top-1 EM {em:.1f}")
+    print("precision/coverage (min confidence: shown %, precision among shown, EM over all):")
+    for t in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6):
+        kept = [r for conf, r in shown if conf >= t]
+        if kept:
+            print(f"  {t:.2f}: shown {100 * len(kept) / len(cases):.1f}%  precision {100 * sum(kept) / len(kept):.1f}"
+                  f"  EM {100 * sum(kept) / len(cases):.1f}")
+    if args.out:
+        weights.save(args.out, note=f"fitted by training/fit_ranker.py on {args.examples.name}: "
+                                    f"top-1 EM {em:.1f} (cross-validated {cross_validated(cases):.1f})")
+        print(f"weights -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
