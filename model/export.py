@@ -67,6 +67,7 @@ def export(checkpoint: Path, out_dir: Path, quantization: str = "int8", force: b
     tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
     try:
         _converter(checkpoint).convert(str(tmp), quantization=quantization, force=True)
+        _write_float_weights(checkpoint, tmp)
         info = checkpoint / "training_info.json"
         if info.is_file():
             data = json.loads(info.read_text())
@@ -81,6 +82,22 @@ def export(checkpoint: Path, out_dir: Path, quantization: str = "int8", force: b
         if tmp.exists():
             shutil.rmtree(tmp)
     return out_dir
+
+
+FLOAT_WEIGHTS_FILE = "model.safetensors"
+
+
+def _write_float_weights(checkpoint: Path, out_dir: Path) -> None:
+    """Ship the weights in bfloat16 beside the CTranslate2 model (no optimizer state):
+    adaptation and resumed training start from them, not from the int8 rounding."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    src = checkpoint / FLOAT_WEIGHTS_FILE
+    if not src.is_file():
+        return
+    state = {k: t.to(torch.bfloat16).contiguous() for k, t in load_file(src).items() if k != "lm_head.weight"}
+    save_file(state, str(out_dir / FLOAT_WEIGHTS_FILE))
 
 
 def _greedy_torch(model, prompt_ids: list[int], max_new: int, eot: int) -> list[int]:

@@ -61,3 +61,61 @@ def test_runs_under_torchrun_with_two_cpu_processes(tiny_run, tmp_path):
     # tokens per step count both processes' batches
     assert train_rows[0]["tokens_seen"] == 2 * PRESETS["tiny"].batch_size * PRESETS["tiny"].model.max_seq_len
     assert (run / "checkpoint" / "model.safetensors").is_file()
+
+
+def test_wsd_schedule_holds_the_peak_then_decays_at_the_end():
+    cfg = replace(PRESETS["tiny"], schedule="wsd", decay_frac=0.2, max_steps=100, warmup_steps=10)
+    lrs = [get_lr(s, cfg) for s in range(cfg.max_steps + 1)]
+    assert all(lr == pytest.approx(cfg.lr) for lr in lrs[10:80])
+    assert lrs[100] == pytest.approx(cfg.min_lr) and lrs[90] < lrs[80]
+
+
+def _line_log_probs(model_dir: Path, text: str) -> list[float]:
+    import ctranslate2
+
+    from model.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(model_dir)
+    ids = tok.encode(text).ids[:60]
+    gen = ctranslate2.Generator(str(model_dir), device="cpu", compute_type="float32")
+    return list(gen.score_batch([[tok.id_to_token(i) for i in ids]])[0].log_probs)
+
+
+def test_float_weights_ship_with_the_export_and_warm_start_reproduces_the_model(tiny_run, tiny_model, tmp_path):
+    """The export carries bf16 weights; training started from them (or, without them, from
+    the de-quantized int8 model) begins where the exported model is."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from model.config import ModelConfig
+    from model.tokenizer import load_tokenizer, special_ids
+    from training.warm_start import load_float_state
+
+    assert (tiny_model / "model.safetensors").is_file()
+    int8_only = tmp_path / "int8-only"
+    int8_only.mkdir()
+    for f in tiny_model.iterdir():
+        if f.name != "model.safetensors":
+            (int8_only / f.name).write_bytes(f.read_bytes())
+    text = "def read_lines(path):\n    with open(path) as fh:\n        return fh.read().splitlines()\n"
+    reference = _line_log_probs(tiny_model, text)
+    tok = load_tokenizer(tiny_model)
+    ids = tok.encode(text).ids[:60]
+    for folder in (tiny_model, int8_only):
+        cfg = ModelConfig.load(folder)
+        model = LlamaForCausalLM(cfg.to_hf(special_ids(tok)))
+        model.load_state_dict(load_float_state(folder, cfg), strict=False)
+        model.tie_weights()
+        with torch.no_grad():
+            lp = torch.log_softmax(model.eval()(input_ids=torch.tensor([ids])).logits[0], -1)
+        ours = [lp[i, ids[i + 1]].item() for i in range(len(ids) - 1)]
+        assert sum(abs(a - b) for a, b in zip(ours, reference)) / len(ours) < 0.05, folder.name
+
+
+def test_training_continues_from_a_model_folder_with_a_longer_context(tiny_model, tmp_path):
+    cfg = replace(PRESETS["tiny"], max_steps=4, eval_interval=4, init_from=str(tiny_model), corpus_sample_permille=1000,
+                  model=replace(PRESETS["tiny"].model, max_seq_len=512))
+    summary = train(cfg, tmp_path / "run", corpus=CorpusConfig(roots=[STDLIB / "json"]))
+    info = json.loads((tmp_path / "run" / "checkpoint" / "training_info.json").read_text())
+    assert info["config"]["model"]["max_seq_len"] == 512
+    assert summary["val_loss"] < 5.0  # a fresh tiny model starts near ln(512) = 6.2

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-FLOAT_WEIGHTS_FILE = "model.safetensors"
+from model.export import FLOAT_WEIGHTS_FILE
+
 CT2_MODEL_FILE = "model.bin"
 
 # CTranslate2's DataType enum order (include/ctranslate2/types.h).
@@ -107,15 +108,3 @@ def load_float_state(model_dir: Path, cfg) -> dict:
         state = llama_state_from_ct2(model_dir / CT2_MODEL_FILE, cfg.n_layer, cfg.d_model, cfg.n_head, cfg.n_kv_head)
         return {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in state.items()}
     raise FileNotFoundError(f"{model_dir} holds neither {FLOAT_WEIGHTS_FILE} nor {CT2_MODEL_FILE}")
-
-
-def save_float_weights(model, out_file: Path) -> Path:
-    """The model's weights in bfloat16 safetensors (no optimizer state): what ships."""
-    import torch
-    from safetensors.torch import save_file
-
-    state = {k: t.detach().to(torch.bfloat16).contiguous() for k, t in model.state_dict().items()
-             if k != "lm_head.weight"}  # tied to the embedding
-    out_file = Path(out_file)
-    save_file(state, str(out_file))
-    return out_file
