@@ -23,6 +23,7 @@ _drop_working_directory_from_path()
 
 import argparse  # noqa: E402 - imported after the path is safe
 import logging  # noqa: E402
+from dataclasses import replace  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,14 +38,14 @@ def main(argv: list[str] | None = None) -> None:
         if not host or not port_s.isdigit() or not 0 < int(port_s) < 65536:
             parser.error(f"--tcp wants HOST:PORT, got {args.tcp!r}")
         port = int(port_s)
-    if args.model:
-        os.environ["GHOSTLINE_MODEL"] = args.model
     # stderr only: stdout carries the protocol.
     logging.basicConfig(stream=sys.stderr, level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
 
     from lsp_server.server import create_server
 
     server = create_server()
+    if args.model:  # the model when the client's modelPath is empty; the client's setting wins
+        server.settings = replace(server.settings, launch_model_path=args.model)
     if host is not None:
         server.start_tcp(host, port)
     else:

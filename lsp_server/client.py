@@ -17,10 +17,12 @@ from typing import AsyncIterator
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+from model import __version__
+
 
 class GhostlineClient(LanguageClient):
     def __init__(self) -> None:
-        super().__init__("ghostline-client", "0.1.0")
+        super().__init__("ghostline-client", __version__)
         self.messages: list[str] = []
         self.status: dict | None = None
         self.stderr_tail = ""

@@ -25,9 +25,9 @@ from lsp_server.completion import CompletionService, DocumentContext
 from lsp_server.documents import client_column, file_path, line_at, offset_at, use_lsp_documents
 from lsp_server.jsonrpc import GhostlineProtocol, ResyncingReader
 from lsp_server.settings import ServerSettings, parse_settings
+from model import __version__ as VERSION
 
 log = logging.getLogger("lsp_server")
-VERSION = "0.1.0"
 
 
 class GhostlineServer(LanguageServer):

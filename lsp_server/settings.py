@@ -3,14 +3,15 @@
 Settings arrive as LSP ``initializationOptions`` and later through
 ``workspace/didChangeConfiguration`` under the ``ghostline`` section, with the same
 camelCase names as the VS Code settings (``ghostline.maxTokens`` <-> ``maxTokens``).
-Unknown keys and wrong types are reported back as warnings and the default is kept, so a
-typo in a settings file never stops completions.
+Each field carries its own limits (``setting(48, minimum=1, maximum=512)``, ``choices=``).
+Unknown keys, wrong types and values out of range are reported back as warnings and the
+current value is kept, so a typo in a settings file never stops completions.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,45 +21,68 @@ DEFAULT_MODEL_DIR = Path(model.__file__).resolve().parent / "default"
 
 
 def default_model_path() -> str:
-    """``GHOSTLINE_MODEL`` if set, else the model shipped with the package."""
+    """``$GHOSTLINE_MODEL`` if set, else the model shipped with the package.
+
+    The user's fallback (README); ghostline's own commands pass ``--model`` or ``modelPath``."""
     return os.environ.get("GHOSTLINE_MODEL") or str(DEFAULT_MODEL_DIR)
+
+
+def setting(default, *, minimum: float | None = None, maximum: float | None = None,
+            choices: tuple[str, ...] | None = None):
+    """A client setting: its default and the values it accepts, side by side.
+
+    The bounds are inclusive; a value outside them (or not among ``choices``) is refused
+    with a warning, never clamped.  ``tests/test_settings.py`` checks that the VS Code
+    extension's ``package.json`` declares the same names, defaults and limits.
+    """
+    limits = {"minimum": minimum, "maximum": maximum, "choices": choices}
+    return field(default=default, metadata={"setting": True, **{k: v for k, v in limits.items() if v is not None}})
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    enabled: bool = True
-    model_path: str = ""  # empty: the shipped default model
-    device: str = "auto"  # auto | cpu | cuda
-    cpu_threads: int = 0  # 0: CTranslate2 picks
-    max_tokens: int = 48
-    debounce_ms: int = 25  # wait this long for the next keystroke before generating
-    static_prompt_reuse: bool = True
-    max_prefix_tokens: int = 320  # also capped by the model's context length
-    max_suffix_tokens: int = 96
-    multiline: bool = True  # a whole block at an empty block body (after "def ...:", "{")
-    max_block_tokens: int = 96
-    max_block_lines: int = 12
-    retrieval: bool = True  # similar code from other files as prompt context
-    line_memory: bool = True  # complete a line from existing lines that start the same way (no model call)
-    retrieval_tokens: int = 64  # prompt budget for that context
-    similarity: bool = True  # index the workspace for ghostline/findSimilar and duplicate hints
-    similarity_hints: bool = True  # Hint diagnostics on functions with a near-duplicate elsewhere
-    similarity_threshold: float = 0.8  # similarity (0-1) from which a match counts as a duplicate
-    similarity_hints_max_files: int = 5000  # no hints in workspaces with more indexed files than this
-    similarity_max_files: int = 20000  # the workspace crawl stops here
-    cache_dir: str = ""  # similarity index cache; empty: $XDG_CACHE_HOME/ghostline (~/.cache/ghostline)
+    enabled: bool = setting(True)
+    model_path: str = setting("")  # empty: launch_model_path, else $GHOSTLINE_MODEL, else the shipped model
+    device: str = setting("auto", choices=("auto", "cpu", "cuda"))
+    cpu_threads: int = setting(0, minimum=0, maximum=256)  # 0: CTranslate2 picks
+    max_tokens: int = setting(48, minimum=1, maximum=512)
+    debounce_ms: int = setting(25, minimum=0, maximum=2000)  # wait this long for the next keystroke before generating
+    static_prompt_reuse: bool = setting(True)
+    max_prefix_tokens: int = setting(320, minimum=16, maximum=4096)  # also capped by the model's context length
+    max_suffix_tokens: int = setting(96, minimum=0, maximum=2048)
+    multiline: bool = setting(True)  # a whole block at an empty block body (after "def ...:", "{")
+    max_block_tokens: int = setting(96, minimum=1, maximum=1024)
+    max_block_lines: int = setting(12, minimum=1, maximum=200)
+    retrieval: bool = setting(True)  # similar code from other files as prompt context
+    line_memory: bool = setting(True)  # complete a line from existing lines that start the same way (no model call)
+    retrieval_tokens: int = setting(64, minimum=0, maximum=2048)  # prompt budget for that context
+    similarity: bool = setting(True)  # index the workspace for ghostline/findSimilar and duplicate hints
+    similarity_hints: bool = setting(True)  # Hint diagnostics on functions with a near-duplicate elsewhere
+    # similarity (0-1) from which a match counts as a duplicate
+    similarity_threshold: float = setting(0.8, minimum=0.0, maximum=1.0)
+    # no hints in workspaces with more indexed files than this
+    similarity_hints_max_files: int = setting(5000, minimum=0, maximum=10_000_000)
+    similarity_max_files: int = setting(20000, minimum=1, maximum=10_000_000)  # the workspace crawl stops here
+    # similarity index cache; empty: $XDG_CACHE_HOME/ghostline (~/.cache/ghostline)
+    cache_dir: str = setting("")
+    # Not a client setting: the server's own ``--model`` argument, the model when
+    # ``model_path`` is empty.  Settings from the client never change it.
+    launch_model_path: str = ""
 
     def resolved_model_path(self) -> Path:
-        return Path(self.model_path or default_model_path()).expanduser()
+        return Path(self.model_path or self.launch_model_path or default_model_path()).expanduser()
 
 
-_CAMEL = {f.name: "".join(w.capitalize() if i else w for i, w in enumerate(f.name.split("_")))
-          for f in fields(ServerSettings)}
-_LIMITS = {"max_tokens": (1, 512), "max_block_tokens": (1, 1024), "max_block_lines": (1, 200), "debounce_ms": (0, 2000), "cpu_threads": (0, 256),
-           "max_prefix_tokens": (16, 4096), "max_suffix_tokens": (0, 2048), "retrieval_tokens": (0, 2048)}
-_LIMITS.update({"similarity_threshold": (0.0, 1.0), "similarity_hints_max_files": (0, 10_000_000),
-                "similarity_max_files": (1, 10_000_000)})
-_CHOICES = {"device": ("auto", "cpu", "cuda")}
+SETTINGS = tuple(f for f in fields(ServerSettings) if f.metadata.get("setting"))  # what a client may set
+
+
+def camel_case(name: str) -> str:
+    """``max_tokens`` -> ``maxTokens``: the client's name for a setting."""
+    return "".join(w.capitalize() if i else w for i, w in enumerate(name.split("_")))
+
+
+_CAMEL = {f.name: camel_case(f.name) for f in SETTINGS}
+_FIELDS = {f.name: f for f in SETTINGS}
 
 
 def parse_settings(raw: Any, base: ServerSettings | None = None) -> tuple[ServerSettings, list[str]]:
@@ -78,7 +102,8 @@ def parse_settings(raw: Any, base: ServerSettings | None = None) -> tuple[Server
         if name is None:
             warnings.append(f"unknown setting ghostline.{key} ignored")
             continue
-        default = getattr(ServerSettings(), name)
+        meta = _FIELDS[name].metadata
+        default = _FIELDS[name].default
         if isinstance(default, bool):
             ok = isinstance(value, bool)
         elif isinstance(default, int):
@@ -88,12 +113,13 @@ def parse_settings(raw: Any, base: ServerSettings | None = None) -> tuple[Server
             value = float(value) if ok else value
         else:
             ok = isinstance(value, str) or (name == "model_path" and value is None)
-            value = value or ""
-        if ok and name in _LIMITS:
-            lo, hi = _LIMITS[name]
-            ok = lo <= value <= hi
-        if ok and name in _CHOICES:
-            ok = value in _CHOICES[name]
+            value = (value or "") if ok else value
+        if ok and "minimum" in meta:
+            ok = meta["minimum"] <= value
+        if ok and "maximum" in meta:
+            ok = value <= meta["maximum"]
+        if ok and "choices" in meta:
+            ok = value in meta["choices"]
         if not ok:
             warnings.append(f"ghostline.{_CAMEL[name]} = {value!r} is invalid; keeping {getattr(base, name)!r}")
             continue

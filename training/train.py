@@ -411,13 +411,11 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
     return summary
 
 
-def main(argv: list[str] | None = None) -> None:
-    from training.cli import main as cli_main
-
-    cli_main(["train", *(argv or [])])
-
-
 if __name__ == "__main__":
+    # ``python -m training.train ...`` (what torchrun runs): the script path into the
+    # training CLI; the library above never imports it.
     import sys
 
-    main(sys.argv[1:])
+    from training.cli import main
+
+    main(["train", *sys.argv[1:]])

@@ -16,20 +16,8 @@ test('server settings are every ghostline.* setting except the client-only ones'
   assert.deepEqual(serverSettingNames({ 'ghostline.a': {}, 'other.b': {}, 'ghostline.pythonPath': {} }), ['a']);
 });
 
-test('every setting of the Python server has a VS Code setting with the same default', () => {
-  const source = path.join(root, '..', 'lsp_server', 'settings.py');
-  if (!fs.existsSync(source)) return; // the extension built outside the repository
-  const body = fs.readFileSync(source, 'utf8').split('class ServerSettings')[1].split('\n    def ')[0];
-  const fields = [...body.matchAll(/^ {4}(\w+): \w+ = ([^#\n]+)/gm)];
-  assert.ok(fields.length >= 5, 'ServerSettings fields not found');
-  for (const [, snake, raw] of fields) {
-    const camel = snake.replace(/_(\w)/g, (_m, c: string) => c.toUpperCase());
-    const property = properties[`ghostline.${camel}`];
-    assert.ok(property, `package.json lacks ghostline.${camel}`);
-    const value = raw.trim() === 'True' ? true : raw.trim() === 'False' ? false : JSON.parse(raw.trim().replace(/'/g, '"'));
-    assert.deepEqual(property.default, value, `default of ghostline.${camel}`);
-  }
-});
+// That package.json matches the Python server's settings (names, defaults, limits) is
+// checked once, in tests/test_settings.py, against lsp_server/settings.py itself.
 
 test('every setting is documented and defaulted', () => {
   for (const [key, property] of Object.entries(properties)) {

@@ -1,0 +1,126 @@
+"""The ``ghostline`` command: one parser for both halves, one version, one location parser,
+and the import rules between the halves (checked in fresh interpreters)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import model
+from lsp_server.cli import CliError, Location, parse_location
+from lsp_server.client import running_server
+from lsp_server.settings import DEFAULT_MODEL_DIR
+from training.cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fresh(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_version_is_defined_once_and_printed_by_ghostline_version():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "model.__version__"}
+    proc = subprocess.run([sys.executable, "-m", "training.cli", "--version"], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"ghostline {model.__version__}"
+    from lsp_server.client import GhostlineClient
+    from lsp_server.server import VERSION
+
+    assert VERSION == model.__version__ and GhostlineClient().version == model.__version__
+
+
+def test_one_parser_knows_every_command():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {"train", "export", "eval", "serve", "complete", "index", "similar"}
+
+
+def test_the_serving_cli_never_imports_training_or_torch():
+    proc = _fresh("import sys, lsp_server.cli, lsp_server.__main__; "
+                  "bad = [m for m in sys.modules if m.split('.')[0] in ('training', 'torch', 'transformers')]; "
+                  "print(bad); sys.exit(1 if bad else 0)")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_dispatcher_imports_no_torch_and_the_training_library_no_cli():
+    proc = _fresh("import sys, training.cli; training.cli.build_parser(); "
+                  "bad = [m for m in ('torch', 'transformers', 'training.train') if m in sys.modules]; "
+                  "print(bad); sys.exit(1 if bad else 0)")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = _fresh("import sys, training.train; sys.exit(1 if 'training.cli' in sys.modules else 0)")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_bad_serving_and_eval_arguments_get_one_line(tmp_path):
+    cases = [
+        (["similar", "tests/fixtures/demo.py:x"], "expected FILE:START-END (1-based lines), got"),
+        (["similar", "tests/fixtures/demo.py:5-2"], "lines must satisfy 1 <= START <= END <= 18"),
+        (["similar", "nofile.py:1-2"], "no such file: nofile.py"),
+        (["index", str(tmp_path / "missing")], "not a folder"),
+        (["eval", "clones", str(tmp_path / "none.jsonl")], "no such file"),
+        (["serve", "--model", str(tmp_path / "missing")], "not a folder"),
+        (["bogus"], "invalid choice"),
+    ]
+    for argv, message in cases:
+        proc = subprocess.run([sys.executable, "-m", "training.cli", *argv], capture_output=True, text=True,
+                              timeout=120, cwd=ROOT)
+        assert proc.returncode == 2, (argv, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, (argv, proc.stderr)
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "m.py"
+    path.write_text("a = 1\nbb = 2\n\nccc = 3")
+    return path
+
+
+def test_a_file_line_column_location(source):
+    assert parse_location(f"{source}:2:3", with_column=True) == Location(source, source.read_text(), 2, 2, 3)
+    assert parse_location(f"{source}:4:8", with_column=True).column == 8  # just past the last character
+    for spec in (f"{source}:5:1", f"{source}:0:1", f"{source}:2:8", f"{source}:1:0"):
+        with pytest.raises(CliError, match=r"position outside the file \(4 lines\)"):
+            parse_location(spec, with_column=True)
+    for spec in (str(source), f"{source}:2", f"{source}:a:1"):
+        with pytest.raises(CliError, match=r"expected FILE:LINE:COLUMN \(1-based line and column\), got"):
+            parse_location(spec, with_column=True)
+
+
+def test_a_file_start_end_location(source):
+    assert parse_location(f"{source}:2-4", with_column=False) == Location(source, source.read_text(), 2, 4)
+    assert parse_location(f"{source}:3", with_column=False) == Location(source, source.read_text(), 3, 3)
+    for spec in (f"{source}:3-2", f"{source}:0-1", f"{source}:1-5"):
+        with pytest.raises(CliError, match=r"lines must satisfy 1 <= START <= END <= 4"):
+            parse_location(spec, with_column=False)
+    for spec in (str(source), f"{source}:1-x", f"{source}:"):
+        with pytest.raises(CliError, match=r"expected FILE:START-END \(1-based lines\), got"):
+            parse_location(spec, with_column=False)
+
+
+def test_a_missing_file_is_named(tmp_path):
+    with pytest.raises(CliError, match="no such file: .*nope.py"):
+        parse_location(f"{tmp_path / 'nope.py'}:1:1", with_column=True)
+
+
+async def test_serve_model_is_the_model_when_the_client_leaves_model_path_empty(tmp_path, monkeypatch):
+    monkeypatch.delenv("GHOSTLINE_MODEL", raising=False)
+    launched = tmp_path / "launched"
+    shutil.copytree(DEFAULT_MODEL_DIR, launched)
+    root = tmp_path / "ws"
+    root.mkdir()
+    args = ("-m", "lsp_server", "--model", str(launched))
+    async with running_server(root, {"modelPath": "", "debounceMs": 0}, server_args=args) as client:
+        deadline = time.monotonic() + 60
+        while client.status is None or getattr(client.status, "state", None) in (None, "loading"):
+            assert time.monotonic() < deadline, client.status
+            await asyncio.sleep(0.05)
+        assert client.status.model == "launched" and client.status.state == "ready", client.status
