@@ -68,9 +68,19 @@ class ServerSettings:
     # Not a client setting: the server's own ``--model`` argument, the model when
     # ``model_path`` is empty.  Settings from the client never change it.
     launch_model_path: str = ""
+    # Not a client setting: the workspace folder, whose adapted model (``ghostline adapt``)
+    # is used when no model was named.
+    workspace_root: str = ""
+
+    def explicit_model_path(self) -> str:
+        """The model the user named (setting, ``--model``, ``$GHOSTLINE_MODEL``), or ""."""
+        return self.model_path or self.launch_model_path or os.environ.get("GHOSTLINE_MODEL", "")
 
     def resolved_model_path(self) -> Path:
-        return Path(self.model_path or self.launch_model_path or default_model_path()).expanduser()
+        return Path(self.explicit_model_path() or default_model_path()).expanduser()
+
+    def cache_folder(self) -> Path | None:
+        return Path(self.cache_dir).expanduser() if self.cache_dir else None
 
 
 SETTINGS = tuple(f for f in fields(ServerSettings) if f.metadata.get("setting"))  # what a client may set

@@ -67,6 +67,42 @@ def _cmd_export(args: argparse.Namespace) -> None:
         print(f"model card: {card}")
 
 
+def _cmd_adapt(args: argparse.Namespace) -> None:
+    from model.adapted import adapted_dir, read_adapted, remove_adapted
+
+    root = args.folder.resolve()
+    cache = args.cache_dir
+    if args.remove:
+        print(f"removed the adapted model of {root}" if remove_adapted(root, cache)
+              else f"{root} has no adapted model")
+        return
+    if args.status:
+        try:
+            found = read_adapted(root, cache)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        if found is None:
+            print(f"{root} has no adapted model (ghostline adapt {args.folder} makes one)")
+            return
+        folder, info = found
+        print(f"adapted {info.created} from {info.base_model}: {info.files} files, {info.steps} steps, "
+              f"{info.tokens_seen:,} tokens in {info.seconds:.0f} s (validation loss {info.val_loss_after:.3f})")
+        print(f"model: {folder}")
+        return
+    from lsp_server.settings import DEFAULT_MODEL_DIR
+    from training.adapt import AdaptConfig, adapt
+
+    base = args.base or DEFAULT_MODEL_DIR
+    config = AdaptConfig(steps=args.steps, **({"threads": args.threads} if args.threads else {}))
+    try:
+        info = adapt(root, base, cache, config)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(f"adapted model for {root} in {info.seconds:.0f} s ({info.steps} steps, {info.tokens_seen:,} tokens, "
+          f"validation loss {info.val_loss_after:.3f}, peak RSS {info.peak_rss_mb:.0f} MB): "
+          f"{adapted_dir(root, cache)}; a language server opened on this folder uses it")
+
+
 def _cmd_eval_lines(args: argparse.Namespace) -> None:
     from training.eval_lines import evaluate_lines
 
@@ -76,7 +112,8 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
     if args.model:
         options["modelPath"] = str(args.model)
     try:
-        report = evaluate_lines(args.examples, args.repos, options, limit=args.limit, verbose=True)
+        report = evaluate_lines(args.examples, args.repos, options, limit=args.limit, verbose=True,
+                                adapt_steps=args.adapt_steps if args.adapt else None)
     except (ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None
     if args.dump:
@@ -84,7 +121,7 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
 
         args.dump.write_text("\n".join(json.dumps(r) for r in report.rows) + "\n")
     mode = ("no retrieval" if args.no_retrieval else "with retrieval") + \
-        (", no line memory" if args.no_line_memory else "")
+        (", no line memory" if args.no_line_memory else "") + (", adapted" if args.adapt else "")
     print(f"line completion ({mode}): {report.line()}")
 
 
@@ -126,6 +163,16 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quantization", default="int8", choices=QUANTIZATIONS)
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser("adapt", help="fine-tune the default model on a workspace's own code (CPU, minutes)")
+    p.add_argument("folder", type=existing_dir, nargs="?", default=Path("."), help="the workspace (default: here)")
+    p.add_argument("--steps", type=positive_int, default=300, help="training steps (about 1 s each on 2 cores)")
+    p.add_argument("--base", type=existing_dir, help="model to start from (default: the shipped model)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    p.add_argument("--cache-dir", type=Path, help="default: $XDG_CACHE_HOME/ghostline")
+    p.add_argument("--status", action="store_true", help="say whether and when this folder was adapted")
+    p.add_argument("--remove", action="store_true", help="delete this folder's adapted model")
+    p.set_defaults(func=_cmd_adapt)
+
     p = sub.add_parser("export", help="convert a checkpoint to CTranslate2")
     p.add_argument("checkpoint", type=existing_dir)
     p.add_argument("out", type=Path)
@@ -144,6 +191,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--no-line-memory", action="store_true", help="always ask the model (no copying of existing lines)")
     e.add_argument("--limit", type=positive_int, help="only the first N examples")
     e.add_argument("--dump", type=Path, help="write per-example predictions (JSON lines) here")
+    e.add_argument("--adapt", action="store_true",
+                   help="first adapt the model to each repository (its copy with the evaluated lines cut)")
+    e.add_argument("--adapt-steps", type=positive_int, default=300, help="steps of that adaptation")
     e.set_defaults(func=_cmd_eval_lines)
     e = evals.add_parser("ppl", help="perplexity of a CTranslate2 model on held-out files")
     e.add_argument("model", type=existing_dir)

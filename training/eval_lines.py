@@ -41,6 +41,7 @@ class LineEvalReport:
     es: float = 0.0
     p50_ms: float = 0.0
     p95_ms: float = 0.0
+    adapt_seconds: float = 0.0
     rows: list[dict] = field(default_factory=list)
 
     def line(self) -> str:
@@ -95,12 +96,24 @@ def _utf16(text: str) -> int:
 
 
 async def _eval_repo(repo: Path, examples: list[LineExample], options: dict, report: LineEvalReport,
-                     latencies: list[float], progress) -> None:
+                     latencies: list[float], progress, adapt_steps: int | None = None) -> None:
     from lsp_server.client import running_server
 
     with tempfile.TemporaryDirectory(prefix="ghostline-eval-") as tmp:
         work = Path(tmp) / repo.name
         masked_copy(repo, examples, work)
+        if adapt_steps:
+            # What a user's machine holds: the repository with the lines being typed cut.
+            from training.adapt import AdaptConfig, adapt
+
+            from lsp_server.settings import DEFAULT_MODEL_DIR
+
+            cache = Path(tmp) / "cache"
+            info = adapt(work, Path(options.get("modelPath") or DEFAULT_MODEL_DIR), cache,
+                         AdaptConfig(steps=adapt_steps))
+            report.adapt_seconds += info.seconds
+            # The server finds the adapted model by itself, as it would for a user.
+            options = {**{k: v for k, v in options.items() if k != "modelPath"}, "cacheDir": str(cache)}
         async with running_server(work, options) as client:
             warm = (work / examples[0].path).as_uri()
             client.open(warm, "import os\n")
@@ -128,7 +141,7 @@ def _close(uri: str):
 
 
 def evaluate_lines(examples_file: Path, repos: Path, options: dict | None = None,
-                   limit: int | None = None, verbose: bool = False) -> LineEvalReport:
+                   limit: int | None = None, verbose: bool = False, adapt_steps: int | None = None) -> LineEvalReport:
     examples = load_examples(examples_file)
     if limit:
         examples = examples[:limit]
@@ -150,7 +163,7 @@ def evaluate_lines(examples_file: Path, repos: Path, options: dict | None = None
 
     opts = {"debounceMs": 0, **(options or {})}
     for name, exs in by_repo.items():
-        asyncio.run(_eval_repo(repos / name, exs, opts, report, latencies, progress))
+        asyncio.run(_eval_repo(repos / name, exs, opts, report, latencies, progress, adapt_steps))
     report.n = len(report.rows)
     if report.n:
         report.em = 100 * sum(r["em"] for r in report.rows) / report.n

@@ -1,0 +1,163 @@
+"""``ghostline adapt DIR``: fine-tune the default model on a workspace's own code, on the CPU.
+
+What the model cannot know from general code is this repository's names and habits; a
+few minutes of training on the repository itself teaches them.  The recipe:
+
+* files: the ones the language server reads for the workspace (``.gitignore`` honoured,
+  build and virtual-environment folders skipped), in the languages the base model knows,
+  minus generated, minified, binary, huge and duplicate files (``training/corpus.py``);
+* examples: the same pieces and fill-in-the-middle transform as pre-training;
+* replay: a quarter of the tokens come from general code (this Python's standard
+  library), so the model does not forget what it knew;
+* a step budget (``--steps``), not epochs: the time is known before it starts, and the
+  progress bar shows the ETA; a constant learning rate with a decay at the end;
+* it continues from the last adapted weights when there are some (run it again after
+  edits), else from the default model's float weights;
+* the result is exported to int8 in the cache folder (``model/adapted.py``), never in DIR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import resource
+import shutil
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from model.adapted import MODEL_SUBDIR, AdaptedInfo, adapted_dir, read_adapted
+from model.config import ModelConfig
+from model.tokenizer import TOKENIZER_FILE
+from training.corpus import CorpusConfig, iter_corpus, reject_reason, split_of
+from training.data import DataConfig, write_meta, write_shard
+from training.train import TrainConfig, train
+
+LANGUAGE_SUFFIXES = {"python": (".py", ".pyi")}
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    steps: int = 300
+    batch_size: int = 8
+    lr: float = 3e-4
+    min_lr: float = 3e-5
+    warmup_steps: int = 20
+    decay_frac: float = 0.3
+    replay_share: float = 0.25  # share of training tokens from general code
+    max_repo_bytes: int = 20_000_000  # larger repositories are sampled down to this
+    val_permille: int = 50
+    threads: int | None = None
+
+
+def workspace_files(root: Path, suffixes: tuple[str, ...], max_bytes: int) -> tuple[list[tuple[str, str]], dict]:
+    """``(relative path, text)`` of the workspace's trainable files, and why others were left."""
+    from lsp_server.similarity.crawl import crawl  # the files the server itself reads
+
+    cfg = CorpusConfig(roots=[root])
+    stats: dict[str, int] = {}
+    seen: set[bytes] = set()
+    files, total = [], 0
+    for path in crawl(root, stats=stats):
+        if path.suffix not in suffixes:
+            continue
+        try:
+            raw = path.read_bytes()
+            text = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            stats["unreadable"] = stats.get("unreadable", 0) + 1
+            continue
+        reason = reject_reason(text, cfg)
+        digest = hashlib.sha256(raw).digest()
+        if reason or digest in seen:
+            stats[reason or "duplicate"] = stats.get(reason or "duplicate", 0) + 1
+            continue
+        seen.add(digest)
+        files.append((path.resolve().relative_to(root.resolve()).as_posix(), text))
+        total += len(raw)
+        if total >= max_bytes:
+            stats["capped"] = 1
+            break
+    return files, stats
+
+
+def replay_files(budget_bytes: int) -> list[tuple[str, str]]:
+    """General code to mix in: a spread sample of the standard library."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    corpus = CorpusConfig(roots=[stdlib], max_total_bytes=budget_bytes, sample_permille=100)
+    return [(f.rel, f.text) for f in iter_corpus(corpus)]
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def adapt(root: Path, base_model: Path, cache_dir: Path | None = None, config: AdaptConfig | None = None,
+          log=print) -> AdaptedInfo:
+    """Adapt ``base_model`` to ``root``; returns the record written beside the model."""
+    from model.export import export
+
+    config = config or AdaptConfig()
+    root = Path(root).resolve()
+    t0 = time.time()
+    suffixes = tuple(s for lang in ("python",) for s in LANGUAGE_SUFFIXES[lang])
+    files, stats = workspace_files(root, suffixes, config.max_repo_bytes)
+    if not files:
+        raise ValueError(f"no Python files to learn from under {root} ({stats or 'nothing found'})")
+    out = adapted_dir(root, cache_dir)
+    previous = None
+    try:
+        previous = read_adapted(root, cache_dir)
+    except ValueError as exc:
+        log(f"starting over: {exc}")
+    start_from = previous[0] if previous and (previous[0] / "model.safetensors").is_file() else Path(base_model)
+    log(f"adapting {start_from} to {root}: {len(files)} files ({sum(len(t) for _, t in files) / 1e6:.1f} M chars)")
+
+    out.mkdir(parents=True, exist_ok=True)
+    run = Path(tempfile.mkdtemp(prefix="run.", dir=out))
+    try:
+        data_dir = run / "data"
+        data_dir.mkdir()
+        shutil.copyfile(Path(start_from) / TOKENIZER_FILE, data_dir / TOKENIZER_FILE)
+        data_cfg = DataConfig()
+        train_docs = [(p, t) for p, t in files if split_of(p, config.val_permille) == "train"] or files
+        val_docs = [(p, t) for p, t in files if split_of(p, config.val_permille) == "val"] or files[-1:]
+        repo_bytes = sum(len(t) for _, t in train_docs)
+        replay = replay_files(int(repo_bytes * config.replay_share / (1 - config.replay_share)))
+        # Replay documents interleaved with the repository's, so every batch mixes both.
+        mixed, step = [], max(1, len(train_docs) // max(1, len(replay)))
+        replay_iter = iter(replay)
+        for i, doc in enumerate(train_docs):
+            mixed.append(doc)
+            if i % step == step - 1:
+                extra = next(replay_iter, None)
+                if extra is not None:
+                    mixed.append(("general/" + extra[0], extra[1]))
+        n_train = write_shard(mixed, data_dir / TOKENIZER_FILE, data_dir / "train.bin", data_cfg)
+        n_val = write_shard(val_docs, data_dir / TOKENIZER_FILE, data_dir / "val.bin", data_cfg)
+        write_meta(data_dir, {"tokens": {"train": n_train, "val": n_val}, "files": {"train": len(mixed),
+                              "val": len(val_docs)}, "roots": [str(root)], "filter_stats": stats,
+                              "data_config": {"fim_rate": data_cfg.fim_rate, "piece_chars": data_cfg.piece_chars}})
+        log(f"tokens: {n_train:,} to train on ({len(replay)} general files mixed in), {n_val:,} to validate")
+        base_cfg = ModelConfig.load(Path(start_from))
+        if n_val < base_cfg.max_seq_len + 2:  # a tiny repository: validate on what it has
+            shutil.copyfile(data_dir / "train.bin", data_dir / "val.bin")
+        cfg = TrainConfig(model=base_cfg, data=data_cfg, batch_size=config.batch_size,
+                          max_steps=config.steps, warmup_steps=config.warmup_steps, lr=config.lr,
+                          min_lr=config.min_lr, schedule="wsd", decay_frac=config.decay_frac,
+                          eval_interval=config.steps, eval_batches=4, init_from=str(start_from),
+                          threads=config.threads)
+        summary = train(cfg, run)
+        export(run / "checkpoint", out / MODEL_SUBDIR, quantization="int8")
+    finally:
+        shutil.rmtree(run, ignore_errors=True)  # optimizer state and shards: not worth keeping
+    info = AdaptedInfo(
+        root=str(root), created=datetime.now().isoformat(timespec="seconds"), base_model=str(base_model),
+        steps=summary["steps"], tokens_seen=summary["tokens_seen"], repo_tokens=n_train, files=len(files),
+        seconds=round(time.time() - t0, 1), peak_rss_mb=round(_peak_rss_mb(), 1),
+        val_loss_after=summary["val_loss"],
+    )
+    info.save(out)
+    return info
