@@ -25,6 +25,9 @@ class ModelConfig:
     max_seq_len: int = 512
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
+    # What the model was trained on (language names as the server's language_of gives
+    # them); the server asks the model nothing in other languages.
+    languages: tuple[str, ...] = ("python",)
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_head:
@@ -73,4 +76,6 @@ class ModelConfig:
     def load(cls, directory: Path) -> "ModelConfig":
         data = json.loads((Path(directory) / MODEL_CONFIG_FILE).read_text())
         known = {f.name for f in fields(cls)}
+        if isinstance(data.get("languages"), list):
+            data["languages"] = tuple(data["languages"])
         return cls(**{k: v for k, v in data.items() if k in known})

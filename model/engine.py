@@ -99,6 +99,9 @@ class CompletionEngine:
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelLoadError(f"cannot load {self.model_dir}: {exc}") from exc
         self.max_seq_len = _context_length(self.model_dir)
+        # None: a model exported elsewhere, whose languages we cannot know; ask it anything.
+        self.languages: tuple[str, ...] | None = (
+            ModelConfig.load(self.model_dir).languages if (self.model_dir / MODEL_CONFIG_FILE).exists() else None)
         vocab = self.tokenizer.get_vocab_size()
         self._tokens = [self.tokenizer.id_to_token(i) for i in range(vocab)]
         self._lock = threading.Lock()  # one generation at a time: the CPU has no spare cores

@@ -44,9 +44,20 @@ class LineEvalReport:
     adapt_seconds: float = 0.0
     rows: list[dict] = field(default_factory=list)
 
+    @property
+    def shown(self) -> float:
+        """Share of positions where a suggestion was shown at all (%)."""
+        return 100 * sum(1 for r in self.rows if r["pred"].strip()) / max(1, len(self.rows))
+
+    @property
+    def precision(self) -> float:
+        """Exact matches among the shown suggestions (%)."""
+        shown = [r for r in self.rows if r["pred"].strip()]
+        return 100 * sum(r["em"] for r in shown) / max(1, len(shown))
+
     def line(self) -> str:
-        return (f"{self.n} examples: EM {self.em:.1f}  ES {self.es:.1f}  "
-                f"latency p50 {self.p50_ms:.0f} ms  p95 {self.p95_ms:.0f} ms")
+        return (f"{self.n} examples: EM {self.em:.1f}  ES {self.es:.1f}  shown {self.shown:.1f}%  "
+                f"precision {self.precision:.1f}  latency p50 {self.p50_ms:.0f} ms  p95 {self.p95_ms:.0f} ms")
 
 
 def load_examples(path: Path) -> list[LineExample]:
