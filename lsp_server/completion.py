@@ -21,9 +21,10 @@ from pathlib import Path
 
 from model.engine import Completion, CompletionEngine, GenerationOptions, ModelLoadError
 from model.prompt_format import Prompt
-from lsp_server.blocks import BlockRequest, block_stop_rule, empty_block_at_cursor, language_of, trim_to_valid
+from lsp_server.blocks import BlockRequest, block_stop_rule, empty_block_at_cursor, trim_to_valid
 from lsp_server.cache import TypeAheadCache
 from lsp_server.documents import lsp_line_breaks
+from lsp_server.languages import language_of
 from lsp_server.line_memory import LineMemory
 from lsp_server.postprocess import clean_block, clean_single_line
 from lsp_server.prompt import build_prompt
@@ -232,7 +233,8 @@ class CompletionService:
               context: DocumentContext) -> tuple[str | None, BlockRequest | None]:
         """The language, and the block to write when the cursor sits in an empty block body
         (tree-sitter decides); ``None`` asks for the rest of the line."""
-        lang = language_of(path, context.language_id)
+        language = language_of(path, context.language_id)
+        lang = language.id if language is not None else None
         return lang, empty_block_at_cursor(prefix, suffix, lang) if settings.multiline else None
 
     def _recall(self, prefix: str, suffix: str, settings: ServerSettings,
