@@ -72,6 +72,12 @@ def file_path(uri: str) -> Path | None:
     return Path(path) if parsed.scheme == "file" and "\x00" not in path else None
 
 
+def find_document(workspace: Workspace, uri: str) -> TextDocument | None:
+    """The open document for ``uri``, under the key pygls files it by (the unquoted URI:
+    editors send ``%20`` and the like)."""
+    return workspace.text_documents.get(unquote(uri))
+
+
 def use_lsp_documents(server: LanguageServer) -> None:
     """Make the server's workspace hold ``LspTextDocument``s; call from ``initialize``.
 
@@ -81,6 +87,11 @@ def use_lsp_documents(server: LanguageServer) -> None:
     """
     if type(server.workspace) is Workspace:
         server.workspace.__class__ = _LspWorkspace
+
+
+def utf16_len(text: str) -> int:
+    """Length of ``text`` in UTF-16 code units, LSP's default column unit."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _units(encoding: str | None):
@@ -130,4 +141,5 @@ def client_column(doc: TextDocument, line_text: str, column: int) -> int:
         return len(head)
     if encoding == types.PositionEncodingKind.Utf8:
         return len(head.encode("utf-8", "surrogatepass"))
-    return len(head.encode("utf-16-le", "surrogatepass")) // 2
+    return utf16_len(head)
+

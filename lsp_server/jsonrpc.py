@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any, BinaryIO
-from urllib.parse import unquote
 
 from cattrs import transform_error
 from cattrs.errors import ClassValidationError
@@ -33,6 +32,8 @@ from lsprotocol import types
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 from pygls.protocol.json_rpc import RPCRequest
+
+from lsp_server.documents import find_document
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class GhostlineProtocol(LanguageServerProtocol):
             yield from super().lsp_text_document__did_change(params)
 
     def _is_open(self, uri: str, method: str) -> bool:
-        if unquote(uri) in self.workspace.text_documents:
+        if find_document(self.workspace, uri) is not None:
             return True
         log.warning("ignored %s for a document that is not open: %.200s", method, uri)
         return False

@@ -22,7 +22,7 @@ from pygls.workspace import TextDocument
 
 from lsp_server import similarity_features
 from lsp_server.completion import CompletionService, DocumentContext
-from lsp_server.documents import client_column, file_path, line_at, offset_at, use_lsp_documents
+from lsp_server.documents import client_column, file_path, find_document, line_at, offset_at, use_lsp_documents
 from lsp_server.jsonrpc import GhostlineProtocol, ResyncingReader
 from lsp_server.settings import ServerSettings, parse_settings
 
@@ -91,21 +91,16 @@ class GhostlineServer(LanguageServer):
             log.warning(w)
             self.show_warning(f"ghostline: {w}")
 
-    def find_document(self, uri: str) -> TextDocument | None:
-        """The open document for ``uri``: pygls keys documents by the unquoted URI, editors
-        send them quoted (``%20``)."""
-        return self.workspace.text_documents.get(unquote(uri)) or self.workspace.text_documents.get(uri)
-
     def open_document(self, uri: str) -> TextDocument:
         """An open document, or an InvalidParams error: we complete only what the editor holds."""
-        doc = self.find_document(uri)
+        doc = find_document(self.workspace, uri)
         if doc is None:
             raise JsonRpcInvalidParams(f"document not open: {uri}")
         return doc
 
     def document_context(self, uri: str) -> DocumentContext:
         """Where the document lives and what else is open, for retrieval."""
-        doc = self.find_document(uri)
+        doc = find_document(self.workspace, uri)
         language_id = doc.language_id if doc is not None else None
         if not self.settings.retrieval:
             return DocumentContext(uri=uri, language_id=language_id)

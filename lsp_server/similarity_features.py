@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 
-from lsp_server.documents import file_path
+from lsp_server.documents import file_path, find_document, utf16_len
 from lsp_server.similarity.crawl import CrawlConfig
 from lsp_server.similarity.index import Hit
 from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex, default_cache_dir
@@ -245,8 +245,7 @@ class SimilarityFeature:
     def _diagnostic(self, entry, match: Hit) -> types.Diagnostic:
         first = entry.preview.split("\n", 1)[0]
         where = self.server.display_path(Path(match.entry.file).as_uri())
-        line = types.Range(start=types.Position(entry.start_line, 0),
-                           end=types.Position(entry.start_line, len(first.encode("utf-16-le")) // 2))
+        line = types.Range(start=types.Position(entry.start_line, 0), end=types.Position(entry.start_line, utf16_len(first)))
         return types.Diagnostic(
             range=line, severity=types.DiagnosticSeverity.Hint, source="ghostline", code="similar-code",
             message=f"Similar code: {match.entry.name} in {where}:{match.entry.start_line + 1} "
@@ -277,7 +276,7 @@ class SimilarityFeature:
         if end > start and end_char == 0:
             end -= 1  # a selection ending at the start of a line does not include that line
         path = file_path(uri)
-        doc = self.server.find_document(uri)
+        doc = find_document(self.server.workspace, uri)
         if path is None:
             raise JsonRpcInvalidParams(f"not a file URI: {uri}")
         if doc is not None:
