@@ -143,3 +143,38 @@ def client_column(doc: TextDocument, line_text: str, column: int) -> int:
         return len(head.encode("utf-8", "surrogatepass"))
     return utf16_len(head)
 
+
+# The completion pipeline sees a document through a window around the cursor, so that a
+# huge file or minified line costs no more than a normal one (tree-sitter, the tokenizer
+# and the type-ahead cache only see the window).  It holds more than any prompt can use
+# (at most 4096 tokens before the cursor, 2048 after) and the definitions around the cursor.
+WINDOW_BEFORE = 64 * 1024  # characters before the cursor
+WINDOW_AFTER = 16 * 1024  # characters after it
+_WINDOW_STEP = 4 * 1024  # the window's start moves in steps this long
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def cursor_window(text: str, offset: int) -> tuple[str, str, str]:
+    """``(prefix, suffix, line_break)``: the text around ``offset`` the pipeline works on.
+
+    The prefix starts on a step boundary (then at the next line start, if one is near), so
+    it stays the same while the user types and the type-ahead cache and CTranslate2's static
+    prompt keep matching.  Line breaks become ``\\n``, as the model saw them in training (in
+    a CR-only file there would be no lines at all); ``line_break`` is the document's own,
+    for giving a completion back.
+    """
+    start = 0
+    if offset > WINDOW_BEFORE:
+        start = (offset - WINDOW_BEFORE) // _WINDOW_STEP * _WINDOW_STEP
+        line_start = text.find("\n", start, start + _WINDOW_STEP)
+        if line_start >= 0:
+            start = line_start + 1
+    end = min(len(text), offset + WINDOW_AFTER)
+    if end < len(text):
+        line_end = text.rfind("\n", max(offset, end - _WINDOW_STEP), end)
+        if line_end >= 0:
+            end = line_end
+    prefix, suffix = text[start:offset], text[offset:end]
+    found = _LINE_BREAK.search(prefix) or _LINE_BREAK.search(suffix)
+    line_break = found.group() if found else "\n"
+    return lsp_line_breaks(prefix), lsp_line_breaks(suffix), line_break
