@@ -72,6 +72,19 @@ def file_path(uri: str) -> Path | None:
     return Path(path) if parsed.scheme == "file" and "\x00" not in path else None
 
 
+def display_path(uri: str, root: str | None) -> str:
+    """Workspace-relative path of a document (its name when outside ``root``), for people
+    and for the prompt header."""
+    parsed = urlparse(uri)
+    path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(parsed.path or uri)
+    if root:
+        try:
+            return path.relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return path.name
+
+
 def find_document(workspace: Workspace, uri: str) -> TextDocument | None:
     """The open document for ``uri``, under the key pygls files it by (the unquoted URI:
     editors send ``%20`` and the like)."""

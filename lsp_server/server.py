@@ -1,7 +1,8 @@
-"""The language server: thin protocol handlers over the completion service.
+"""The language server: thin protocol handlers over the completion and similarity services.
 
-Each handler translates between LSP types and domain calls; the work lives in
-``completion.py`` (pipeline), ``prompt.py`` and ``postprocess.py``.  Anything a user must
+Each handler translates between LSP types and domain calls and calls every service that
+cares about the event; the work lives in ``completion.py`` (pipeline, with ``prompt.py``
+and ``postprocess.py``) and ``similar_code.py`` (index, hints, search).  Anything a user must
 know (no model, bad settings) goes out as ``window/showMessage``; everything else is
 logged through ``window/logMessage``.
 """
@@ -13,18 +14,19 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.progress import Progress
 from pygls.workspace import TextDocument
 
-from lsp_server import similarity_features
 from lsp_server.completion import CompletionService, DocumentContext
-from lsp_server.documents import client_column, file_path, find_document, line_at, offset_at, use_lsp_documents
+from lsp_server.documents import (client_column, display_path, file_path, find_document, line_at, offset_at,
+                                  use_lsp_documents)
 from lsp_server.jsonrpc import GhostlineProtocol, ResyncingReader
 from lsp_server.settings import ServerSettings, parse_settings
+from lsp_server.similar_code import FIND_SIMILAR, SimilarityService
 
 log = logging.getLogger("lsp_server")
 VERSION = "0.1.0"
@@ -35,6 +37,10 @@ class GhostlineServer(LanguageServer):
         super().__init__("ghostline", VERSION, protocol_cls=GhostlineProtocol)  # answers what pygls cannot read
         self.settings = ServerSettings()
         self.completions = CompletionService(on_error=self.show_error)
+        self.similarity = SimilarityService(
+            settings=lambda: self.settings, workspace=lambda: self.workspace,
+            publish_diagnostics=self.text_document_publish_diagnostics, progress=self.client_progress,
+            show_error=self.show_error, on_loop=self.on_loop)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
 
@@ -56,6 +62,18 @@ class GhostlineServer(LanguageServer):
             self._loop.call_soon_threadsafe(fn, *args)
             return True
         return False
+
+    def on_loop(self, fn, *args) -> None:
+        """Run ``fn(*args)`` on the event loop: now when called there, else soon."""
+        if not self.off_loop(fn, *args):
+            fn(*args)
+
+    def client_progress(self) -> Progress | None:
+        """Work-done progress, when the client can show it."""
+        caps = self.client_capabilities
+        if caps is not None and caps.window is not None and caps.window.work_done_progress:
+            return self.work_done_progress
+        return None
 
     def show_error(self, message: str) -> None:
         if self.off_loop(self.show_error, message):
@@ -115,15 +133,7 @@ class GhostlineServer(LanguageServer):
 
     def display_path(self, uri: str) -> str:
         """Workspace-relative path of a document, for the prompt header."""
-        parsed = urlparse(uri)
-        path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(parsed.path or uri)
-        root = self.workspace.root_path
-        if root:
-            try:
-                return path.relative_to(root).as_posix()
-            except ValueError:
-                pass
-        return path.name
+        return display_path(uri, self.workspace.root_path)
 
 
 class _ClientLogHandler(logging.Handler):
@@ -173,6 +183,7 @@ def create_server() -> GhostlineServer:
         if ls.settings.enabled:
             ls.completions.preload(ls.settings, on_done=ls.send_status)
         ls.send_status()
+        ls.similarity.start()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def on_configuration(ls: GhostlineServer, params: types.DidChangeConfigurationParams) -> None:
@@ -180,6 +191,28 @@ def create_server() -> GhostlineServer:
         if ls.settings.enabled:
             ls.completions.preload(ls.settings, on_done=ls.send_status)
         ls.send_status()
+        ls.similarity.start()
+
+    # pygls updates its open documents first, then calls these.
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def on_open(ls: GhostlineServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.similarity.on_document(params)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def on_change(ls: GhostlineServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.similarity.on_document(params)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def on_close(ls: GhostlineServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.similarity.on_close(params)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def on_save(ls: GhostlineServer, params: types.DidSaveTextDocumentParams) -> None:
+        ls.similarity.on_save(params)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def on_files(ls: GhostlineServer, params: types.DidChangeWatchedFilesParams) -> None:
+        ls.similarity.on_files(params)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: GhostlineServer, params: types.InlineCompletionParams):
@@ -237,9 +270,14 @@ def create_server() -> GhostlineServer:
         return await ls.completions.explain(ls.display_path(doc.uri), doc.source, offset, ls.settings,
                                             ls.document_context(doc.uri))
 
+    @server.feature(FIND_SIMILAR)
+    async def find_similar(ls: GhostlineServer, params) -> dict:
+        """``{textDocument, range, limit?}`` -> ``{items: [{uri, range, score, preview}]}``."""
+        return await ls.similarity.find_similar(params)
+
     @server.feature(types.SHUTDOWN)
     def on_shutdown(ls: GhostlineServer, params: None) -> None:
         ls.completions.shutdown()
+        ls.similarity.shutdown()
 
-    similarity_features.register(server)  # ghostline/findSimilar, duplicate hints (after the features above)
     return server
