@@ -2,16 +2,13 @@
 
 LSP lines end at ``\\n``, ``\\r\\n`` or ``\\r`` and nowhere else.  pygls splits a document with
 ``str.splitlines``, which also breaks at form feeds, vertical tabs, ``\\x1c``-``\\x1e``,
-``\\x85``, ``\\u2028`` and ``\\u2029``: in a file holding one of them (a form feed between
-sections is common in older C and Python code; binary content holds anything) every
-position below it named the wrong line, so completions were computed for the wrong place
-and incremental edits were applied in the wrong place.  ``LspTextDocument`` splits as LSP
-does, and every pygls conversion and edit goes through that split.
+``\\x85``, ``\\u2028`` and ``\\u2029`` (a form feed between sections is common in older C and
+Python code), so positions below such a character would name the wrong line.
+``LspTextDocument`` splits as LSP does, and every pygls conversion and edit goes through it.
 
-pygls also converts a column by walking the line one character at a time in Python, which
-on a 1 MB minified line holds the event loop for a good fraction of a second per
-conversion; ``offset_at`` and ``client_column`` do the same in C unless the line has
-characters that need the walk (outside the BMP for UTF-16, any non-ASCII for UTF-8).
+pygls converts a column by walking the line in Python, too slow on a minified line for the
+event loop; ``offset_at`` and ``client_column`` convert in C unless the line has characters
+that need the walk (outside the BMP for UTF-16, any non-ASCII for UTF-8).
 """
 
 from __future__ import annotations
@@ -62,11 +59,8 @@ def lsp_line_breaks(text: str) -> str:
 
 
 def file_path(uri: str) -> Path | None:
-    """The path of a ``file:`` URI; None for other schemes and for a path no file can have.
-
-    A NUL (``%00``) makes every filesystem call raise ValueError: one such open document
-    turned every completion's retrieval, and findSimilar on it, into an internal error.
-    """
+    """The path of a ``file:`` URI; None for other schemes and for a path no file can have
+    (a NUL, ``%00``, makes every filesystem call raise ValueError)."""
     parsed = urlparse(uri)
     path = unquote(parsed.path)
     return Path(path) if parsed.scheme == "file" and "\x00" not in path else None

@@ -263,7 +263,7 @@ def create_server() -> GhostlineServer:
             position = types.Position(line=int(pos.line), character=int(pos.character))
         except (AttributeError, TypeError, ValueError, OverflowError):  # Overflow: a line of Infinity
             raise JsonRpcInvalidParams(expected) from None
-        if not isinstance(uri, str):  # a number here was a TypeError deep in the lookup, with a traceback
+        if not isinstance(uri, str):  # the lookup needs a string; anything else is the client's error
             raise JsonRpcInvalidParams(expected)
         doc = ls.open_document(uri)
         offset = _cursor(doc, position)
