@@ -38,7 +38,7 @@ class GhostlineServer(LanguageServer):
         self.settings = ServerSettings()
         self.completions = CompletionService(on_error=self.show_error)
         self.similarity = SimilarityService(
-            settings=lambda: self.settings, workspace=lambda: self.workspace,
+            settings=lambda: self.settings, documents=lambda: self.workspace,
             publish_diagnostics=self.text_document_publish_diagnostics, progress=self.client_progress,
             show_error=self.show_error, on_loop=self.on_loop)
         self._loop: asyncio.AbstractEventLoop | None = None

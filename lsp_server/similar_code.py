@@ -52,18 +52,18 @@ def _field(obj: Any, name: str, default: Any = None) -> Any:
 class SimilarityService:
     """The similarity index of the workspace, kept in step with the editor.
 
-    What it needs from the server: the current ``settings()``, pygls's ``workspace()``
-    (open documents, root folder), ``publish_diagnostics``, the client's work-done
+    What it needs from the server: the current ``settings()``, ``documents()`` (pygls's
+    workspace: open documents, root folder), ``publish_diagnostics``, the client's work-done
     ``progress()`` (None when unsupported), ``show_error`` for the user, and ``on_loop`` to
     run a protocol write on the event loop from a worker thread.
     """
 
-    def __init__(self, *, settings: Callable[[], ServerSettings], workspace: Callable[[], Workspace],
+    def __init__(self, *, settings: Callable[[], ServerSettings], documents: Callable[[], Workspace],
                  publish_diagnostics: Callable[[types.PublishDiagnosticsParams], None],
                  progress: Callable[[], Progress | None], show_error: Callable[[str], None],
                  on_loop: Callable[..., None]) -> None:
         self._settings = settings
-        self._documents = workspace
+        self._documents = documents
         self._publish = publish_diagnostics
         self._progress = progress
         self._show_error = show_error
