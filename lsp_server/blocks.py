@@ -9,41 +9,10 @@ body, a ``{ }`` statement block).  Elsewhere completions stay single-line.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
-from tree_sitter import Language, Parser
+from lsp_server.languages import language_of, parser
 
 _BLOCK_TYPES = {"block", "statement_block", "class_body"}
-# language id -> (placeholder statement, opener that must end the line above)
-_LANGS = {"python": ("pass", ":"), "javascript": ("x;", "{"), "typescript": ("x;", "{"),
-          "typescriptreact": ("x;", "{"), "javascriptreact": ("x;", "{")}
-_SUFFIX_LANG = {".py": "python", ".pyi": "python", ".js": "javascript", ".jsx": "javascriptreact",
-                ".mjs": "javascript", ".cjs": "javascript", ".ts": "typescript", ".tsx": "typescriptreact"}
-
-
-def language_of(path: str, language_id: str | None = None) -> str | None:
-    if language_id in _LANGS:
-        return language_id
-    for suffix, lang in _SUFFIX_LANG.items():
-        if path.endswith(suffix):
-            return lang
-    return None
-
-
-@lru_cache(maxsize=None)
-def _parser(lang: str) -> Parser:
-    if lang == "python":
-        import tree_sitter_python as grammar
-
-        return Parser(Language(grammar.language()))
-    if lang in ("typescript", "typescriptreact"):
-        import tree_sitter_typescript as grammar
-
-        fn = grammar.language_tsx if lang == "typescriptreact" else grammar.language_typescript
-        return Parser(Language(fn()))
-    import tree_sitter_javascript as grammar
-
-    return Parser(Language(grammar.language()))
 
 
 @dataclass(frozen=True)
@@ -58,14 +27,15 @@ def _indent(line: str) -> int:
 
 def empty_block_at_cursor(prefix: str, suffix: str, lang: str | None) -> BlockRequest | None:
     """A BlockRequest when the cursor is on a blank line that starts an empty block body."""
-    if lang not in _LANGS:
+    language = language_of(None, lang)
+    if language is None or language.block is None:
         return None
     line = prefix.rsplit("\n", 1)[-1]
     rest_of_line = suffix.split("\n", 1)[0]
     if line.strip() or rest_of_line.strip():
         return None
     above = [l for l in prefix.split("\n")[:-1] if l.strip()]
-    placeholder, opener = _LANGS[lang]
+    placeholder, opener = language.block
     if not above or not above[-1].rstrip().endswith(opener):
         return None
     header_indent = _indent(above[-1])
@@ -73,7 +43,7 @@ def empty_block_at_cursor(prefix: str, suffix: str, lang: str | None) -> BlockRe
     # Is the placeholder the only statement of a block?  Then the body is empty.
     text = prefix[: len(prefix) - len(line)] + body + placeholder + suffix
     start = len((prefix[: len(prefix) - len(line)] + body).encode("utf-8"))
-    tree = _parser(lang).parse(text.encode("utf-8"))
+    tree = parser(language.grammar).parse(text.encode("utf-8"))
     node = tree.root_node.descendant_for_byte_range(start, start + len(placeholder))
     while node is not None and node.type not in _BLOCK_TYPES:
         node = node.parent
@@ -104,11 +74,12 @@ def block_stop_rule(request: BlockRequest, max_lines: int):
 def trim_to_valid(prefix: str, block: str, suffix: str, lang: str) -> str:
     """Drop trailing lines of ``block`` until the document parses with no more errors than
     it has with an empty body; a block that never fits becomes empty."""
-    parser = _parser(lang)
-    placeholder = _LANGS[lang][0]
+    language = language_of(None, lang)
+    grammar = parser(language.grammar)
+    placeholder = language.block[0]
 
     def errors(middle: str) -> int:
-        tree = parser.parse((prefix + middle + suffix).encode("utf-8"))
+        tree = grammar.parse((prefix + middle + suffix).encode("utf-8"))
         return _count_errors(tree.root_node)
 
     baseline = errors(placeholder)

@@ -22,7 +22,6 @@ class TypeAheadCache:
     def __init__(self, capacity: int = 256) -> None:
         self.capacity = capacity
         self._entries: OrderedDict[tuple[str, int, int], _Entry] = OrderedDict()
-        self.hits = 0
 
     def put(self, uri: str, prefix: str, suffix: str, text: str) -> None:
         key = (uri, hash(prefix), hash(suffix))
@@ -36,7 +35,6 @@ class TypeAheadCache:
         exact = self._entries.get((uri, hash(prefix), hash(suffix)))
         if exact is not None and exact.prefix == prefix and exact.suffix == suffix:
             self._entries.move_to_end((uri, hash(prefix), hash(suffix)))
-            self.hits += 1
             return exact.text
         # Newest first: the suggestion the user is most likely typing through.
         for key in reversed(self._entries):
@@ -45,13 +43,5 @@ class TypeAheadCache:
                 continue
             typed_len = len(prefix) - len(e.prefix)
             if typed_len < len(e.text) and prefix.startswith(e.prefix) and e.text.startswith(prefix[len(e.prefix):]):
-                self.hits += 1
                 return e.text[typed_len:]
         return None
-
-    def clear(self, uri: str | None = None) -> None:
-        if uri is None:
-            self._entries.clear()
-        else:
-            for key in [k for k in self._entries if k[0] == uri]:
-                del self._entries[key]

@@ -17,6 +17,7 @@ from typing import AsyncIterator
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+from lsp_server.documents import utf16_len
 from model import __version__
 
 
@@ -146,11 +147,6 @@ async def _drain(client: GhostlineClient) -> None:
         client.stderr_tail = (client.stderr_tail + chunk.decode("utf-8", "replace"))[-65536:]
 
 
-def _utf16_column(line_text: str, column: int) -> int:
-    """LSP positions count UTF-16 code units; the CLI takes characters."""
-    return len(line_text[:column].encode("utf-16-le")) // 2
-
-
 async def _complete(path: Path, line: int, column: int, options: dict) -> tuple[str, float, list[str]]:
     text = path.read_text(encoding="utf-8", errors="replace")
     lines = text.split("\n")
@@ -158,7 +154,7 @@ async def _complete(path: Path, line: int, column: int, options: dict) -> tuple[
     async with running_server(path.resolve().parent, options) as client:
         client.open(uri, text)
         t0 = time.perf_counter()
-        completion = await client.inline(uri, line, _utf16_column(lines[line], column))
+        completion = await client.inline(uri, line, utf16_len(lines[line][:column]))  # the CLI counts characters
         return completion, time.perf_counter() - t0, client.messages
 
 

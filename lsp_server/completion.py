@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -19,57 +17,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.engine import Completion, CompletionEngine, GenerationOptions, ModelLoadError
+from model.engine import Completion, CompletionEngine, GenerationOptions
 from model.prompt_format import Prompt
-from lsp_server.blocks import BlockRequest, block_stop_rule, empty_block_at_cursor, language_of, trim_to_valid
+from lsp_server.blocks import BlockRequest, block_stop_rule, empty_block_at_cursor, trim_to_valid
 from lsp_server.cache import TypeAheadCache
-from lsp_server.documents import lsp_line_breaks
+from lsp_server.documents import cursor_window
+from lsp_server.languages import language_of
 from lsp_server.line_memory import LineMemory
+from lsp_server.models import ModelHolder
 from lsp_server.postprocess import clean_block, clean_single_line
 from lsp_server.prompt import build_prompt
 from lsp_server.retrieval import Retriever, Snippet
 from lsp_server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
-
-# The pipeline sees a document through a window around the cursor.  A prompt holds at most
-# max_prefix_tokens (<= 4096) tokens before the cursor and max_suffix_tokens (<= 2048) after
-# it, a few characters each, so the window holds more than any prompt can use and gives
-# tree-sitter the definitions around the cursor.  Without it a 10 MB file (or a 1 MB
-# minified line) was parsed and tokenized whole on every request -- seconds during which
-# the GIL is held and the event loop stalls too -- the current line could overflow the
-# model's context (CTranslate2 then fails to allocate), and each type-ahead cache entry
-# kept two copies of the file.
-WINDOW_BEFORE = 64 * 1024  # characters before the cursor
-WINDOW_AFTER = 16 * 1024  # characters after it
-_WINDOW_STEP = 4 * 1024  # the window's start moves in steps this long
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def cursor_window(text: str, offset: int) -> tuple[str, str, str]:
-    """``(prefix, suffix, line_break)``: the text around ``offset`` the pipeline works on.
-
-    The prefix starts on a step boundary (then at the next line start, if one is near), so
-    it stays the same while the user types and the type-ahead cache and CTranslate2's static
-    prompt keep matching.  Line breaks become ``\\n``, as the model saw them in training (in
-    a CR-only file there would be no lines at all); ``line_break`` is the document's own,
-    for giving a completion back.
-    """
-    start = 0
-    if offset > WINDOW_BEFORE:
-        start = (offset - WINDOW_BEFORE) // _WINDOW_STEP * _WINDOW_STEP
-        line_start = text.find("\n", start, start + _WINDOW_STEP)
-        if line_start >= 0:
-            start = line_start + 1
-    end = min(len(text), offset + WINDOW_AFTER)
-    if end < len(text):
-        line_end = text.rfind("\n", max(offset, end - _WINDOW_STEP), end)
-        if line_end >= 0:
-            end = line_end
-    prefix, suffix = text[start:offset], text[offset:end]
-    found = _LINE_BREAK.search(prefix) or _LINE_BREAK.search(suffix)
-    line_break = found.group() if found else "\n"
-    return lsp_line_breaks(prefix), lsp_line_breaks(suffix), line_break
 
 
 @dataclass
@@ -99,72 +60,7 @@ class _Plan:
 @dataclass
 class CompletionResult:
     text: str
-    completion: Completion | None
-    skipped: str | None = None  # why no model call was made ("superseded", "disabled", "no model")
-    source: str = "model"  # or "line memory": copied from an existing line
-
-
-class ModelHolder:
-    """Owns the engine for the current settings; loading happens off the event loop."""
-
-    def __init__(self, on_error: Callable[[str], None]) -> None:
-        self._on_error = on_error
-        self._lock = threading.Lock()
-        self._key: tuple | None = None
-        self._engine: CompletionEngine | None = None
-        self._error: str | None = None
-
-    def _wanted(self, settings: ServerSettings) -> tuple:
-        """What the engine must match: settings, and a stamp of every file in the folder.
-
-        A model folder can change under a running server (a new export copied over it, a
-        folder renamed into place).  Any file counts, not only ``model.bin``: a new
-        tokenizer must be read too, and CTranslate2 re-reads the folder by itself when the
-        engine trims its static-prompt cache, so a missed swap would mix two models.  The
-        inode and ctime catch a copy that keeps the old mtime (``cp -p``).
-        """
-        path = settings.resolved_model_path()
-        try:
-            with os.scandir(path) as entries:
-                stamp = tuple(sorted((e.name, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
-                                     for e in entries if e.is_file() for st in (e.stat(),)))
-        except OSError:
-            stamp = None
-        return (str(path), settings.device, settings.cpu_threads, stamp)
-
-    def get(self, settings: ServerSettings) -> CompletionEngine | None:
-        """The engine for ``settings``, loading (or reloading after a swap) as needed."""
-        key = self._wanted(settings)
-        with self._lock:
-            if key == self._key:
-                return self._engine
-            self._key = key
-            self._engine, self._error = None, None
-            t0 = time.perf_counter()
-            try:
-                self._engine = CompletionEngine(
-                    Path(key[0]), device=settings.device, cpu_threads=settings.cpu_threads
-                )
-            except ModelLoadError as exc:
-                self._error = str(exc)
-            except Exception as exc:  # noqa: BLE001 - any loader failure must reach the user, not kill the server
-                self._error = f"cannot load model {key[0]}: {exc}"
-            if self._error:
-                log.error(self._error)
-                self._on_error(f"ghostline: {self._error}. Completions are off until a model loads "
-                               f"(setting ghostline.modelPath).")
-                return None
-            log.info("model %s loaded on %s (%s) in %.2fs", key[0], self._engine.device,
-                     self._engine.compute_type, time.perf_counter() - t0)
-            return self._engine
-
-    @property
-    def error(self) -> str | None:
-        return self._error
-
-    @property
-    def engine(self) -> CompletionEngine | None:
-        return self._engine
+    completion: Completion | None  # None: no model call was made
 
 
 class CompletionService:
@@ -197,16 +93,16 @@ class CompletionService:
     async def complete(self, uri: str, path: str, text: str, offset: int,
                        settings: ServerSettings, context: DocumentContext | None = None) -> CompletionResult:
         if not settings.enabled:
-            return CompletionResult("", None, skipped="disabled")
+            return CompletionResult("", None)
         ticket = self._supersede(uri)
         prefix, suffix, line_break = cursor_window(text, offset)
         cached = self.cache.get(uri, prefix, suffix)
         if cached is not None:
-            return CompletionResult(cached.replace("\n", line_break), None, skipped="cached")
+            return CompletionResult(cached.replace("\n", line_break), None)
         if settings.debounce_ms:
             await asyncio.sleep(settings.debounce_ms / 1000)
         if self._tickets.get(uri) != ticket:
-            return CompletionResult("", None, skipped="superseded")
+            return CompletionResult("", None)
         cancel = threading.Event()
         self._cancel_events[uri] = cancel
         loop = asyncio.get_running_loop()
@@ -232,11 +128,11 @@ class CompletionService:
               context: DocumentContext) -> tuple[str | None, BlockRequest | None]:
         """The language, and the block to write when the cursor sits in an empty block body
         (tree-sitter decides); ``None`` asks for the rest of the line."""
-        lang = language_of(path, context.language_id)
+        language = language_of(path, context.language_id)
+        lang = language.id if language is not None else None
         return lang, empty_block_at_cursor(prefix, suffix, lang) if settings.multiline else None
 
-    def _recall(self, prefix: str, suffix: str, settings: ServerSettings,
-                context: DocumentContext) -> CompletionResult | None:
+    def _recall(self, prefix: str, suffix: str, settings: ServerSettings, context: DocumentContext) -> str | None:
         """Line memory (``line_memory.py``): the rest of the line as the code base already
         writes it, without a model call; None when no existing line fits."""
         files = ()
@@ -245,12 +141,7 @@ class CompletionService:
         copied = self.line_memory.suggest(prefix, suffix, files)
         if not copied:
             return None
-        text = clean_single_line(copied, suffix.split("\n", 1)[0], prefix.rsplit("\n", 1)[-1])
-        if not text:
-            return None
-        log.info("line memory %s: %d characters", context.uri, len(text))
-        self.cache.put(context.uri, prefix, suffix, text)
-        return CompletionResult(text, None, source="line memory")
+        return clean_single_line(copied, suffix.split("\n", 1)[0], prefix.rsplit("\n", 1)[-1]) or None
 
     def _plan(self, engine: CompletionEngine, path: str, prefix: str, suffix: str,
               settings: ServerSettings, context: DocumentContext,
@@ -267,15 +158,17 @@ class CompletionService:
     def _generate(self, path: str, prefix: str, suffix: str, settings: ServerSettings,
                   cancel: threading.Event, context: DocumentContext) -> CompletionResult:
         if cancel.is_set():
-            return CompletionResult("", None, skipped="superseded")
+            return CompletionResult("", None)
         lang, block = self._mode(path, prefix, suffix, settings, context)
         if block is None and settings.line_memory:
             recalled = self._recall(prefix, suffix, settings, context)
             if recalled is not None:
-                return recalled
+                log.info("line memory %s: %d characters", context.uri, len(recalled))
+                self.cache.put(context.uri, prefix, suffix, recalled)
+                return CompletionResult(recalled, None)
         engine = self.models.get(settings)
         if engine is None:
-            return CompletionResult("", None, skipped="no model")
+            return CompletionResult("", None)
         plan = self._plan(engine, path, prefix, suffix, settings, context, mode=(lang, block))
         options = GenerationOptions(max_tokens=plan.max_tokens, single_line=block is None,
                                     reuse_static_prompt=settings.static_prompt_reuse)
@@ -284,7 +177,7 @@ class CompletionService:
         log.info("completion %s: %d tokens in %.0f ms (%s%s)", path, completion.tokens,
                  1000 * completion.seconds, completion.stop_reason, ", block" if block else "")
         if completion.stop_reason == "cancelled" or cancel.is_set():
-            return CompletionResult("", completion, skipped="cancelled")
+            return CompletionResult("", completion)
         prefix_line = prefix.rsplit("\n", 1)[-1]
         raw = completion.text
         if prefix_line and not prefix_line.strip():
@@ -310,7 +203,7 @@ class CompletionService:
                 if plan.block is None and settings.line_memory else None
             return {
                 "mode": "block" if plan.block else "line",
-                "lineMemory": recalled.text if recalled else None,  # when set, the model is not asked
+                "lineMemory": recalled,  # when set, the model is not asked
                 "prompt": engine.tokenizer.decode(plan.prompt.ids, skip_special_tokens=False),
                 "staticTokens": len(plan.prompt.static),
                 "dynamicTokens": len(plan.prompt.dynamic),

@@ -2,16 +2,13 @@
 
 LSP lines end at ``\\n``, ``\\r\\n`` or ``\\r`` and nowhere else.  pygls splits a document with
 ``str.splitlines``, which also breaks at form feeds, vertical tabs, ``\\x1c``-``\\x1e``,
-``\\x85``, ``\\u2028`` and ``\\u2029``: in a file holding one of them (a form feed between
-sections is common in older C and Python code; binary content holds anything) every
-position below it named the wrong line, so completions were computed for the wrong place
-and incremental edits were applied in the wrong place.  ``LspTextDocument`` splits as LSP
-does, and every pygls conversion and edit goes through that split.
+``\\x85``, ``\\u2028`` and ``\\u2029`` (a form feed between sections is common in older C and
+Python code), so positions below such a character would name the wrong line.
+``LspTextDocument`` splits as LSP does, and every pygls conversion and edit goes through it.
 
-pygls also converts a column by walking the line one character at a time in Python, which
-on a 1 MB minified line holds the event loop for a good fraction of a second per
-conversion; ``offset_at`` and ``client_column`` do the same in C unless the line has
-characters that need the walk (outside the BMP for UTF-16, any non-ASCII for UTF-8).
+pygls converts a column by walking the line in Python, too slow on a minified line for the
+event loop; ``offset_at`` and ``client_column`` convert in C unless the line has characters
+that need the walk (outside the BMP for UTF-16, any non-ASCII for UTF-8).
 """
 
 from __future__ import annotations
@@ -62,14 +59,30 @@ def lsp_line_breaks(text: str) -> str:
 
 
 def file_path(uri: str) -> Path | None:
-    """The path of a ``file:`` URI; None for other schemes and for a path no file can have.
-
-    A NUL (``%00``) makes every filesystem call raise ValueError: one such open document
-    turned every completion's retrieval, and findSimilar on it, into an internal error.
-    """
+    """The path of a ``file:`` URI; None for other schemes and for a path no file can have
+    (a NUL, ``%00``, makes every filesystem call raise ValueError)."""
     parsed = urlparse(uri)
     path = unquote(parsed.path)
     return Path(path) if parsed.scheme == "file" and "\x00" not in path else None
+
+
+def display_path(uri: str, root: str | None) -> str:
+    """Workspace-relative path of a document (its name when outside ``root``), for people
+    and for the prompt header."""
+    parsed = urlparse(uri)
+    path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(parsed.path or uri)
+    if root:
+        try:
+            return path.relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return path.name
+
+
+def find_document(workspace: Workspace, uri: str) -> TextDocument | None:
+    """The open document for ``uri``, under the key pygls files it by (the unquoted URI:
+    editors send ``%20`` and the like)."""
+    return workspace.text_documents.get(unquote(uri))
 
 
 def use_lsp_documents(server: LanguageServer) -> None:
@@ -81,6 +94,11 @@ def use_lsp_documents(server: LanguageServer) -> None:
     """
     if type(server.workspace) is Workspace:
         server.workspace.__class__ = _LspWorkspace
+
+
+def utf16_len(text: str) -> int:
+    """Length of ``text`` in UTF-16 code units, LSP's default column unit."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _units(encoding: str | None):
@@ -130,4 +148,40 @@ def client_column(doc: TextDocument, line_text: str, column: int) -> int:
         return len(head)
     if encoding == types.PositionEncodingKind.Utf8:
         return len(head.encode("utf-8", "surrogatepass"))
-    return len(head.encode("utf-16-le", "surrogatepass")) // 2
+    return utf16_len(head)
+
+
+# The completion pipeline sees a document through a window around the cursor, so that a
+# huge file or minified line costs no more than a normal one (tree-sitter, the tokenizer
+# and the type-ahead cache only see the window).  It holds more than any prompt can use
+# (at most 4096 tokens before the cursor, 2048 after) and the definitions around the cursor.
+WINDOW_BEFORE = 64 * 1024  # characters before the cursor
+WINDOW_AFTER = 16 * 1024  # characters after it
+_WINDOW_STEP = 4 * 1024  # the window's start moves in steps this long
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def cursor_window(text: str, offset: int) -> tuple[str, str, str]:
+    """``(prefix, suffix, line_break)``: the text around ``offset`` the pipeline works on.
+
+    The prefix starts on a step boundary (then at the next line start, if one is near), so
+    it stays the same while the user types and the type-ahead cache and CTranslate2's static
+    prompt keep matching.  Line breaks become ``\\n``, as the model saw them in training (in
+    a CR-only file there would be no lines at all); ``line_break`` is the document's own,
+    for giving a completion back.
+    """
+    start = 0
+    if offset > WINDOW_BEFORE:
+        start = (offset - WINDOW_BEFORE) // _WINDOW_STEP * _WINDOW_STEP
+        line_start = text.find("\n", start, start + _WINDOW_STEP)
+        if line_start >= 0:
+            start = line_start + 1
+    end = min(len(text), offset + WINDOW_AFTER)
+    if end < len(text):
+        line_end = text.rfind("\n", max(offset, end - _WINDOW_STEP), end)
+        if line_end >= 0:
+            end = line_end
+    prefix, suffix = text[start:offset], text[offset:end]
+    found = _LINE_BREAK.search(prefix) or _LINE_BREAK.search(suffix)
+    line_break = found.group() if found else "\n"
+    return lsp_line_breaks(prefix), lsp_line_breaks(suffix), line_break

@@ -12,11 +12,11 @@ cattrs.  Left alone, two things go wrong on bad input:
   reading resumes at the next message, and drops lengths over ``MAX_MESSAGE_BYTES``.
 * **Answers.**  A request whose parameters do not fit its method (a string for a line
   number), whose envelope is broken (``"jsonrpc": "1.0"``, an array as id) or that is not
-  JSON-RPC at all was logged and dropped, and the client waited forever for the answer.
+  JSON-RPC at all is logged and dropped by pygls, and the client waits forever for an answer.
   ``GhostlineProtocol`` answers such requests with ``InvalidParams``/``InvalidRequest``
   (id null where the id itself is unusable, as JSON-RPC says) and drops such notifications
   with a log line instead of an error popup.  Requests after ``shutdown`` get the
-  ``InvalidRequest`` the spec asks for; pygls dropped them unanswered too.
+  ``InvalidRequest`` the spec asks for, where pygls drops them unanswered.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any, BinaryIO
-from urllib.parse import unquote
 
 from cattrs import transform_error
 from cattrs.errors import ClassValidationError
@@ -33,6 +32,8 @@ from lsprotocol import types
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 from pygls.protocol.json_rpc import RPCRequest
+
+from lsp_server.documents import find_document
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,9 @@ class GhostlineProtocol(LanguageServerProtocol):
             super().handle_message(message)
 
     def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
-        """pygls files every handler's future under its message id so ``$/cancelRequest``
-        can find it, but only a request's answer takes it out again: every notification
-        (each keystroke's ``didChange``) left its future behind, ~2 KB a keystroke, for
-        good.  Forget each one when it is done."""
+        """pygls files every handler's future under its message id for ``$/cancelRequest``
+        but removes it only when answering a request; forget each one when it is done, so
+        notifications (a ``didChange`` per keystroke) do not pile up."""
         super()._execute_handler(msg_id, handler, callback, args, kwargs)
         future = self._request_futures.get(msg_id)
         if future is not None:
@@ -113,13 +113,13 @@ class GhostlineProtocol(LanguageServerProtocol):
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
-        """An edit to a document that is not open is dropped with a log line; pygls raised
-        KeyError, which the editor showed as an "Error in server" popup."""
+        """An edit to a document that is not open is dropped with a log line (pygls would
+        raise KeyError, which editors show as an error popup)."""
         if self._is_open(params.text_document.uri, "didChange"):
             yield from super().lsp_text_document__did_change(params)
 
     def _is_open(self, uri: str, method: str) -> bool:
-        if unquote(uri) in self.workspace.text_documents:
+        if find_document(self.workspace, uri) is not None:
             return True
         log.warning("ignored %s for a document that is not open: %.200s", method, uri)
         return False

@@ -42,7 +42,7 @@ def build_prompt(engine: CompletionEngine, path: str, prefix: str, suffix: str, 
     if context_budget and retriever is not None and file_path is not None:
         before, _ = split_prefix(prefix)
         snippets = retriever.retrieve(file_path, before, open_docs or {}, root)
-        context = format_context(snippets, file_path.suffix,
+        context = format_context(snippets, file_path,
                                  lambda text: len(encode(engine.tokenizer, text)) <= context_budget)
     # Budget the context left unused goes back to the prefix.
     prefix_budget += context_budget - (len(encode(engine.tokenizer, context)) if context else 0)

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lsp_server.documents import lsp_line_breaks
+from lsp_server.languages import comment_of, family_of
 from lsp_server.line_memory import FileLines
 from lsp_server.similarity.crawl import CrawlConfig, crawl
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_FAMILIES = [{".py", ".pyi"}, {".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx"}]
-_COMMENT = {".py": "#", ".pyi": "#"}
 
 
 @dataclass(frozen=True)
@@ -60,13 +59,6 @@ def identifiers(text: str) -> frozenset[str]:
     return frozenset(_IDENT.findall(text))
 
 
-def _family(suffix: str) -> set[str]:
-    for fam in _FAMILIES:
-        if suffix in fam:
-            return fam
-    return {suffix}
-
-
 class Retriever:
     """Windows of workspace files, refreshed lazily by modification time."""
 
@@ -87,15 +79,15 @@ class Retriever:
                 out.append((start, ids, chunk))
         return out
 
-    def _list(self, root: Path, suffixes: set[str]) -> list[Path]:
+    def _list(self, root: Path, family: str) -> list[Path]:
         """Workspace files of one language family, as the similarity index crawls them
         (.gitignore honoured, big files and symlink loops skipped); relisted every few seconds."""
-        key = f"{root}|{','.join(sorted(suffixes))}"
+        key = f"{root}|{family}"
         now = time.monotonic()
         if key in self._listing and now - self._listed_at[key] < self.config.rescan_s:
             return self._listing[key]
         limits = CrawlConfig(max_files=self.config.max_files, max_file_bytes=self.config.max_file_bytes)
-        found = [p for p in crawl(root, limits) if p.suffix in suffixes]
+        found = [p for p in crawl(root, limits) if family_of(p) == family]
         self._listing[key], self._listed_at[key] = found, now
         return found
 
@@ -152,7 +144,7 @@ class Retriever:
         never the current file; stops at the time cap, keeping what was read for next time."""
         cfg = self.config
         deadline = time.monotonic() + cfg.time_cap_s
-        fam = _family(current.suffix)
+        family = family_of(current)
         current = current.resolve() if current.is_absolute() else current
         # Compare real paths: the crawl resolves them, editors may not.
         open_docs = {p.resolve() if p.is_absolute() else p: v for p, v in open_docs.items()}
@@ -160,10 +152,10 @@ class Retriever:
         for path, (version, text) in open_docs.items():
             # An open document over the size limit is skipped like such a file on disk:
             # cutting a 10 MB buffer into windows would hold up every completion.
-            if path != current and path.suffix in fam and len(text) <= cfg.max_file_bytes:
+            if path != current and family_of(path) == family and len(text) <= cfg.max_file_bytes:
                 sources.append((path, ("open", version), lambda t=text: t))
         if root is not None and root.is_dir():
-            for path in self._list(root, fam):
+            for path in self._list(root, family):
                 if path == current or path in open_docs:
                     continue
                 sources.append((path, None, path))
@@ -191,15 +183,15 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def format_snippet(snippet: Snippet, suffix: str, max_lines: int | None = None) -> str:
-    """A snippet as comments in the language of the file being edited."""
-    mark = _COMMENT.get(suffix, "//")
+def format_snippet(snippet: Snippet, path: Path, max_lines: int | None = None) -> str:
+    """A snippet as comments in the language of the file being edited, at ``path``."""
+    mark = comment_of(path)
     lines = snippet.text.rstrip("\n").split("\n")[:max_lines]
     body = "".join(f"{mark} {line}\n" if line.strip() else f"{mark}\n" for line in lines)
     return f"{mark} Compare this snippet from {snippet.path}:\n{body}"
 
 
-def format_context(snippets: list[Snippet], suffix: str, fits) -> str:
+def format_context(snippets: list[Snippet], path: Path, fits) -> str:
     """The best snippets that fit, each cut short rather than dropped when it can keep two
     lines; the best goes last, nearest the cursor, where a small model attends most.
 
@@ -209,7 +201,7 @@ def format_context(snippets: list[Snippet], suffix: str, fits) -> str:
     for s in snippets:
         n = len(s.text.rstrip("\n").split("\n"))
         while n >= 2:
-            candidate = format_snippet(s, suffix, n)
+            candidate = format_snippet(s, path, n)
             if fits("".join([candidate, *chosen])):
                 chosen.insert(0, candidate)
                 break

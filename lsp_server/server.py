@@ -1,7 +1,8 @@
-"""The language server: thin protocol handlers over the completion service.
+"""The language server: thin protocol handlers over the completion and similarity services.
 
-Each handler translates between LSP types and domain calls; the work lives in
-``completion.py`` (pipeline), ``prompt.py`` and ``postprocess.py``.  Anything a user must
+Each handler translates between LSP types and domain calls and calls every service that
+cares about the event; the work lives in ``completion.py`` (pipeline, with ``prompt.py``
+and ``postprocess.py``) and ``similar_code.py`` (index, hints, search).  Anything a user must
 know (no model, bad settings) goes out as ``window/showMessage``; everything else is
 logged through ``window/logMessage``.
 """
@@ -13,18 +14,19 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.progress import Progress
 from pygls.workspace import TextDocument
 
-from lsp_server import similarity_features
 from lsp_server.completion import CompletionService, DocumentContext
-from lsp_server.documents import client_column, file_path, line_at, offset_at, use_lsp_documents
+from lsp_server.documents import (client_column, display_path, file_path, find_document, line_at, offset_at,
+                                  use_lsp_documents)
 from lsp_server.jsonrpc import GhostlineProtocol, ResyncingReader
 from lsp_server.settings import ServerSettings, parse_settings
+from lsp_server.similar_code import FIND_SIMILAR, SimilarityService
 from model import __version__ as VERSION
 
 log = logging.getLogger("lsp_server")
@@ -35,6 +37,10 @@ class GhostlineServer(LanguageServer):
         super().__init__("ghostline", VERSION, protocol_cls=GhostlineProtocol)  # answers what pygls cannot read
         self.settings = ServerSettings()
         self.completions = CompletionService(on_error=self.show_error)
+        self.similarity = SimilarityService(
+            settings=lambda: self.settings, documents=lambda: self.workspace,
+            publish_diagnostics=self.text_document_publish_diagnostics, progress=self.client_progress,
+            show_error=self.show_error, on_loop=self.on_loop)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
 
@@ -56,6 +62,18 @@ class GhostlineServer(LanguageServer):
             self._loop.call_soon_threadsafe(fn, *args)
             return True
         return False
+
+    def on_loop(self, fn, *args) -> None:
+        """Run ``fn(*args)`` on the event loop: now when called there, else soon."""
+        if not self.off_loop(fn, *args):
+            fn(*args)
+
+    def client_progress(self) -> Progress | None:
+        """Work-done progress, when the client can show it."""
+        caps = self.client_capabilities
+        if caps is not None and caps.window is not None and caps.window.work_done_progress:
+            return self.work_done_progress
+        return None
 
     def show_error(self, message: str) -> None:
         if self.off_loop(self.show_error, message):
@@ -91,21 +109,16 @@ class GhostlineServer(LanguageServer):
             log.warning(w)
             self.show_warning(f"ghostline: {w}")
 
-    def find_document(self, uri: str) -> TextDocument | None:
-        """The open document for ``uri``: pygls keys documents by the unquoted URI, editors
-        send them quoted (``%20``)."""
-        return self.workspace.text_documents.get(unquote(uri)) or self.workspace.text_documents.get(uri)
-
     def open_document(self, uri: str) -> TextDocument:
         """An open document, or an InvalidParams error: we complete only what the editor holds."""
-        doc = self.find_document(uri)
+        doc = find_document(self.workspace, uri)
         if doc is None:
             raise JsonRpcInvalidParams(f"document not open: {uri}")
         return doc
 
     def document_context(self, uri: str) -> DocumentContext:
         """Where the document lives and what else is open, for retrieval."""
-        doc = self.find_document(uri)
+        doc = find_document(self.workspace, uri)
         language_id = doc.language_id if doc is not None else None
         if not self.settings.retrieval:
             return DocumentContext(uri=uri, language_id=language_id)
@@ -120,15 +133,7 @@ class GhostlineServer(LanguageServer):
 
     def display_path(self, uri: str) -> str:
         """Workspace-relative path of a document, for the prompt header."""
-        parsed = urlparse(uri)
-        path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(parsed.path or uri)
-        root = self.workspace.root_path
-        if root:
-            try:
-                return path.relative_to(root).as_posix()
-            except ValueError:
-                pass
-        return path.name
+        return display_path(uri, self.workspace.root_path)
 
 
 class _ClientLogHandler(logging.Handler):
@@ -178,6 +183,7 @@ def create_server() -> GhostlineServer:
         if ls.settings.enabled:
             ls.completions.preload(ls.settings, on_done=ls.send_status)
         ls.send_status()
+        ls.similarity.start()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def on_configuration(ls: GhostlineServer, params: types.DidChangeConfigurationParams) -> None:
@@ -185,6 +191,28 @@ def create_server() -> GhostlineServer:
         if ls.settings.enabled:
             ls.completions.preload(ls.settings, on_done=ls.send_status)
         ls.send_status()
+        ls.similarity.start()
+
+    # pygls updates its open documents first, then calls these.
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def on_open(ls: GhostlineServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.similarity.on_document(params)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def on_change(ls: GhostlineServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.similarity.on_document(params)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def on_close(ls: GhostlineServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.similarity.on_close(params)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def on_save(ls: GhostlineServer, params: types.DidSaveTextDocumentParams) -> None:
+        ls.similarity.on_save(params)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def on_files(ls: GhostlineServer, params: types.DidChangeWatchedFilesParams) -> None:
+        ls.similarity.on_files(params)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: GhostlineServer, params: types.InlineCompletionParams):
@@ -235,16 +263,21 @@ def create_server() -> GhostlineServer:
             position = types.Position(line=int(pos.line), character=int(pos.character))
         except (AttributeError, TypeError, ValueError, OverflowError):  # Overflow: a line of Infinity
             raise JsonRpcInvalidParams(expected) from None
-        if not isinstance(uri, str):  # a number here was a TypeError deep in the lookup, with a traceback
+        if not isinstance(uri, str):  # the lookup needs a string; anything else is the client's error
             raise JsonRpcInvalidParams(expected)
         doc = ls.open_document(uri)
         offset = _cursor(doc, position)
         return await ls.completions.explain(ls.display_path(doc.uri), doc.source, offset, ls.settings,
                                             ls.document_context(doc.uri))
 
+    @server.feature(FIND_SIMILAR)
+    async def find_similar(ls: GhostlineServer, params) -> dict:
+        """``{textDocument, range, limit?}`` -> ``{items: [{uri, range, score, preview}]}``."""
+        return await ls.similarity.find_similar(params)
+
     @server.feature(types.SHUTDOWN)
     def on_shutdown(ls: GhostlineServer, params: None) -> None:
         ls.completions.shutdown()
+        ls.similarity.shutdown()
 
-    similarity_features.register(server)  # ghostline/findSimilar, duplicate hints (after the features above)
     return server

@@ -25,6 +25,7 @@ from lsprotocol import types
 from clone_pair import COMBINE
 from clone_pair import MERGE_BARE as MERGE
 from lsp_server.client import GhostlineClient, running_server
+from lsp_server.documents import utf16_len
 from lsp_server.settings import DEFAULT_MODEL_DIR
 
 REQUEST_S = 15.0  # the longest one request may take on a hostile document
@@ -268,19 +269,17 @@ async def test_characters_outside_the_bmp_count_two_utf16_units(workspace, tmp_p
     text = "\n".join(lines) + "\n"
     uri = (workspace / "emoji.py").as_uri()
 
-    def utf16(s: str) -> int:
-        return len(s.encode("utf-16-le")) // 2
-
     async with running_server(workspace, options(tmp_path)) as client:
         client.open(uri, text)
-        end = utf16(lines[2])  # 4 more than its length in code points
+        end = utf16_len(lines[2])
+        assert end == len(lines[2]) + 2  # two characters outside the BMP, two units each
         explained = await bounded(explain(client, uri, 2, end))
         assert explained.prompt.endswith("    label = '\U0001F389\U0001F389 party ' + na<|fim_middle|>")
-        explained = await bounded(explain(client, uri, 2, utf16("    label = '\U0001F389")))
+        explained = await bounded(explain(client, uri, 2, utf16_len("    label = '\U0001F389")))
         assert explained.prompt.endswith("    label = '\U0001F389<|fim_middle|>")
         # A column past the end of a line means its end (LSP), not the next line's start.
         for past in (1, 2, 50):
-            explained = await bounded(explain(client, uri, 1, utf16(lines[1]) + past))
+            explained = await bounded(explain(client, uri, 1, utf16_len(lines[1]) + past))
             assert explained.prompt.endswith("def greet(name):<|fim_middle|>")
         result = await bounded(client.text_document_inline_completion_async(types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=2, character=end),
@@ -292,7 +291,7 @@ async def test_characters_outside_the_bmp_count_two_utf16_units(workspace, tmp_p
             assert item.text_edit.range.start == types.Position(line=2, character=end - 2)
             assert item.text_edit.new_text.startswith("na")
         # A word holding a character outside the BMP (mathematical italic x) is replaced whole.
-        result = await bounded(complete(client, uri, 3, utf16(lines[3])))
+        result = await bounded(complete(client, uri, 3, utf16_len(lines[3])))
         for item in result.items:
             assert item.text_edit.range.start == types.Position(line=3, character=8)
             assert item.text_edit.new_text.startswith("a\U0001D465b")

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lsp_server.similarity.chunking import chunk_text, language_of
+from lsp_server.languages import language_of
+from lsp_server.similarity.chunking import chunk_text
 from lsp_server.similarity.crawl import CrawlConfig, crawl, parse_gitignore
 from lsp_server.similarity.embedder import CodeEmbedder
 from lsp_server.similarity.fingerprint import fingerprint
@@ -95,7 +96,8 @@ def test_python_chunks_are_functions_methods_and_classes():
 def test_typescript_chunks_include_arrow_functions_and_methods():
     names = {(c.kind, c.name) for c in chunk_text(TS, "typescript")}
     assert {("class", "Queue"), ("function", "push"), ("function", "sum"), ("function", "greet")} <= names
-    assert language_of("x.tsx") == "tsx" and language_of("x.go") == "text" and language_of("x.png") is None
+    assert language_of("x.tsx").grammar == "tsx" and language_of("x.go").grammar == "text"
+    assert language_of("x.png") is None
 
 
 def test_other_text_files_fall_back_to_line_windows():

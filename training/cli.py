@@ -5,7 +5,7 @@
 language server (``eval lines`` drives it as a black box), the server never imports
 ``training``.  So this module imports ``lsp_server.cli`` -- the serving commands and the pieces
 both halves share (``CliError``, ``OneLineParser``, argument types) -- and nothing imports
-this module back but the ``python -m training.train`` script path (``torchrun``).
+this module back (``torchrun ... -m training.cli train`` runs it as a script).
 
 Heavy imports (torch, transformers) happen inside the subcommands that need them, so
 ``ghostline serve`` and ``ghostline complete`` start as fast as the server does.  Bad

@@ -102,13 +102,10 @@ def masked_copy(repo: Path, examples: list[LineExample], dest: Path) -> None:
         f.write_text("\n".join(lines), encoding="utf-8")
 
 
-def _utf16(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
 async def _eval_repo(repo: Path, examples: list[LineExample], options: dict, report: LineEvalReport,
                      latencies: list[float], progress, adapt_steps: int | None = None) -> None:
     from lsp_server.client import running_server
+    from lsp_server.documents import utf16_len
 
     with tempfile.TemporaryDirectory(prefix="ghostline-eval-") as tmp:
         work = Path(tmp) / repo.name
@@ -137,7 +134,7 @@ async def _eval_repo(repo: Path, examples: list[LineExample], options: dict, rep
                 client.open(uri, prefix + "\n" + suffix)
                 line = prefix.rsplit("\n", 1)[-1]
                 t0 = time.perf_counter()
-                pred = await client.inline(uri, ex.line_no - 1, _utf16(line))
+                pred = await client.inline(uri, ex.line_no - 1, utf16_len(line))
                 latencies.append(time.perf_counter() - t0)
                 client.text_document_did_close(_close(uri))
                 em, es = score(pred, ex.gt)

@@ -1,7 +1,7 @@
 """Causal-LM training: one readable loop that runs alone or under ``torchrun`` (DDP).
 
     ghostline train --preset tiny  --out runs/tiny     # ~1 minute on a laptop CPU
-    torchrun --nproc_per_node 8 -m training.train --preset small --out runs/small
+    torchrun --nproc_per_node 8 -m training.cli train --preset small --out runs/small
 
 The run folder holds everything: ``data/`` (tokenizer and token shards, prepared on first
 use), ``checkpoint/`` (a transformers checkpoint in safetensors, plus the tokenizer and
@@ -409,13 +409,3 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
     if master:
         log(json.dumps(summary))
     return summary
-
-
-if __name__ == "__main__":
-    # ``python -m training.train ...`` (what torchrun runs): the script path into the
-    # training CLI; the library above never imports it.
-    import sys
-
-    from training.cli import main
-
-    main(["train", *sys.argv[1:]])

@@ -10,20 +10,10 @@ past it the class is a module in disguise, and its methods carry the similarity.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import PurePath
 
 import tree_sitter
-import tree_sitter_javascript
-import tree_sitter_python
-import tree_sitter_typescript
 
-LANGUAGES = {".py": "python", ".pyi": "python", ".js": "javascript", ".jsx": "javascript",
-             ".mjs": "javascript", ".cjs": "javascript", ".ts": "typescript", ".mts": "typescript",
-             ".cts": "typescript", ".tsx": "tsx"}
-# Files worth line windows: code in languages we have no grammar for.
-WINDOWED = frozenset((".go", ".rs", ".java", ".kt", ".c", ".h", ".cc", ".cpp", ".hpp", ".cs", ".rb",
-                      ".php", ".swift", ".scala", ".lua", ".sh", ".sql", ".r", ".jl", ".dart", ".vue"))
+from lsp_server.languages import parser
 
 _FUNCTIONS = frozenset(("function_definition", "function_declaration", "generator_function_declaration",
                         "method_definition", "function_expression", "arrow_function", "function"))
@@ -52,29 +42,13 @@ class Chunk:
     language: str
 
 
-def language_of(path: str | PurePath) -> str | None:
-    """The tree-sitter language for a file, ``"text"`` for windowed files, else None."""
-    suffix = PurePath(path).suffix.lower()
-    if suffix in LANGUAGES:
-        return LANGUAGES[suffix]
-    return "text" if suffix in WINDOWED else None
-
-
-@lru_cache(maxsize=None)
-def _parser(language: str) -> tree_sitter.Parser:
-    grammar = {"python": tree_sitter_python.language, "javascript": tree_sitter_javascript.language,
-               "typescript": tree_sitter_typescript.language_typescript,
-               "tsx": tree_sitter_typescript.language_tsx}[language]
-    return tree_sitter.Parser(tree_sitter.Language(grammar()))
-
-
 def chunk_text(text: str, language: str, config: ChunkConfig | None = None) -> list[Chunk]:
     """Chunks of one file's text, in source order."""
     config = config or ChunkConfig()
     if language == "text":
         return _windows(text, config)
     data = text.encode("utf-8")
-    tree = _parser(language).parse(data)
+    tree = parser(language).parse(data)
     lines = text.split("\n")
     out: list[Chunk] = []
     stack = [tree.root_node]

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lsp_server.similarity.chunking import language_of
+from lsp_server.languages import language_of
 
 OUTPUT_FOLDERS = "/build/\n/dist/\n"  # ignore rules for the workspace's top, overridable
 ALWAYS_SKIPPED = frozenset((".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".tox",

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lsp_server.documents import utf16_len
 from lsp_server.similarity.chunking import Chunk
 from lsp_server.similarity.embedder import CodeEmbedder
 from lsp_server.similarity.fingerprint import SHAPE_WEIGHT, Fingerprint, fingerprint
@@ -75,10 +76,6 @@ def clone_score(lexical: float, shape: float, dense: float) -> float:
 class FileRecord:
     stamp: object  # (mtime_ns, size) for disk files, ("open", version) for open documents
     slots: list[int]
-
-
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def make_entry(file: str, chunk: Chunk, preview_lines: int = 3, fp: Fingerprint | None = None) -> Entry:

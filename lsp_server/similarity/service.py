@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsp_server.documents import lsp_line_breaks
-from lsp_server.similarity.chunking import Chunk, ChunkConfig, chunk_text, language_of
+from lsp_server.languages import TEXT, language_of
+from lsp_server.similarity.chunking import Chunk, ChunkConfig, chunk_text
 from lsp_server.similarity.crawl import CrawlConfig, crawl
 from lsp_server.similarity.embedder import DEFAULT_EMBEDDER, CodeEmbedder
 from lsp_server.similarity.fingerprint import fingerprint
@@ -91,7 +92,7 @@ class WorkspaceIndex:
         if language is None:
             return []
         preview = self.config.index.preview_lines
-        return [make_entry(file, c, preview) for c in chunk_text(text, language, self.config.chunk)]
+        return [make_entry(file, c, preview) for c in chunk_text(text, language.grammar, self.config.chunk)]
 
     def refresh(self, progress: Callable[[int, int], None] | None = None,
                 cancel: threading.Event | None = None) -> RefreshReport:
@@ -196,7 +197,7 @@ class WorkspaceIndex:
         lines = text.split("\n")
         start_line = max(0, min(start_line, len(lines) - 1))
         end_line = max(start_line, min(end_line, len(lines) - 1))
-        language = language_of(file) or "text"
+        language = (language_of(file) or TEXT).grammar
         selected = "\n".join(lines[start_line:end_line + 1])[:self.config.crawl.max_file_bytes]
         if start_line == end_line and language != "text" and small:
             around = [c for c in chunk_text(text, language, self.config.chunk)

@@ -1,7 +1,7 @@
 """Similar code over LSP: ``ghostline/findSimilar``, duplicate hints, and the index behind them.
 
-``register(server)`` adds the feature to a ``GhostlineServer``.  The handlers only translate
-between the protocol and ``WorkspaceIndex`` (``similarity/service.py``):
+``SimilarityService`` translates between the protocol and ``WorkspaceIndex``
+(``similarity/service.py``); the server's handlers call it on each event:
 
 * after ``initialized`` the workspace is indexed in a worker thread, with ``$/progress``
   when the client supports it, and the cache folder makes restarts cheap;
@@ -13,9 +13,6 @@ between the protocol and ``WorkspaceIndex`` (``similarity/service.py``):
 * every open document gets Hint diagnostics on functions whose nearest neighbour elsewhere
   scores at least ``similarityThreshold``, naming where (``similarityHints``; off in
   workspaces over ``similarityHintsMaxFiles`` files).
-
-Document events are *chained* after any handler already registered for them (pygls allows
-one per method), so this module coexists with features that watch the same events.
 """
 
 from __future__ import annotations
@@ -27,18 +24,18 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
+from pygls.progress import Progress
+from pygls.workspace import Workspace
 
-from lsp_server.documents import file_path
+from lsp_server.documents import display_path, file_path, find_document, utf16_len
+from lsp_server.settings import ServerSettings
 from lsp_server.similarity.crawl import CrawlConfig
 from lsp_server.similarity.index import Hit
 from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex, default_cache_dir
-
-if TYPE_CHECKING:
-    from lsp_server.server import GhostlineServer
 
 FIND_SIMILAR = "ghostline/findSimilar"
 MAX_LIMIT = 200
@@ -52,29 +49,25 @@ def _field(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
-def _listen(server: "GhostlineServer", method: str, listener: Callable[[Any], None]) -> None:
-    """Run ``listener(params)`` after the handler already registered for ``method``, if any.
+class SimilarityService:
+    """The similarity index of the workspace, kept in step with the editor.
 
-    pygls runs generator handlers by sending each yielded ``(handler, args, kwargs)`` to its
-    executor, which is how its own document sync hands over to user handlers; we use the
-    same hook so both handlers run, sync or async alike.
+    What it needs from the server: the current ``settings()``, ``documents()`` (pygls's
+    workspace: open documents, root folder), ``publish_diagnostics``, the client's work-done
+    ``progress()`` (None when unsupported), ``show_error`` for the user, and ``on_loop`` to
+    run a protocol write on the event loop from a worker thread.
     """
-    features = server.protocol.fm.features
-    previous = features.get(method)
-    if previous is None:
-        server.feature(method)(lambda params: listener(params))
-        return
 
-    def chained(params):
-        yield previous, (params,), None
-        listener(params)
-
-    features[method] = chained
-
-
-class SimilarityFeature:
-    def __init__(self, server: "GhostlineServer") -> None:
-        self.server = server
+    def __init__(self, *, settings: Callable[[], ServerSettings], documents: Callable[[], Workspace],
+                 publish_diagnostics: Callable[[types.PublishDiagnosticsParams], None],
+                 progress: Callable[[], Progress | None], show_error: Callable[[str], None],
+                 on_loop: Callable[..., None]) -> None:
+        self._settings = settings
+        self._documents = documents
+        self._publish = publish_diagnostics
+        self._progress = progress
+        self._show_error = show_error
+        self._on_loop = on_loop
         self.workspace: WorkspaceIndex | None = None
         self.ready: Future | None = None
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="similarity-index")
@@ -85,20 +78,21 @@ class SimilarityFeature:
     # -- index life cycle --------------------------------------------------------------------
 
     def config(self) -> WorkspaceConfig:
-        s = self.server.settings
+        s = self._settings()
         cache = Path(s.cache_dir).expanduser() if s.cache_dir else default_cache_dir()
         return WorkspaceConfig(crawl=CrawlConfig(max_files=s.similarity_max_files), cache_dir=cache,
                                duplicate_threshold=s.similarity_threshold)
 
     def start(self) -> None:
         """Index the workspace (once); later calls only re-apply settings and re-publish hints."""
-        root = self.server.workspace.root_path
-        if not self.server.settings.similarity or not root:
+        root = self._documents().root_path
+        settings = self._settings()
+        if not settings.similarity or not root:
             return
         if self.ready is not None:
             if self.workspace is not None:
                 self.workspace.config = replace(self.workspace.config,
-                                                duplicate_threshold=self.server.settings.similarity_threshold)
+                                                duplicate_threshold=settings.similarity_threshold)
             self._submit(self._publish_hints)
             return
         self.ready = Future()
@@ -106,41 +100,41 @@ class SimilarityFeature:
 
     async def _build(self, root: Path) -> None:
         token = None
-        caps = self.server.client_capabilities
-        if caps is not None and caps.window is not None and caps.window.work_done_progress:
+        progress = self._progress()
+        if progress is not None:
             token = f"ghostline-index-{uuid.uuid4().hex[:8]}"
             try:
-                await self.server.work_done_progress.create_async(token)
+                await progress.create_async(token)
             except Exception as exc:  # noqa: BLE001 - a client that refuses progress still gets an index
                 log.info("client refused a progress token (%s); indexing without progress", exc)
                 token = None
         if token is not None:
-            self.server.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+            progress.begin(token, types.WorkDoneProgressBegin(
                 title="ghostline: indexing for similar code", percentage=0, cancellable=False))
         try:
-            await asyncio.wrap_future(self._worker.submit(self._index, root, token))
+            await asyncio.wrap_future(self._worker.submit(self._index, root, progress, token))
         except Exception as exc:  # noqa: BLE001 - reported to the user, the server stays up
             log.exception("similarity indexing failed")
-            self.server.show_error(f"ghostline: indexing for similar code failed: {exc}")
+            self._show_error(f"ghostline: indexing for similar code failed: {exc}")
             self.ready.set_exception(exc)
             return
         finally:
             if token is not None:
-                self.server.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
+                progress.end(token, types.WorkDoneProgressEnd(message="done"))
         self.ready.set_result(True)
 
-    def _index(self, root: Path, token: str | None) -> None:
+    def _index(self, root: Path, progress: Progress | None, token: str | None) -> None:
         workspace = WorkspaceIndex(root, self.config())
         self.workspace = workspace
         self._sync_open_documents()
 
-        def progress(done: int, total: int) -> None:
+        def report_progress(done: int, total: int) -> None:
             if token is not None:
                 report = types.WorkDoneProgressReport(message=f"{done}/{total} files",
                                                       percentage=int(100 * done / max(total, 1)))
-                self.server.off_loop(self.server.work_done_progress.report, token, report)
+                self._on_loop(progress.report, token, report)
 
-        report = workspace.refresh(progress)
+        report = workspace.refresh(report_progress)
         log.info("similarity index: %d files, %d chunks (%d re-read, %d from cache) in %.1fs",
                  report.files, report.chunks, report.indexed, report.from_cache, report.seconds)
         self._publish_hints()
@@ -150,7 +144,7 @@ class SimilarityFeature:
         workspace = self.workspace
         if workspace is None:
             return
-        for uri, doc in list(self.server.workspace.text_documents.items()):
+        for uri, doc in list(self._documents().text_documents.items()):
             path = file_path(uri)
             version = doc.version or 0  # read before the text: pygls updates the text first
             if path is not None and workspace.open_docs.get(str(path)) != version:
@@ -194,8 +188,7 @@ class SimilarityFeature:
             return
         if params.text_document.uri in self._hinted:
             self._hinted.discard(params.text_document.uri)
-            self.server.text_document_publish_diagnostics(
-                types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
+            self._publish(types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
         workspace = self.workspace
         self._submit(lambda: (workspace.close_document(path), self._publish_hints()))
 
@@ -224,10 +217,10 @@ class SimilarityFeature:
         workspace = self.workspace
         if workspace is None:
             return
-        s = self.server.settings
+        s = self._settings()
         enabled = s.similarity_hints and len(workspace.index.files) <= s.similarity_hints_max_files
         by_uri: dict[str, list[types.Diagnostic]] = {}
-        for uri in list(self.server.workspace.text_documents):
+        for uri in list(self._documents().text_documents):
             path = file_path(uri)
             if path is None:
                 continue
@@ -235,18 +228,16 @@ class SimilarityFeature:
                 if enabled else []
         for uri, diagnostics in by_uri.items():
             if diagnostics or uri in self._hinted:
-                self.server.off_loop(self._send_diagnostics, uri, diagnostics) \
-                    or self._send_diagnostics(uri, diagnostics)
+                self._on_loop(self._send_diagnostics, uri, diagnostics)
 
     def _send_diagnostics(self, uri: str, diagnostics: list[types.Diagnostic]) -> None:
         (self._hinted.add if diagnostics else self._hinted.discard)(uri)
-        self.server.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics))
+        self._publish(types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics))
 
     def _diagnostic(self, entry, match: Hit) -> types.Diagnostic:
         first = entry.preview.split("\n", 1)[0]
-        where = self.server.display_path(Path(match.entry.file).as_uri())
-        line = types.Range(start=types.Position(entry.start_line, 0),
-                           end=types.Position(entry.start_line, len(first.encode("utf-16-le")) // 2))
+        where = display_path(Path(match.entry.file).as_uri(), self._documents().root_path)
+        line = types.Range(start=types.Position(entry.start_line, 0), end=types.Position(entry.start_line, utf16_len(first)))
         return types.Diagnostic(
             range=line, severity=types.DiagnosticSeverity.Hint, source="ghostline", code="similar-code",
             message=f"Similar code: {match.entry.name} in {where}:{match.entry.start_line + 1} "
@@ -258,7 +249,7 @@ class SimilarityFeature:
     # -- ghostline/findSimilar ---------------------------------------------------------------
 
     async def find_similar(self, params: Any) -> dict:
-        if not self.server.settings.similarity:
+        if not self._settings().similarity:
             raise JsonRpcInvalidRequest("similar code is switched off (ghostline.similarity)")
         if self.ready is None:
             raise JsonRpcInvalidRequest("no workspace folder to search: open a folder first")
@@ -277,7 +268,7 @@ class SimilarityFeature:
         if end > start and end_char == 0:
             end -= 1  # a selection ending at the start of a line does not include that line
         path = file_path(uri)
-        doc = self.server.find_document(uri)
+        doc = find_document(self._documents(), uri)
         if path is None:
             raise JsonRpcInvalidParams(f"not a file URI: {uri}")
         if doc is not None:
@@ -306,23 +297,3 @@ def _hit_range(hit: Hit) -> types.Range:
 def _range_json(hit: Hit) -> dict:
     return {"start": {"line": hit.entry.start_line, "character": 0},
             "end": {"line": hit.entry.end_line, "character": hit.entry.end_character}}
-
-
-def register(server: "GhostlineServer") -> SimilarityFeature:
-    """Add similar-code search and hints to ``server``; call after its own features."""
-    feature = SimilarityFeature(server)
-    server.similarity = feature
-    _listen(server, types.INITIALIZED, lambda params: feature.start())
-    _listen(server, types.WORKSPACE_DID_CHANGE_CONFIGURATION, lambda params: feature.start())
-    _listen(server, types.TEXT_DOCUMENT_DID_OPEN, feature.on_document)
-    _listen(server, types.TEXT_DOCUMENT_DID_CHANGE, feature.on_document)
-    _listen(server, types.TEXT_DOCUMENT_DID_CLOSE, feature.on_close)
-    _listen(server, types.TEXT_DOCUMENT_DID_SAVE, feature.on_save)
-    _listen(server, types.WORKSPACE_DID_CHANGE_WATCHED_FILES, feature.on_files)
-    _listen(server, types.SHUTDOWN, lambda params: feature.shutdown())
-
-    @server.feature(FIND_SIMILAR)
-    async def find_similar(ls: "GhostlineServer", params: Any) -> dict:
-        return await feature.find_similar(params)
-
-    return feature
