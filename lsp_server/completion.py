@@ -21,6 +21,7 @@ from model.engine import Completion, CompletionEngine, GenerationOptions
 from model.prompt_format import Prompt
 from lsp_server.blocks import BlockRequest, block_stop_rule, empty_block_at_cursor, trim_to_valid
 from lsp_server.cache import TypeAheadCache
+from lsp_server.candidates import Candidate
 from lsp_server.documents import cursor_window
 from lsp_server.languages import language_of
 from lsp_server.line_memory import LineMemory
@@ -61,6 +62,9 @@ class _Plan:
 class CompletionResult:
     text: str
     completion: Completion | None  # None: no model call was made
+    source: str = ""  # "line memory" or "model"; "" when nothing was suggested
+    confidence: float | None = None  # see ``candidates.py`` (line memory) and ``Completion.confidence``
+    note: str | None = None  # something the status bar should say (why the model was not asked)
 
 
 class CompletionService:
@@ -132,16 +136,27 @@ class CompletionService:
         lang = language.id if language is not None else None
         return lang, empty_block_at_cursor(prefix, suffix, lang) if settings.multiline else None
 
-    def _recall(self, prefix: str, suffix: str, settings: ServerSettings, context: DocumentContext) -> str | None:
-        """Line memory (``line_memory.py``): the rest of the line as the code base already
-        writes it, without a model call; None when no existing line fits."""
+    def _recall(self, prefix: str, suffix: str, settings: ServerSettings,
+                context: DocumentContext) -> list[Candidate]:
+        """Line memory (``line_memory.py``): the ways the code base already writes the rest
+        of the line, best first, their text cleaned for this position (no model call)."""
         files = ()
         if settings.retrieval and context.file_path is not None:
             files = self.retriever.file_lines(context.file_path, context.open_docs or {}, context.root)
-        copied = self.line_memory.suggest(prefix, suffix, files)
-        if not copied:
+        ranked = []
+        for c in self.line_memory.candidates(prefix, suffix, files):
+            c.text = clean_single_line(c.text, suffix.split("\n", 1)[0], prefix.rsplit("\n", 1)[-1])
+            if c.text:
+                ranked.append(c)
+        return ranked
+
+    @staticmethod
+    def _language_note(engine: CompletionEngine, lang: str | None) -> str | None:
+        """Why the model is not asked here: it was not trained on this language."""
+        if engine.languages is None or lang in engine.languages:
             return None
-        return clean_single_line(copied, suffix.split("\n", 1)[0], prefix.rsplit("\n", 1)[-1]) or None
+        return (f"the model knows {', '.join(engine.languages)} only: "
+                f"{lang or 'this language'} gets line memory, no model guesses")
 
     def _plan(self, engine: CompletionEngine, path: str, prefix: str, suffix: str,
               settings: ServerSettings, context: DocumentContext,
@@ -162,20 +177,26 @@ class CompletionService:
         lang, block = self._mode(path, prefix, suffix, settings, context)
         if block is None and settings.line_memory:
             recalled = self._recall(prefix, suffix, settings, context)
-            if recalled is not None:
-                log.info("line memory %s: %d characters", context.uri, len(recalled))
-                self.cache.put(context.uri, prefix, suffix, recalled)
-                return CompletionResult(recalled, None)
+            if recalled and recalled[0].confidence >= settings.min_confidence:
+                best = recalled[0]
+                log.info("line memory %s: %d characters (%s, confidence %.2f)", context.uri, len(best.text),
+                         best.kind, best.confidence)
+                self.cache.put(context.uri, prefix, suffix, best.text)
+                return CompletionResult(best.text, None, "line memory", best.confidence)
         engine = self.models.get(settings)
         if engine is None:
             return CompletionResult("", None)
+        note = self._language_note(engine, lang)
+        if note is not None:
+            return CompletionResult("", None, note=note)
         plan = self._plan(engine, path, prefix, suffix, settings, context, mode=(lang, block))
         options = GenerationOptions(max_tokens=plan.max_tokens, single_line=block is None,
                                     reuse_static_prompt=settings.static_prompt_reuse)
         stop = block_stop_rule(block, settings.max_block_lines) if block else None
         completion = engine.complete(plan.prompt, options, cancelled=cancel.is_set, stop=stop)
-        log.info("completion %s: %d tokens in %.0f ms (%s%s)", path, completion.tokens,
-                 1000 * completion.seconds, completion.stop_reason, ", block" if block else "")
+        log.info("completion %s: %d tokens in %.0f ms (%s%s, confidence %.2f)", path, completion.tokens,
+                 1000 * completion.seconds, completion.stop_reason, ", block" if block else "",
+                 completion.confidence)
         if completion.stop_reason == "cancelled" or cancel.is_set():
             return CompletionResult("", completion)
         prefix_line = prefix.rsplit("\n", 1)[-1]
@@ -186,8 +207,10 @@ class CompletionService:
             text = trim_to_valid(prefix, clean_block(raw, suffix), suffix, lang)
         else:
             text = clean_single_line(raw, suffix.split("\n", 1)[0], prefix_line)
+        if completion.confidence < settings.min_confidence:
+            text = ""
         self.cache.put(context.uri, prefix, suffix, text)
-        return CompletionResult(text, completion)
+        return CompletionResult(text, completion, "model" if text else "", completion.confidence)
 
     async def explain(self, path: str, text: str, offset: int, settings: ServerSettings,
                       context: DocumentContext) -> dict:
@@ -200,10 +223,16 @@ class CompletionService:
             prefix, suffix, _ = cursor_window(text, offset)
             plan = self._plan(engine, path, prefix, suffix, settings, context)
             recalled = self._recall(prefix, suffix, settings, context) \
-                if plan.block is None and settings.line_memory else None
+                if plan.block is None and settings.line_memory else []
+            shown = recalled[0] if recalled and recalled[0].confidence >= settings.min_confidence else None
             return {
                 "mode": "block" if plan.block else "line",
-                "lineMemory": recalled,  # when set, the model is not asked
+                "lineMemory": shown.text if shown else None,  # when set, the model is not asked
+                "confidence": round(shown.confidence, 3) if shown else None,
+                "candidates": [{"text": c.text, "kind": c.kind, "confidence": round(c.confidence, 3),
+                                "document": c.doc_count, "workspace": c.ws_count} for c in recalled[:8]],
+                "minConfidence": settings.min_confidence,
+                "languageNote": self._language_note(engine, plan.lang),
                 "prompt": engine.tokenizer.decode(plan.prompt.ids, skip_special_tokens=False),
                 "staticTokens": len(plan.prompt.static),
                 "dynamicTokens": len(plan.prompt.dynamic),

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from lsprotocol import types
@@ -36,6 +37,7 @@ class GhostlineServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("ghostline", VERSION, protocol_cls=GhostlineProtocol)  # answers what pygls cannot read
         self.settings = ServerSettings()
+        self.last_note: str | None = None  # the last "why no model here" the status bar got
         self.completions = CompletionService(on_error=self.show_error)
         self.similarity = SimilarityService(
             settings=lambda: self.settings, documents=lambda: self.workspace,
@@ -95,7 +97,7 @@ class GhostlineServer(LanguageServer):
         latency = self.completions.last_latency
         self.protocol.notify("ghostline/status", {
             "state": state,
-            "model": Path(self.settings.resolved_model_path()).name,
+            "model": models.label(self.settings),
             "lastLatencyMs": None if latency is None else round(1000 * latency, 1),
             "message": message or models.error,
         })
@@ -177,6 +179,8 @@ def create_server() -> GhostlineServer:
         ls.bind_loop()
         use_lsp_documents(ls)  # lines end only at \n, \r\n, \r (not at form feeds)
         ls.apply_settings(params.initialization_options)
+        if ls.workspace.root_path:  # where an adapted model is looked up
+            ls.settings = replace(ls.settings, workspace_root=ls.workspace.root_path)
 
     @server.feature(types.INITIALIZED)
     def on_initialized(ls: GhostlineServer, params: types.InitializedParams) -> None:
@@ -221,8 +225,9 @@ def create_server() -> GhostlineServer:
         result = await ls.completions.complete(
             doc.uri, ls.display_path(doc.uri), doc.source, offset, ls.settings, ls.document_context(doc.uri)
         )
-        if result.completion is not None:
-            ls.send_status()
+        if result.completion is not None or result.note != ls.last_note:
+            ls.last_note = result.note
+            ls.send_status(result.note)
         if not result.text:
             return types.InlineCompletionList(items=[])
         here = types.Range(start=params.position, end=params.position)

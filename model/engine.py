@@ -11,6 +11,7 @@ line and the generated tokens cost compute.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +44,13 @@ class Completion:
     tokens: int
     stop_reason: str  # "eol", "eot", "max_tokens", "stop_rule", "cancelled"
     seconds: float
+    logprob: float = 0.0  # sum of the generated tokens' log-probabilities (the line break's too)
+
+    @property
+    def confidence(self) -> float:
+        """The geometric mean of the tokens' probabilities: how sure the model was, from 0
+        to 1 (not calibrated as a chance of being right)."""
+        return math.exp(self.logprob / self.tokens) if self.tokens else 0.0
 
 
 def resolve_device(device: str) -> str:
@@ -125,13 +133,14 @@ class CompletionEngine:
         return [list(r.log_probs) for r in results]
 
     def stream(self, prompt: Prompt, options: GenerationOptions,
-               cancelled: Callable[[], bool] = lambda: False) -> Iterator[int]:
-        """Yield generated token ids until end-of-text, ``max_tokens`` or cancellation.
+               cancelled: Callable[[], bool] = lambda: False) -> Iterator[tuple[int, float]]:
+        """Yield ``(token id, log-probability)`` until end-of-text, ``max_tokens`` or cancellation.
 
         The underlying CTranslate2 generator is closed in ``finally``, which stops decoding
         within one token whether the caller stops iterating or ``cancelled()`` turns true.
         """
-        kwargs = dict(max_length=options.max_tokens, sampling_topk=1, end_token=[self.special.eot])
+        kwargs = dict(max_length=options.max_tokens, sampling_topk=1, end_token=[self.special.eot],
+                      return_log_prob=True)
         if options.reuse_static_prompt:
             self._track_static_prompt(prompt.static)
             steps = self.generator.generate_tokens(
@@ -146,7 +155,7 @@ class CompletionEngine:
                     return
                 if step.token_id == self.special.eot:
                     return
-                yield step.token_id
+                yield step.token_id, step.log_prob
         finally:
             steps.close()
 
@@ -168,12 +177,14 @@ class CompletionEngine:
         stop = stop or (end_of_line if options.single_line else None)
         t0 = time.perf_counter()
         ids: list[int] = []
+        log_probs: list[float] = []
         text, reason = "", "max_tokens"
         with self._lock:
             gen = self.stream(prompt, options, cancelled)
             try:
-                for token_id in gen:
+                for token_id, log_prob in gen:
                     ids.append(token_id)
+                    log_probs.append(log_prob)
                     text = self.tokenizer.decode(ids, skip_special_tokens=False)
                     if text.endswith("\ufffd"):
                         continue  # half a UTF-8 character: wait for the rest
@@ -190,4 +201,4 @@ class CompletionEngine:
             finally:
                 gen.close()
         return Completion(text=text.rstrip("\ufffd"), tokens=len(ids), stop_reason=reason,
-                          seconds=time.perf_counter() - t0)
+                          seconds=time.perf_counter() - t0, logprob=float(sum(log_probs)))

@@ -1,0 +1,110 @@
+"""``ghostline adapt``: a model fine-tuned on the workspace, found by the server on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lsp_server.client import GhostlineClient, running_server
+from model.adapted import adapted_dir, read_adapted
+from training.adapt import AdaptConfig, adapt, workspace_files
+
+pytestmark = pytest.mark.slow
+
+MODULE = '''"""Orders for the bakery."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Order:
+    customer: str
+    loaves: int
+
+    def total(self, price_per_loaf: float) -> float:
+        return self.loaves * price_per_loaf
+
+
+def parse_order(line: str) -> Order:
+    customer, loaves = line.split(",")
+    return Order(customer=customer.strip(), loaves=int(loaves))
+'''
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "bakery"
+    (ws / "bakery").mkdir(parents=True)
+    for i in range(4):
+        (ws / "bakery" / f"orders_{i}.py").write_text(MODULE.replace("Order", f"Order{i}"))
+    (ws / "build").mkdir()
+    (ws / "build" / "generated.py").write_text(MODULE)  # an output folder: never learnt from
+    (ws / ".gitignore").write_text("secret_*.py\n")
+    (ws / "secret_keys.py").write_text(MODULE.replace("Order", "Secret"))
+    return ws
+
+
+def test_adapt_learns_only_what_the_workspace_keeps(workspace):
+    files, _ = workspace_files(workspace, (".py",), 10_000_000)
+    assert sorted(p for p, _ in files) == [f"bakery/orders_{i}.py" for i in range(4)]
+
+
+async def _status(client: GhostlineClient, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        s = client.status
+        s = s if s is None or isinstance(s, dict) else s._asdict()
+        if s is not None and s["state"] in ("ready", "error"):
+            return s
+        assert time.monotonic() < deadline, f"no ready status: {s}"
+        await asyncio.sleep(0.1)
+
+
+async def test_the_server_uses_the_adapted_model_says_so_and_forgets_it_when_removed(workspace, tiny_model, tmp_path):
+    cache = tmp_path / "cache"
+    info = adapt(workspace, tiny_model, cache, AdaptConfig(steps=3, batch_size=2))
+    folder, record = read_adapted(workspace, cache)
+    assert (folder / "model.bin").is_file() and (folder / "model.safetensors").is_file()
+    assert record.steps == 3 and record.files == 4 and info.created == record.created
+    assert not any(p.name in ("model.bin", "adapted.json") for p in workspace.rglob("*"))  # nothing in the tree
+
+    options = {"debounceMs": 0, "cacheDir": str(cache)}
+    async with running_server(workspace, options) as client:
+        status = await _status(client)
+        assert status["model"] == f"adapted {record.date}", status
+        uri = (workspace / "bakery" / "new.py").as_uri()
+        client.open(uri, "def parse(line):\n    return ")
+        await client.inline(uri, 1, 11)  # answered by the adapted model, no error
+        assert not client.messages
+
+    # Naming a model wins over the adaptation.
+    async with running_server(workspace, {**options, "modelPath": str(tiny_model)}) as client:
+        assert (await _status(client))["model"] == tiny_model.name
+
+    cli = [sys.executable, "-m", "training.cli", "adapt", str(workspace), "--cache-dir", str(cache)]
+    out = subprocess.run([*cli, "--status"], capture_output=True, text=True, check=True).stdout
+    assert f"adapted {record.created}" in out and "3 steps" in out
+    out = subprocess.run([*cli, "--remove"], capture_output=True, text=True, check=True).stdout
+    assert "removed" in out and not adapted_dir(workspace, cache).exists()
+    async with running_server(workspace, options) as client:
+        assert (await _status(client))["model"] == "default"
+
+
+async def test_a_broken_adapted_model_falls_back_to_the_default_with_one_message(workspace, tiny_model, tmp_path):
+    cache = tmp_path / "cache"
+    adapt(workspace, tiny_model, cache, AdaptConfig(steps=2, batch_size=2))
+    folder, _ = read_adapted(workspace, cache)
+    (folder / "model.bin").write_bytes(b"not a model")
+    async with running_server(workspace, {"debounceMs": 0, "cacheDir": str(cache)}) as client:
+        uri = (workspace / "bakery" / "new.py").as_uri()
+        client.open(uri, "import os\nx = os.")
+        for _ in range(3):
+            await client.inline(uri, 1, 7)
+        status = await _status(client)
+        assert status["state"] == "ready" and status["model"] == "default"
+        assert len([m for m in client.messages if "adapted model" in m]) == 1, client.messages
