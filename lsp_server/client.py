@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
@@ -72,7 +72,7 @@ class GhostlineClient(LanguageClient):
         deadline = time.monotonic() + timeout
         while not predicate(self.diagnostics):
             if time.monotonic() > deadline:
-                raise asyncio.TimeoutError(f"diagnostics never matched; last: {self.diagnostics}")
+                raise TimeoutError(f"diagnostics never matched; last: {self.diagnostics}")
             await asyncio.sleep(0.02)
 
     async def find_similar(self, uri: str, start: int, end: int, limit: int = 10) -> list[dict]:
@@ -132,7 +132,7 @@ async def running_server(root: Path, options: dict | None = None, python: str = 
         if server is not None and server.returncode is None:
             try:
                 await asyncio.wait_for(server.wait(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 server.kill()
         await client.stop()
         drain.cancel()

@@ -36,7 +36,7 @@ def test_version_is_defined_once_and_printed_by_ghostline_version():
     from lsp_server.client import GhostlineClient
     from lsp_server.server import VERSION
 
-    assert VERSION == model.__version__ and GhostlineClient().version == model.__version__
+    assert model.__version__ == VERSION and GhostlineClient().version == model.__version__
 
 
 def test_one_parser_knows_every_command():

@@ -57,7 +57,7 @@ class Probe:
         self.worst = 0.0
         self._stop = asyncio.Event()
 
-    async def __aenter__(self) -> "Probe":
+    async def __aenter__(self) -> Probe:
         self._task = asyncio.create_task(self._run())
         return self
 

@@ -123,7 +123,8 @@ async def test_a_broken_model_is_reported_and_the_server_keeps_answering(workspa
         await until(lambda: status(client, "state") == "error")
         # Everything else still works; completions stay empty, without more messages.
         result = await client.text_document_completion_async(types.CompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=RETURN_LINE, character=11)))
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=RETURN_LINE, character=11)))
         assert list(result.items) == []
         assert str(model) in (await explain(client, uri, RETURN_LINE, 11)).error
         items = await find_similar(client, uri, 4)

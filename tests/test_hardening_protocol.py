@@ -58,7 +58,7 @@ class RawServer:
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._drain())]
 
     @classmethod
-    async def start(cls, root: Path, cache_dir: Path) -> "RawServer":
+    async def start(cls, root: Path, cache_dir: Path) -> RawServer:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "lsp_server", cwd=REPO, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -89,7 +89,7 @@ class RawServer:
     async def request(self, method: str, params: object, timeout: float = 20) -> dict:
         try:
             return await asyncio.wait_for(self.send_request(method, params), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             alive = "alive" if self.proc.returncode is None else f"exited {self.proc.returncode}"
             raise AssertionError(f"no answer to {method} within {timeout}s (server {alive}); stderr:\n"
                                  + self.stderr_tail.decode(errors="replace")[-3000:]) from None
@@ -106,7 +106,7 @@ class RawServer:
                 await self.request("shutdown", None, timeout=10)
                 self.notify("exit", None)
                 await asyncio.wait_for(self.proc.wait(), 10)
-            except (AssertionError, asyncio.TimeoutError, ConnectionError):
+            except (TimeoutError, AssertionError, ConnectionError):
                 self.proc.kill()
                 await self.proc.wait()
         for task in self._tasks:

@@ -2,7 +2,6 @@
 
 import asyncio
 import re
-from pathlib import Path
 
 import pytest
 from lsprotocol import types
@@ -49,7 +48,8 @@ async def test_cancel_request_stops_generation_and_server_keeps_serving(workspac
         for attempt, delay in enumerate((0.02, 0.05, 0.08, 0.12, 0.2)):
             seen = len(client.logs)
             params = types.InlineCompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=4, character=4 + attempt),
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=4, character=4 + attempt),
                 context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic))
             msg_id = f"cancel-me-{attempt}"
             future = client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)

@@ -32,7 +32,8 @@ async def test_open_unsaved_documents_shadow_disk_and_the_file_never_leaks(tmp_p
         before = await _explain(client, main_uri, 5, 4)
         assert "disk_version_marker" in before.prompt
         assert "future_answer_line" not in before.prompt
-        client.open(helpers_uri, "def read_lines(path):\n    unsaved_marker = open(path).read()\n    return unsaved_marker\n")
+        client.open(helpers_uri,
+                    "def read_lines(path):\n    unsaved_marker = open(path).read()\n    return unsaved_marker\n")
         after = await _explain(client, main_uri, 5, 4)
         assert "unsaved_marker" in after.prompt
         assert "disk_version_marker" not in after.prompt

@@ -2,9 +2,6 @@
 
 import ast
 
-import pytest
-from lsprotocol import types
-
 from lsp_server.blocks import trim_to_valid
 from lsp_server.client import running_server
 from lsp_server.settings import DEFAULT_MODEL_DIR
@@ -15,7 +12,8 @@ PROMPTS = [
     "import os\n\n\ndef list_python_files(folder):\n    return [name for name in os.listdir(folder) if name.",
     "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        self.items.",
     "def read_text(path):\n    with open(path, encoding='utf-8') as fh:\n        return fh.",
-    "import sys\n\n\ndef main(argv=None):\n    argv = sys.argv[1:] if argv is None else argv\n    if not argv:\n        print(",
+    "import sys\n\n\ndef main(argv=None):\n    argv = sys.argv[1:] if argv is None else argv\n"
+    "    if not argv:\n        print(",
     "def mean(values):\n    if not values:\n        raise ValueError('empty')\n    return sum(values) / ",
     "result = {}\nfor key, value in pairs:\n    result[key] = ",
     "import json\n\n\ndef save(path, data):\n    with open(path, 'w') as fh:\n        json.",
@@ -24,7 +22,8 @@ PROMPTS = [
 
 
 def test_shipped_model_is_complete_small_and_documented():
-    for name in ("model.bin", "config.json", "vocabulary.json", "tokenizer.json", "ghostline_model.json", "MODEL_CARD.md"):
+    for name in ("model.bin", "config.json", "vocabulary.json", "tokenizer.json", "ghostline_model.json",
+                 "MODEL_CARD.md"):
         assert (DEFAULT_MODEL_DIR / name).is_file(), name
     size = sum(f.stat().st_size for f in DEFAULT_MODEL_DIR.iterdir())
     assert size <= 60 * 1024 * 1024
@@ -67,7 +66,7 @@ async def test_multiline_on_an_empty_function_body_returns_a_block_ending_at_the
         assert text.strip()
         lines = text.split("\n")
         # Every following line stays inside the body: nothing dedents to the def's level.
-        assert all(not l.strip() or len(l) - len(l.lstrip()) > 0 for l in lines[1:])
+        assert all(not row.strip() or len(row) - len(row.lstrip()) > 0 for row in lines[1:])
         prefix, suffix = SOURCE[: SOURCE.index("    \n") + 4], SOURCE[SOURCE.index("    \n") + 4:]
         assert trim_to_valid(prefix, text, suffix, "python") == text
         # Mid-line, the same server stays single-line.

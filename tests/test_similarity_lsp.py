@@ -130,7 +130,8 @@ async def test_editing_an_open_document_changes_the_results_without_saving(works
             text_document=types.VersionedTextDocumentIdentifier(uri=c_uri, version=2),
             content_changes=[types.TextDocumentContentChangeWholeDocument(text=C + "\n\n" + COMBINE)]))
         moved = await find_similar(client, a_uri, 0, 10)
-        assert moved[0]["uri"] == c_uri and moved[0]["preview"].startswith("def combine_ranges"), [(m["uri"][-5:], m["score"], m["preview"][:30]) for m in moved[:4]]
+        assert moved[0]["uri"] == c_uri and moved[0]["preview"].startswith("def combine_ranges"), [
+            (m["uri"][-5:], m["score"], m["preview"][:30]) for m in moved[:4]]
 
 
 async def test_hint_names_the_duplicate_and_goes_when_it_is_deleted(workspace, tmp_path):
