@@ -6,9 +6,8 @@ cursor, empty files.  Every request answers correctly, or declines (an empty com
 fine for an absurd document), within a bound that tells a hang from a slow run; and the
 event loop keeps answering while the hostile work runs: a probe sends a cheap request (a
 completion for a document that is not open, refused at once on the event loop) every
-50 ms meanwhile and records the slowest answer.  Bounds are generous -- CI is a slow
-2-core box -- and sit well below what the unprotected server took (tens of seconds, or an
-allocation failure in CTranslate2).
+50 ms meanwhile and records the slowest answer.  Bounds are generous: CI is a slow 2-core
+box.
 """
 
 from __future__ import annotations
@@ -113,8 +112,8 @@ def edit(client: GhostlineClient, uri: str, version: int, line: int, character: 
         content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=at, end=at), text=text)]))
 
 
-# A generated data module: nested literals are slow to parse (about 4 s for 10 MB here,
-# all of it holding the GIL), which is what made the unprotected server stall.
+# A generated data module: nested literals are slow to parse (seconds for 10 MB, all of it
+# holding the GIL).
 ROW = "    {'id': 12345, 'tags': ['alpha', 'beta'], 'pos': (1.5, -2.25), 'next': {'k': [1, [2, (3,)]]}},\n"
 BIG_TAIL = "]\n\n\ndef summarize(rows):\n    \n"
 
@@ -151,8 +150,7 @@ async def test_a_one_megabyte_line_keeps_only_its_end_in_the_prompt(workspace, t
     async with running_server(workspace, options(tmp_path)) as client:
         async with Probe(client, workspace) as probe:
             client.open(uri, line)
-            # Unprotected, the whole line went into the prompt: 20 s, then CTranslate2
-            # failed to allocate the attention for ~300k tokens.
+            # Only the line's end may reach the prompt: all of it is ~300k tokens.
             assert isinstance(await bounded(client.inline(uri, 0, len(line))), str)
             explained = await bounded(explain(client, uri, 0, len(line)))
             assert explained.prompt.endswith("item_99998, item_99999, <|fim_middle|>")
