@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
+from lsp_helpers import running_server
 from lsp_server.jsonrpc import MAX_MESSAGE_BYTES
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -499,11 +500,9 @@ async def test_requests_after_shutdown_get_invalid_request(tmp_path):
         await server.stop()
 
 
-async def test_an_edit_to_a_document_never_opened_pops_up_nothing(tmp_path):
+async def test_an_edit_to_a_document_never_opened_pops_up_nothing(tmp_path, options):
     """An editor that loses track of a document must not get an "Error in server" popup."""
-    from lsp_server.client import running_server
-
-    async with running_server(tmp_path, {"debounceMs": 0, "cacheDir": str(tmp_path / "cache")}) as client:
+    async with running_server(tmp_path, options) as client:
         uri = (tmp_path / "ghost.py").as_uri()
         client.change(uri, 2, (0, 0), (0, 0), "x")
         client.open((tmp_path / "app.py").as_uri(), SOURCE)

@@ -2,6 +2,7 @@
 
 import ast
 
+from lsp_helpers import explain
 from lsp_server.blocks import trim_to_valid
 from lsp_server.client import running_server
 from lsp_server.settings import DEFAULT_MODEL_DIR
@@ -55,12 +56,11 @@ def test_completions_of_ordinary_python_look_like_python():
 SOURCE = "import os\n\n\ndef count_lines(path):\n    \n\n\ndef main():\n    print(count_lines('x'))\n"
 
 
-async def test_multiline_on_an_empty_function_body_returns_a_block_ending_at_the_body(tmp_path):
-    uri = (tmp_path / "lines.py").as_uri()
-    async with running_server(tmp_path, {"debounceMs": 0}) as client:
+async def test_multiline_on_an_empty_function_body_returns_a_block_ending_at_the_body(workspace, options):
+    uri = (workspace / "lines.py").as_uri()
+    async with running_server(workspace, options) as client:
         client.open(uri, SOURCE)
-        explained = await client.protocol.send_request_async(
-            "ghostline/explainPrompt", {"textDocument": {"uri": uri}, "position": {"line": 4, "character": 4}})
+        explained = await explain(client, uri, 4, 4)
         assert explained.mode == "block"
         text = await client.inline(uri, 4, 4)
         assert text.strip()
