@@ -1,6 +1,5 @@
 """Repository context, type-ahead and suffix handling, through a real LSP client."""
 
-
 from lsp_helpers import explain, insert, running_server
 
 MAIN = "import os\n\n\ndef main():\n    data = read_lines('x')\n    print(data)\n"
