@@ -164,7 +164,8 @@ class Editor:
 
     async def type_a_line(self, uri: str) -> None:
         lines = self.docs[uri]
-        bodies = [i for i, s in enumerate(lines) if s.startswith("    ") and s.strip() and not s.rstrip().endswith("\\")]
+        bodies = [i for i, s in enumerate(lines)
+                  if s.startswith("    ") and s.strip() and not s.rstrip().endswith("\\")]
         if not bodies:
             return
         anchor = self.rng.choice(bodies)

@@ -34,7 +34,7 @@ def empty_block_at_cursor(prefix: str, suffix: str, lang: str | None) -> BlockRe
     rest_of_line = suffix.split("\n", 1)[0]
     if line.strip() or rest_of_line.strip():
         return None
-    above = [l for l in prefix.split("\n")[:-1] if l.strip()]
+    above = [row for row in prefix.split("\n")[:-1] if row.strip()]
     placeholder, opener = language.block
     if not above or not above[-1].rstrip().endswith(opener):
         return None
@@ -60,12 +60,12 @@ def block_stop_rule(request: BlockRequest, max_lines: int):
         lines = text.split("\n")
         complete = lines[:-1]  # the last line may still be growing
         offset = 0
-        for i, l in enumerate(complete):
-            if i > 0 and l.strip() and _indent(l) <= request.header_indent:
+        for i, row in enumerate(complete):
+            if i > 0 and row.strip() and _indent(row) <= request.header_indent:
                 return offset - 1  # cut before the line break that starts it
             if i + 1 >= max_lines:
-                return offset + len(l)
-            offset += len(l) + 1
+                return offset + len(row)
+            offset += len(row) + 1
         return None
 
     return stop
@@ -103,7 +103,7 @@ def _close_docstring(block: str, cursor_line: str) -> str | None:
     for quote in ('"""', "'''"):
         if block.count(quote) % 2:
             lines = block.split("\n")
-            i = next(n for n, l in enumerate(lines) if quote in l)
+            i = next(n for n, row in enumerate(lines) if quote in row)
             opener = (cursor_line if i == 0 else "") + lines[i]
             indent = opener[: len(opener) - len(opener.lstrip())]
             return block.rstrip() + "\n" + indent + quote

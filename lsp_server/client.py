@@ -1,8 +1,8 @@
 """A small LSP client that drives the real server over stdio, as an editor would.
 
-Used by ``ghostline complete`` and by benchmarks: it starts ``python -m lsp_server``,
-opens a document and asks for inline completions, so what it prints is exactly what an
-editor would show.
+Used by ``ghostline complete``, the benchmarks and the tests (which extend it in
+``tests/lsp_helpers.py``): it starts ``python -m lsp_server``, opens a document and asks for
+inline completions, so what it prints is exactly what an editor would show.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
@@ -25,27 +25,11 @@ class GhostlineClient(LanguageClient):
     def __init__(self) -> None:
         super().__init__("ghostline-client", __version__)
         self.messages: list[str] = []
-        self.status: dict | None = None
         self.stderr_tail = ""
-        self.logs: list[str] = []  # the server's window/logMessage lines, newest last
-        self.diagnostics: dict[str, list[types.Diagnostic]] = {}  # the latest per document
 
         @self.feature(types.WINDOW_SHOW_MESSAGE)
         def _show(params: types.ShowMessageParams) -> None:
             self.messages.append(params.message)
-
-        @self.feature(types.WINDOW_LOG_MESSAGE)
-        def _log(params: types.LogMessageParams) -> None:
-            self.logs.append(params.message)
-            del self.logs[:-500]
-
-        @self.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
-        def _diagnostics(params: types.PublishDiagnosticsParams) -> None:
-            self.diagnostics[params.uri] = params.diagnostics
-
-        @self.feature("ghostline/status")
-        def _status(params) -> None:
-            self.status = params
 
     def open(self, uri: str, text: str, language: str = "python", version: int = 1) -> None:
         self.text_document_did_open(types.DidOpenTextDocumentParams(
@@ -67,21 +51,6 @@ class GhostlineClient(LanguageClient):
         text = items[0].insert_text
         return text if isinstance(text, str) else text.value
 
-    async def wait_for_diagnostics(self, predicate, timeout: float = 60.0) -> None:
-        """Wait until ``predicate(self.diagnostics)`` holds (hints arrive when the index is ready)."""
-        deadline = time.monotonic() + timeout
-        while not predicate(self.diagnostics):
-            if time.monotonic() > deadline:
-                raise asyncio.TimeoutError(f"diagnostics never matched; last: {self.diagnostics}")
-            await asyncio.sleep(0.02)
-
-    async def find_similar(self, uri: str, start: int, end: int, limit: int = 10) -> list[dict]:
-        """``ghostline/findSimilar`` on lines ``start``-``end``; items as plain dicts."""
-        result = await self.protocol.send_request_async("ghostline/findSimilar", {
-            "textDocument": {"uri": uri}, "range": {"start": {"line": start, "character": 0},
-                                                    "end": {"line": end, "character": 0}}, "limit": limit})
-        return [_plain(item) for item in _plain(result)["items"]]
-
 
 def inline_params(uri: str, line: int, character: int,
                   trigger: types.InlineCompletionTriggerKind = types.InlineCompletionTriggerKind.Automatic,
@@ -93,25 +62,18 @@ def inline_params(uri: str, line: int, character: int,
         context=types.InlineCompletionContext(trigger_kind=trigger))
 
 
-def _plain(value):
-    """pygls hands back custom-request results as namedtuples; tests and tools want dicts."""
-    if hasattr(value, "_asdict"):
-        return {k: _plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 @asynccontextmanager
 async def running_server(root: Path, options: dict | None = None, python: str = sys.executable,
                          server_args: tuple[str, ...] = ("-m", "lsp_server"),
                          env: dict[str, str] | None = None,
-                         cwd: Path | None = None) -> AsyncIterator[GhostlineClient]:
+                         cwd: Path | None = None,
+                         client_class: type[GhostlineClient] = GhostlineClient) -> AsyncIterator[GhostlineClient]:
     """Start the server, initialize it for workspace ``root``, and shut it down after.
 
     ``server_args``, ``env`` and ``cwd`` let tests start the server as an editor would (in
-    the workspace) or under a wrapper (an audit hook)."""
-    client = GhostlineClient()
+    the workspace) or under a wrapper (an audit hook); ``client_class`` lets them record more
+    of what the server sends."""
+    client = client_class()
     await client.start_io(python, *server_args, env=env, cwd=cwd)
     # pygls pipes the server's stderr; unread, a chatty server would block once the pipe fills.
     drain = asyncio.create_task(_drain(client))
@@ -132,7 +94,7 @@ async def running_server(root: Path, options: dict | None = None, python: str = 
         if server is not None and server.returncode is None:
             try:
                 await asyncio.wait_for(server.wait(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 server.kill()
         await client.stop()
         drain.cancel()

@@ -8,7 +8,7 @@ marker (how retrieved snippets are shown to the model).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import PurePath
 
 import tree_sitter
@@ -59,7 +59,7 @@ def comment_of(path: str | PurePath) -> str:
     return lang.comment if lang is not None else "//"
 
 
-@lru_cache(maxsize=None)
+@cache
 def parser(grammar: str) -> tree_sitter.Parser:
     """The parser for a grammar ("python", "javascript", "typescript", "tsx").  One per
     grammar serves every thread: ``Parser.parse`` holds the GIL."""

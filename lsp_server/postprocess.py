@@ -20,7 +20,8 @@ def cut_repetition(text: str, min_unit: int = 2, min_repeats: int = 4) -> str:
     the first occurrence is kept, the echoes are dropped.  Runs of one character (rulers
     like "# =====", indentation) are left alone.
     """
-    pattern = re.compile(r"(.{%d,}?)\1{%d,}" % (min_unit, min_repeats - 1), flags=re.S)
+    regex = r"(.{%d,}?)\1{%d,}" % (min_unit, min_repeats - 1)  # noqa: UP031 - an f-string doubles the braces
+    pattern = re.compile(regex, flags=re.S)
     pos = 0
     while (m := pattern.search(text, pos)) is not None:
         if len(set(m.group(1))) > 1:
@@ -82,7 +83,7 @@ def clean_single_line(text: str, line_suffix: str, prefix_line: str = "") -> str
 def clean_block(text: str, suffix: str) -> str:
     """Trim a multi-line completion: no loops, no lines the document already has next."""
     text = cut_repetition(text, min_unit=8).rstrip()
-    next_lines = [l.strip() for l in suffix.split("\n") if l.strip()][:3]
+    next_lines = [row.strip() for row in suffix.split("\n") if row.strip()][:3]
     lines = text.split("\n")
     for i in range(len(lines)):
         if next_lines and lines[i].strip() == next_lines[0] and i > 0:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lsp_server.retrieval import Retriever, Snippet, format_context
+from lsp_server.settings import ServerSettings
 from model.engine import CompletionEngine
 from model.prompt_format import Prompt, completion_prompt, split_prefix
 from model.tokenizer import encode
-from lsp_server.retrieval import Retriever, Snippet, format_context
-from lsp_server.settings import ServerSettings
 
 HEADER_RESERVE = 24  # file separator, path and FIM markers
 

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from lsp_server.documents import lsp_line_breaks
@@ -170,7 +171,7 @@ class Retriever:
                 if st.st_size > cfg.max_file_bytes:
                     continue
                 stamp = (st.st_mtime_ns, st.st_size)
-                reader = (lambda p=path: _read(p))
+                reader = partial(_read, path)
             entry = self._file(str(path), stamp, reader)
             if entry is not None:
                 yield str(path), entry

@@ -21,10 +21,11 @@ import asyncio
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
@@ -237,7 +238,8 @@ class SimilarityService:
     def _diagnostic(self, entry, match: Hit) -> types.Diagnostic:
         first = entry.preview.split("\n", 1)[0]
         where = display_path(Path(match.entry.file).as_uri(), self._documents().root_path)
-        line = types.Range(start=types.Position(entry.start_line, 0), end=types.Position(entry.start_line, utf16_len(first)))
+        line = types.Range(start=types.Position(entry.start_line, 0),
+                           end=types.Position(entry.start_line, utf16_len(first)))
         return types.Diagnostic(
             range=line, severity=types.DiagnosticSeverity.Hint, source="ghostline", code="similar-code",
             message=f"Similar code: {match.entry.name} in {where}:{match.entry.start_line + 1} "

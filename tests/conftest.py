@@ -1,4 +1,5 @@
-"""Shared fixtures: one tiny model per test session, trained by our own pipeline."""
+"""Shared fixtures: one tiny model per test session, trained by our own pipeline; a
+workspace folder and the initialization options for servers started on it."""
 
 from __future__ import annotations
 
@@ -27,3 +28,18 @@ def tiny_run(tmp_path_factory) -> Path:
 def tiny_model(tiny_run: Path) -> Path:
     """The tiny model exported to CTranslate2 int8."""
     return tiny_run / "ct2-int8"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """An empty workspace folder; a suite overrides this fixture to fill it."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def options(tmp_path: Path) -> dict:
+    """Initialization options for a test's server: completions without debounce, and the
+    similarity cache in the test's own folder, beside the workspace."""
+    return {"debounceMs": 0, "cacheDir": str(tmp_path / "cache")}

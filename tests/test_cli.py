@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import model
+from lsp_helpers import running_server
 from lsp_server.cli import CliError, Location, parse_location
-from lsp_server.client import running_server
 from lsp_server.settings import DEFAULT_MODEL_DIR
 from training.cli import build_parser
 
@@ -36,7 +36,7 @@ def test_version_is_defined_once_and_printed_by_ghostline_version():
     from lsp_server.client import GhostlineClient
     from lsp_server.server import VERSION
 
-    assert VERSION == model.__version__ and GhostlineClient().version == model.__version__
+    assert model.__version__ == VERSION and GhostlineClient().version == model.__version__
 
 
 def test_one_parser_knows_every_command():
@@ -111,14 +111,13 @@ def test_a_missing_file_is_named(tmp_path):
         parse_location(f"{tmp_path / 'nope.py'}:1:1", with_column=True)
 
 
-async def test_serve_model_is_the_model_when_the_client_leaves_model_path_empty(tmp_path, monkeypatch):
+async def test_serve_model_is_the_model_when_the_client_leaves_model_path_empty(tmp_path, monkeypatch, workspace,
+                                                                                 options):
     monkeypatch.delenv("GHOSTLINE_MODEL", raising=False)
     launched = tmp_path / "launched"
     shutil.copytree(DEFAULT_MODEL_DIR, launched)
-    root = tmp_path / "ws"
-    root.mkdir()
     args = ("-m", "lsp_server", "--model", str(launched))
-    async with running_server(root, {"modelPath": "", "debounceMs": 0}, server_args=args) as client:
+    async with running_server(workspace, {**options, "modelPath": ""}, server_args=args) as client:
         deadline = time.monotonic() + 60
         while client.status is None or getattr(client.status, "state", None) in (None, "loading"):
             assert time.monotonic() < deadline, client.status

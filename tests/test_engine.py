@@ -39,10 +39,10 @@ def test_cancel_stops_within_one_token(engine):
 
 def test_static_prompt_reuse_gives_the_same_completion(engine):
     prefix = "import os\n\n\ndef main():\n    path = os."
-    reused = [engine.complete(_prompt(engine, prefix[:n]), GenerationOptions(max_tokens=16)).text
-              for n in range(len(prefix) - 4, len(prefix) + 1)]
-    fresh = [engine.complete(_prompt(engine, prefix[:n]), GenerationOptions(max_tokens=16, reuse_static_prompt=False)).text
-             for n in range(len(prefix) - 4, len(prefix) + 1)]
+    cut = range(len(prefix) - 4, len(prefix) + 1)
+    reused = [engine.complete(_prompt(engine, prefix[:n]), GenerationOptions(max_tokens=16)).text for n in cut]
+    fresh_options = GenerationOptions(max_tokens=16, reuse_static_prompt=False)
+    fresh = [engine.complete(_prompt(engine, prefix[:n]), fresh_options).text for n in cut]
     assert reused == fresh
 
 

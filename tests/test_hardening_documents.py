@@ -6,9 +6,8 @@ cursor, empty files.  Every request answers correctly, or declines (an empty com
 fine for an absurd document), within a bound that tells a hang from a slow run; and the
 event loop keeps answering while the hostile work runs: a probe sends a cheap request (a
 completion for a document that is not open, refused at once on the event loop) every
-50 ms meanwhile and records the slowest answer.  Bounds are generous -- CI is a slow
-2-core box -- and sit well below what the unprotected server took (tens of seconds, or an
-allocation failure in CTranslate2).
+50 ms meanwhile and records the slowest answer.  Bounds are generous: CI is a slow 2-core
+box.
 """
 
 from __future__ import annotations
@@ -24,7 +23,8 @@ from lsprotocol import types
 
 from clone_pair import COMBINE
 from clone_pair import MERGE_BARE as MERGE
-from lsp_server.client import GhostlineClient, running_server
+from lsp_helpers import complete, explain, find_similar, insert, running_server, start_line
+from lsp_server.client import GhostlineClient
 from lsp_server.documents import utf16_len
 from lsp_server.settings import DEFAULT_MODEL_DIR
 
@@ -36,16 +36,10 @@ SMALL = "import os\n\n\ndef join_all(parts):\n    return os.path.join(*parts)\n\
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    root.mkdir()
-    (root / "small.py").write_text(SMALL)
-    (root / "ranges.py").write_text("import sys\n\n\n" + COMBINE)
-    return root
-
-
-def options(tmp_path: Path, **extra) -> dict:
-    return {"debounceMs": 0, "cacheDir": str(tmp_path / "cache"), **extra}
+def workspace(workspace: Path) -> Path:
+    (workspace / "small.py").write_text(SMALL)
+    (workspace / "ranges.py").write_text("import sys\n\n\n" + COMBINE)
+    return workspace
 
 
 class Probe:
@@ -57,7 +51,7 @@ class Probe:
         self.worst = 0.0
         self._stop = asyncio.Event()
 
-    async def __aenter__(self) -> "Probe":
+    async def __aenter__(self) -> Probe:
         self._task = asyncio.create_task(self._run())
         return self
 
@@ -84,46 +78,21 @@ async def bounded(awaitable, seconds: float = REQUEST_S):
     return result
 
 
-async def explain(client: GhostlineClient, uri: str, line: int, character: int):
-    return await client.protocol.send_request_async("ghostline/explainPrompt", {
-        "textDocument": {"uri": uri}, "position": {"line": line, "character": character}})
-
-
-async def find_similar(client: GhostlineClient, uri: str, start: int, end: int) -> list[dict]:
-    result = await client.protocol.send_request_async("ghostline/findSimilar", {
-        "textDocument": {"uri": uri}, "range": {"start": {"line": start, "character": 0},
-                                                "end": {"line": end, "character": 0}}, "limit": 10})
-    items = result.items if hasattr(result, "items") else result["items"]
-    return [item._asdict() if hasattr(item, "_asdict") else item for item in items]
-
-
-async def complete(client: GhostlineClient, uri: str, line: int, character: int) -> types.CompletionList:
-    return await client.text_document_completion_async(types.CompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=character)))
-
-
 def assert_fits_the_model(explained) -> None:
     assert explained.staticTokens + explained.dynamicTokens <= CONTEXT
 
 
-def edit(client: GhostlineClient, uri: str, version: int, line: int, character: int, text: str) -> None:
-    at = types.Position(line=line, character=character)
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-        content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=at, end=at), text=text)]))
-
-
-# A generated data module: nested literals are slow to parse (about 4 s for 10 MB here,
-# all of it holding the GIL), which is what made the unprotected server stall.
+# A generated data module: nested literals are slow to parse (seconds for 10 MB, all of it
+# holding the GIL).
 ROW = "    {'id': 12345, 'tags': ['alpha', 'beta'], 'pos': (1.5, -2.25), 'next': {'k': [1, [2, (3,)]]}},\n"
 BIG_TAIL = "]\n\n\ndef summarize(rows):\n    \n"
 
 
-async def test_a_ten_megabyte_file_is_completed_and_searched_without_stalling(workspace, tmp_path):
+async def test_a_ten_megabyte_file_is_completed_and_searched_without_stalling(workspace, options):
     big = "DATA = [\n" + ROW * (10_000_000 // len(ROW)) + BIG_TAIL
     body_line = big.count("\n") - 1  # the empty body of summarize()
     big_uri, small_uri = (workspace / "data.py").as_uri(), (workspace / "small.py").as_uri()
-    async with running_server(workspace, options(tmp_path)) as client:
+    async with running_server(workspace, options) as client:
         client.open(small_uri, SMALL)
         assert (await client.inline(small_uri, 8, 11)).strip()  # warm: model loaded, index built
         async with Probe(client, workspace) as probe:
@@ -135,7 +104,7 @@ async def test_a_ten_megabyte_file_is_completed_and_searched_without_stalling(wo
             assert explained.prompt.endswith("def summarize(rows):\n    <|fim_middle|>")
             assert_fits_the_model(explained)
             for version in (2, 3, 4):  # typing in the big file re-indexes nothing heavy
-                edit(client, big_uri, version, 1, 0, "#")
+                insert(client, big_uri, version, 1, 0, "#")
             assert await bounded(find_similar(client, big_uri, body_line - 1, body_line - 1)) is not None
             assert await bounded(find_similar(client, small_uri, 3, 3)) is not None
             # Retrieval in another file of the same language skips the huge open buffer.
@@ -144,15 +113,14 @@ async def test_a_ten_megabyte_file_is_completed_and_searched_without_stalling(wo
         assert client.messages == []
 
 
-async def test_a_one_megabyte_line_keeps_only_its_end_in_the_prompt(workspace, tmp_path):
+async def test_a_one_megabyte_line_keeps_only_its_end_in_the_prompt(workspace, options):
     line = "ROWS = [" + ", ".join(f"item_{i}" for i in range(100_000)) + ", "
     assert len(line) > 1_000_000
     uri = (workspace / "rows.py").as_uri()
-    async with running_server(workspace, options(tmp_path)) as client:
+    async with running_server(workspace, options) as client:
         async with Probe(client, workspace) as probe:
             client.open(uri, line)
-            # Unprotected, the whole line went into the prompt: 20 s, then CTranslate2
-            # failed to allocate the attention for ~300k tokens.
+            # Only the line's end may reach the prompt: all of it is ~300k tokens.
             assert isinstance(await bounded(client.inline(uri, 0, len(line))), str)
             explained = await bounded(explain(client, uri, 0, len(line)))
             assert explained.prompt.endswith("item_99998, item_99999, <|fim_middle|>")
@@ -161,11 +129,11 @@ async def test_a_one_megabyte_line_keeps_only_its_end_in_the_prompt(workspace, t
         assert probe.worst < STALL_S, f"the event loop stalled for {probe.worst:.1f}s"
 
 
-async def test_minified_javascript_is_completed_at_either_end(workspace, tmp_path):
+async def test_minified_javascript_is_completed_at_either_end(workspace, options):
     code = ";".join(f"function f{i}(a,b){{return a+b*{i}}}" for i in range(30_000)) + ";var total=ad"
     assert len(code) > 1_000_000
     uri = (workspace / "bundle.min.js").as_uri()
-    async with running_server(workspace, options(tmp_path)) as client:
+    async with running_server(workspace, options) as client:
         async with Probe(client, workspace) as probe:
             client.open(uri, code, language="javascript")
             assert isinstance(await bounded(client.inline(uri, 0, len(code))), str)
@@ -183,7 +151,7 @@ async def test_minified_javascript_is_completed_at_either_end(workspace, tmp_pat
         assert probe.worst < STALL_S, f"the event loop stalled for {probe.worst:.1f}s"
 
 
-async def test_nuls_and_control_characters_do_not_move_the_cursor(workspace, tmp_path):
+async def test_nuls_and_control_characters_do_not_move_the_cursor(workspace, options):
     # \x0c, \x1c, \x85 and \u2028 are line breaks for str.splitlines but not for LSP: they
     # must not shift the lines (a form feed between sections is common in older code).
     lines = ["import os", "BLOB = '\x00\x01\x02\x7f\x00'", "\x0c", "# \x1c\x1d\x1e \x85 \u2028 \u2029 \v end",
@@ -191,13 +159,13 @@ async def test_nuls_and_control_characters_do_not_move_the_cursor(workspace, tmp
     text = "\n".join(lines) + "\n"
     uri = (workspace / "blob.py").as_uri()
     (workspace / "binary.py").write_bytes(b"\x00\x01def f(x):\n    return x\x00\xff\xfe\n" * 50)
-    async with running_server(workspace, options(tmp_path)) as client:
+    async with running_server(workspace, options) as client:
         client.open(uri, text)
         explained = await bounded(explain(client, uri, 6, 16))
         assert explained.prompt.endswith("def where(path):\n    return os.pa<|fim_middle|>")
         assert isinstance(await bounded(client.inline(uri, 6, 16)), str)
         # An edit after the control characters lands where the client put it.
-        edit(client, uri, 2, 6, 16, "th")
+        insert(client, uri, 2, 6, 16, "th")
         explained = await bounded(explain(client, uri, 6, 18))
         assert explained.prompt.endswith("    return os.path<|fim_middle|>")
         result = await bounded(complete(client, uri, 6, 18))
@@ -207,7 +175,7 @@ async def test_nuls_and_control_characters_do_not_move_the_cursor(workspace, tmp
         assert client.messages == []
 
 
-async def test_invalid_utf8_on_disk_is_skipped_by_retrieval_and_similarity(workspace, tmp_path):
+async def test_invalid_utf8_on_disk_is_skipped_by_retrieval_and_similarity(workspace, options):
     # The same function twice on disk: once readable (ranges.py), once with a byte that is
     # not UTF-8 (broken.py, and in the crawl's own .git/info/exclude).
     (workspace / "broken.py").write_bytes(
@@ -216,7 +184,7 @@ async def test_invalid_utf8_on_disk_is_skipped_by_retrieval_and_similarity(works
     (workspace / ".git" / "info" / "exclude").write_bytes(b"# \xff\xfe latin-1 comment\n*.tmp\n")
     uri = (workspace / "query.py").as_uri()
     text = "import sys\n\n\n" + MERGE
-    async with running_server(workspace, options(tmp_path)) as client:
+    async with running_server(workspace, options) as client:
         client.open(uri, text)
         items = await bounded(find_similar(client, uri, 3, 3))
         assert items and items[0]["uri"] == (workspace / "ranges.py").as_uri()
@@ -232,12 +200,12 @@ async def test_invalid_utf8_on_disk_is_skipped_by_retrieval_and_similarity(works
 
 
 @pytest.mark.parametrize("eol", ["\r\n", "\r"], ids=["crlf", "cr"])
-async def test_crlf_and_cr_only_documents_complete_and_search_by_lsp_lines(workspace, tmp_path, eol):
+async def test_crlf_and_cr_only_documents_complete_and_search_by_lsp_lines(workspace, eol, options):
     lines = ["import os", "", "", "def count_lines(path):", "    ", "", "", *MERGE.rstrip("\n").split("\n"),
              "", "", "def main():", "    name = os.pa"]
     text = eol.join(lines) + eol
     uri = (workspace / "endings.py").as_uri()
-    async with running_server(workspace, options(tmp_path)) as client:
+    async with running_server(workspace, options) as client:
         client.open(uri, text)
         # Mid-line: the prefix is that line's start; the model sees "\n" line breaks.
         last = len(lines) - 1
@@ -255,21 +223,16 @@ async def test_crlf_and_cr_only_documents_complete_and_search_by_lsp_lines(works
         client.open((workspace / "ranges.py").as_uri(), (workspace / "ranges.py").read_text())
         items = await bounded(find_similar(client, (workspace / "ranges.py").as_uri(), 5, 5))
         mine = [item for item in items if item["uri"] == uri]
-        assert mine and _start_line(mine[0]) == 7 and mine[0]["preview"].startswith("def merge_intervals")
+        assert mine and start_line(mine[0]) == 7 and mine[0]["preview"].startswith("def merge_intervals")
 
 
-def _start_line(item: dict) -> int:
-    start = item["range"].start if hasattr(item["range"], "start") else item["range"]["start"]
-    return start.line if hasattr(start, "line") else start["line"]
-
-
-async def test_characters_outside_the_bmp_count_two_utf16_units(workspace, tmp_path):
+async def test_characters_outside_the_bmp_count_two_utf16_units(workspace, options):
     lines = ["# \U0001F600 \U0001F389 emoji above the cursor \U0001F680", "def greet(name):",
              "    label = '\U0001F389\U0001F389 party ' + na", "    v = a\U0001D465b"]
     text = "\n".join(lines) + "\n"
     uri = (workspace / "emoji.py").as_uri()
 
-    async with running_server(workspace, options(tmp_path)) as client:
+    async with running_server(workspace, options) as client:
         client.open(uri, text)
         end = utf16_len(lines[2])
         assert end == len(lines[2]) + 2  # two characters outside the BMP, two units each
@@ -297,10 +260,10 @@ async def test_characters_outside_the_bmp_count_two_utf16_units(workspace, tmp_p
             assert item.text_edit.new_text.startswith("a\U0001D465b")
 
 
-async def test_empty_documents_and_files(workspace, tmp_path):
+async def test_empty_documents_and_files(workspace, options):
     (workspace / "empty_on_disk.py").write_text("")
     uri, blank_uri = (workspace / "empty.py").as_uri(), (workspace / "blank.py").as_uri()
-    async with running_server(workspace, options(tmp_path)) as client:
+    async with running_server(workspace, options) as client:
         client.open(uri, "")
         client.open(blank_uri, "\n\n\n")
         assert isinstance(await bounded(client.inline(uri, 0, 0)), str)

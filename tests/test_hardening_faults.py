@@ -23,7 +23,8 @@ import pytest
 from lsprotocol import types
 
 from clone_pair import COMBINE, MERGE
-from lsp_server.client import GhostlineClient, running_server
+from lsp_helpers import complete, explain, find_similar, running_server, status, until
+from lsp_server.client import GhostlineClient
 from lsp_server.settings import DEFAULT_MODEL_DIR
 from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex
 from lsp_server.similarity.store import FORMAT, cache_folder
@@ -33,49 +34,15 @@ RETURN_LINE = APP.split("\n").index("    return ")
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    root.mkdir()
-    (root / "app.py").write_text(APP)
-    (root / "util.py").write_text("import sys\n\n\n" + COMBINE)
-    return root
+def workspace(workspace: Path) -> Path:
+    (workspace / "app.py").write_text(APP)
+    (workspace / "util.py").write_text("import sys\n\n\n" + COMBINE)
+    return workspace
 
 
-def options(tmp_path: Path, **extra) -> dict:
-    return {"debounceMs": 0, "cacheDir": str(tmp_path / "cache"), **extra}
-
-
-def model_options(tmp_path: Path, model: Path) -> dict:
+def model_options(options: dict, model: Path) -> dict:
     # Line memory copies existing lines without the model; off, every completion needs it.
-    return options(tmp_path, modelPath=str(model), lineMemory=False)
-
-
-async def until(predicate, timeout: float = 20.0) -> None:
-    """Wait for a notification-driven condition (messages arrive on their own time)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
-def status(client: GhostlineClient, key: str):
-    """A field of the last ``ghostline/status`` (pygls hands it over as a namedtuple)."""
-    if client.status is None:
-        return None
-    return client.status[key] if isinstance(client.status, dict) else getattr(client.status, key)
-
-
-async def explain(client: GhostlineClient, uri: str, line: int, character: int):
-    return await client.protocol.send_request_async("ghostline/explainPrompt", {
-        "textDocument": {"uri": uri}, "position": {"line": line, "character": character}})
-
-
-async def find_similar(client: GhostlineClient, uri: str, line: int) -> list[dict]:
-    result = await client.protocol.send_request_async("ghostline/findSimilar", {
-        "textDocument": {"uri": uri}, "range": {"start": {"line": line, "character": 0},
-                                                "end": {"line": line, "character": 0}}, "limit": 10})
-    items = result.items if hasattr(result, "items") else result["items"]
-    return [item._asdict() if hasattr(item, "_asdict") else item for item in items]
+    return {**options, "modelPath": str(model), "lineMemory": False}
 
 
 async def fresh_completion(client: GhostlineClient, root: Path, name: str) -> str:
@@ -107,11 +74,11 @@ BREAKS = {
 
 
 @pytest.mark.parametrize("damage", list(BREAKS))
-async def test_a_broken_model_is_reported_and_the_server_keeps_answering(workspace, tmp_path, damage):
+async def test_a_broken_model_is_reported_and_the_server_keeps_answering(workspace, tmp_path, damage, options):
     model = served_copy(tmp_path)
     BREAKS[damage](model)
     uri = (workspace / "app.py").as_uri()
-    async with running_server(workspace, model_options(tmp_path, model)) as client:
+    async with running_server(workspace, model_options(options, model)) as client:
         client.open(uri, APP)
         assert await client.inline(uri, RETURN_LINE, 11) == ""
         await until(lambda: client.messages)
@@ -122,11 +89,10 @@ async def test_a_broken_model_is_reported_and_the_server_keeps_answering(workspa
             assert file.split(".")[0] in client.messages[0]
         await until(lambda: status(client, "state") == "error")
         # Everything else still works; completions stay empty, without more messages.
-        result = await client.text_document_completion_async(types.CompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=RETURN_LINE, character=11)))
+        result = await complete(client, uri, RETURN_LINE, 11)
         assert list(result.items) == []
         assert str(model) in (await explain(client, uri, RETURN_LINE, 11)).error
-        items = await find_similar(client, uri, 4)
+        items = await find_similar(client, uri, 4, 4)
         assert items and items[0]["uri"] == (workspace / "util.py").as_uri()
         assert await client.inline(uri, RETURN_LINE - 1, 4) == ""
         assert len(client.messages) == 1
@@ -136,10 +102,10 @@ def _total_tokens(explained) -> int:
     return explained.staticTokens + explained.dynamicTokens
 
 
-async def test_a_model_folder_swapped_while_serving_is_picked_up_or_reported(workspace, tmp_path):
+async def test_a_model_folder_swapped_while_serving_is_picked_up_or_reported(workspace, tmp_path, options):
     served = served_copy(tmp_path)
     uri = (workspace / "app.py").as_uri()
-    async with running_server(workspace, model_options(tmp_path, served)) as client:
+    async with running_server(workspace, model_options(options, served)) as client:
         client.open(uri, APP)
         assert (await fresh_completion(client, workspace, "step1")).strip()
         context = json.loads((served / "ghostline_model.json").read_text())["max_seq_len"]
@@ -157,7 +123,7 @@ async def test_a_model_folder_swapped_while_serving_is_picked_up_or_reported(wor
         await until(lambda: client.messages)
         assert str(served) in client.messages[-1]
         assert "error" in (await explain(client, uri, RETURN_LINE, 11))._asdict()
-        assert await find_similar(client, uri, 4)
+        assert await find_similar(client, uri, 4, 4)
         # The copy finished: served again, no restart.
         shutil.copyfile(DEFAULT_MODEL_DIR / "model.bin", served / "model.bin")
         assert (await fresh_completion(client, workspace, "step3")).strip()
@@ -196,7 +162,7 @@ def _many(folder: Path, count: int, suffix: str, text: str) -> None:
         (folder / f"m{i}{suffix}").write_text(text)
 
 
-async def test_loops_unreadable_files_and_generated_folders_are_skipped(tmp_path):
+async def test_loops_unreadable_files_and_generated_folders_are_skipped(tmp_path, options):
     root = tmp_path / "ws"
     src = root / "src"
     src.mkdir(parents=True)
@@ -223,10 +189,10 @@ async def test_loops_unreadable_files_and_generated_folders_are_skipped(tmp_path
     _many(root / ".git" / "objects" / "ab", 2000, ".py", APP)
     uri = (src / "app.py").as_uri()
     try:
-        async with running_server(root, options(tmp_path, similarityMaxFiles=250)) as client:
+        async with running_server(root, {**options, "similarityMaxFiles": 250}) as client:
             client.open(uri, APP)
             t0 = time.perf_counter()
-            items = await asyncio.wait_for(find_similar(client, uri, 4), 60)
+            items = await asyncio.wait_for(find_similar(client, uri, 4, 4), 60)
             assert time.perf_counter() - t0 < 30
             assert (src / "util.py").as_uri() in [item["uri"] for item in items]
             skipped = ("/build/", "/dist/", "/node_modules/", "/.git/", "/loop/", "/ping/", "/pong/")
@@ -264,16 +230,16 @@ def _corrupt(folder: Path, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["intact", "garbage bytes", "truncated archive", "json of the wrong shape",
                                  "older format"])
-async def test_a_bad_similarity_cache_is_rebuilt_not_trusted(workspace, tmp_path, how):
+async def test_a_bad_similarity_cache_is_rebuilt_not_trusted(workspace, tmp_path, how, options):
     cache = tmp_path / "cache"
     WorkspaceIndex(workspace, WorkspaceConfig(cache_dir=cache)).refresh()  # what the server saves
     folder = cache_folder(cache, workspace)
     assert (folder / "index.npz").is_file()
     _corrupt(folder, how)
     uri = (workspace / "app.py").as_uri()
-    async with running_server(workspace, options(tmp_path)) as client:
+    async with running_server(workspace, options) as client:
         client.open(uri, APP)
-        items = await find_similar(client, uri, 4)
+        items = await find_similar(client, uri, 4, 4)
         assert items and items[0]["uri"] == (workspace / "util.py").as_uri()
         assert all(not item["preview"].startswith("STALE") for item in items)
         assert items[0]["preview"].startswith("def combine_ranges(spans):")

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
-from lsp_server.client import GhostlineClient, inline_params, running_server
+from lsp_helpers import RecordingClient, running_server
+from lsp_server.client import GhostlineClient, inline_params
 
 BODY = "".join(f"def handler_{i}(request, value):\n    result = value * {i}\n    return result\n\n\n"
                for i in range(60))
@@ -31,18 +32,16 @@ def rss_mb(client: GhostlineClient) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def generations(client: GhostlineClient) -> int:
+def generations(client: RecordingClient) -> int:
     """Model calls the server made (it logs one line per generation)."""
     return sum(1 for line in client.logs if " completion " in f" {line}" and " tokens in " in line)
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    ws = tmp_path / "ws"
-    ws.mkdir()
+def workspace(workspace: Path) -> Path:
     for i in range(20):
-        (ws / f"module_{i}.py").write_text(BODY.replace("handler_", f"m{i}_handler_"))
-    return ws
+        (workspace / f"module_{i}.py").write_text(BODY.replace("handler_", f"m{i}_handler_"))
+    return workspace
 
 
 def open_modules(client: GhostlineClient, workspace: Path, n: int) -> list[str]:
@@ -53,14 +52,10 @@ def open_modules(client: GhostlineClient, workspace: Path, n: int) -> list[str]:
     return uris
 
 
-def options(tmp_path: Path, **extra) -> dict:
-    return {"cacheDir": str(tmp_path / "cache"), **extra}
-
-
-async def test_a_thousand_edits_a_second_keep_the_document_exact_and_only_the_newest_runs(workspace, tmp_path):
+async def test_a_thousand_edits_a_second_keep_the_document_exact_and_only_the_newest_runs(workspace, options):
     uri = (workspace / "module_0.py").as_uri()
     typed = "    total = sum(value for value in request.values if value is not None) + len(request.items)"
-    async with running_server(workspace, options(tmp_path, debounceMs=25, maxTokens=16)) as client:
+    async with running_server(workspace, {**options, "debounceMs": 25, "maxTokens": 16}) as client:
         client.open(uri, BODY + "\n")
         line = BODY.count("\n")
         await client.inline(uri, 2, 4)  # the model is loaded
@@ -95,8 +90,8 @@ async def test_a_thousand_edits_a_second_keep_the_document_exact_and_only_the_ne
     assert all(b.endswith(typed) for b in before_cursor)
 
 
-async def test_twenty_open_documents_all_get_answers_and_memory_stays_bounded(workspace, tmp_path):
-    async with running_server(workspace, options(tmp_path, debounceMs=0, maxTokens=8)) as client:
+async def test_twenty_open_documents_all_get_answers_and_memory_stays_bounded(workspace, options):
+    async with running_server(workspace, {**options, "maxTokens": 8}) as client:
         uris = open_modules(client, workspace, 20)
         await client.inline(uris[0], 1, 13)
         _, warm_peak = rss_mb(client)
@@ -109,11 +104,11 @@ async def test_twenty_open_documents_all_get_answers_and_memory_stays_bounded(wo
     assert peak - warm_peak < 300, f"peak RSS grew {peak - warm_peak:.0f} MB over 120 completions"
 
 
-async def test_memory_does_not_grow_with_the_number_of_lines_completed(workspace, tmp_path):
+async def test_memory_does_not_grow_with_the_number_of_lines_completed(workspace, options):
     """The model's prompt cache grows with every distinct line; the engine must recycle it."""
     uri = (workspace / "module_1.py").as_uri()
     text = (workspace / "module_1.py").read_text()
-    async with running_server(workspace, options(tmp_path, debounceMs=0, maxTokens=2, similarity=False)) as client:
+    async with running_server(workspace, {**options, "maxTokens": 2, "similarity": False}) as client:
         client.open(uri, text)
         for line in range(0, 30, 3):
             await client.inline(uri, line, 4)
@@ -125,8 +120,8 @@ async def test_memory_does_not_grow_with_the_number_of_lines_completed(workspace
     assert now - warm < 80, f"RSS grew {now - warm:.0f} MB over 90 lines: the prompt cache is not recycled"
 
 
-async def test_request_and_cancel_storms_leave_the_server_responsive(workspace, tmp_path):
-    async with running_server(workspace, options(tmp_path, debounceMs=0, maxTokens=64)) as client:
+async def test_request_and_cancel_storms_leave_the_server_responsive(workspace, options):
+    async with running_server(workspace, {**options, "maxTokens": 64}) as client:
         uris = open_modules(client, workspace, 5)
         await client.inline(uris[0], 1, 13)
         futures = []
@@ -150,11 +145,11 @@ async def test_request_and_cancel_storms_leave_the_server_responsive(workspace, 
     assert after < 10
 
 
-async def test_keystrokes_leave_nothing_behind(workspace, tmp_path):
-    """Every notification (a keystroke's didChange) used to leave its future in pygls' table
-    of pending requests: ~2 KB a keystroke, never freed (59 MB after 30,000)."""
+async def test_keystrokes_leave_nothing_behind(workspace, options):
+    """A notification (a keystroke's didChange) leaves nothing behind, such as a future in
+    pygls' table of pending requests: ~2 KB a keystroke would add up over a session."""
     uri = (workspace / "module_2.py").as_uri()
-    async with running_server(workspace, options(tmp_path, debounceMs=0, similarity=False)) as client:
+    async with running_server(workspace, {**options, "similarity": False}) as client:
         client.open(uri, "x = 1\n")
         await client.inline(uri, 0, 5)
         before, _ = rss_mb(client)

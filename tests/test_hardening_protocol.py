@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
+from lsp_helpers import running_server
 from lsp_server.jsonrpc import MAX_MESSAGE_BYTES
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -58,7 +59,7 @@ class RawServer:
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._drain())]
 
     @classmethod
-    async def start(cls, root: Path, cache_dir: Path) -> "RawServer":
+    async def start(cls, root: Path, cache_dir: Path) -> RawServer:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "lsp_server", cwd=REPO, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -89,7 +90,7 @@ class RawServer:
     async def request(self, method: str, params: object, timeout: float = 20) -> dict:
         try:
             return await asyncio.wait_for(self.send_request(method, params), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             alive = "alive" if self.proc.returncode is None else f"exited {self.proc.returncode}"
             raise AssertionError(f"no answer to {method} within {timeout}s (server {alive}); stderr:\n"
                                  + self.stderr_tail.decode(errors="replace")[-3000:]) from None
@@ -106,7 +107,7 @@ class RawServer:
                 await self.request("shutdown", None, timeout=10)
                 self.notify("exit", None)
                 await asyncio.wait_for(self.proc.wait(), 10)
-            except (AssertionError, asyncio.TimeoutError, ConnectionError):
+            except (TimeoutError, AssertionError, ConnectionError):
                 self.proc.kill()
                 await self.proc.wait()
         for task in self._tasks:
@@ -258,9 +259,9 @@ length_values = st.one_of(
     st.binary(max_size=30).filter(lambda b: b"\n" not in b and b"ength" not in b.lower()).map(lambda b: b + b"\r\n"),
     st.just(b""),  # no header at all
 ), body=st.sampled_from([b"{}", b'{"jsonrpc": "2.0", "method": "initialized", "params": {}}']))
-@example(header=b"Content-Length: %d\r\n" % 10**12, body=b"{}")  # allocated up front: MemoryError killed the server
-@example(header=b"Content-Length: %d\r\n" % (MAX_MESSAGE_BYTES + 1), body=b"{}")  # waited for bytes never sent
-@example(header=b"Content-Length: abc\r\n", body=b"{}")  # the next header, glued to "{}", went unseen
+@example(header=b"Content-Length: %d\r\n" % 10**12, body=b"{}")  # must not be allocated up front
+@example(header=b"Content-Length: %d\r\n" % (MAX_MESSAGE_BYTES + 1), body=b"{}")  # must not wait for bytes never sent
+@example(header=b"Content-Length: abc\r\n", body=b"{}")  # the next header, glued to "{}", is still found
 async def test_frames_without_a_usable_length_cost_at_most_the_next_message(fuzzed, header, body):
     """A server cannot know where such a body ends; it must find the next header, not go deaf."""
     fuzzed.write(header + b"\r\n" + body)
@@ -332,8 +333,8 @@ async def test_wrong_parameter_types_get_invalid_params(fuzzed, method, data):
 
 @pytest.mark.parametrize("uri, line", [(5, 0), ({"path": "/x"}, 0), ("APP", float("inf")), ("APP", "2")])
 async def test_explain_prompt_checks_what_it_reads_by_hand(fuzzed, uri, line):
-    """explainPrompt's params are untyped: a number as uri was a TypeError deep in the document
-    lookup, and a line of Infinity (Python's JSON reads it) an OverflowError, both as tracebacks."""
+    """explainPrompt's params are untyped, so it checks them itself: a number as uri or a line
+    of Infinity (Python's JSON reads it) is an LSP error, not a traceback from deep inside."""
     params = {"textDocument": {"uri": fuzzed.app if uri == "APP" else uri}, "position": {"line": line, "character": 0}}
     answer = await fuzzed.request(EXPLAIN, params)
     if line == "2":  # a numeric string is read as the number
@@ -414,8 +415,8 @@ async def test_documents_with_odd_uris(fuzzed, uri, text, method):
 
 
 async def test_an_open_document_no_file_can_have_breaks_nothing_else(fuzzed):
-    """A NUL in a file URI's path made every filesystem call raise ValueError: while such a
-    document was open, every completion failed in retrieval, and findSimilar on it too."""
+    """A NUL in a file URI's path makes every filesystem call raise ValueError: such an open
+    document must break neither retrieval for other completions nor the server."""
     odd = fuzzed.root.as_uri() + "/a%00b.py"
     fuzzed.notify("textDocument/didOpen", {"textDocument": {"uri": odd, "languageId": "python", "version": 1,
                                                              "text": SOURCE}})
@@ -427,8 +428,8 @@ async def test_an_open_document_no_file_can_have_breaks_nothing_else(fuzzed):
 
 
 async def test_find_similar_reads_an_open_document_whose_uri_has_escapes(fuzzed):
-    """pygls keys documents by the unquoted URI; findSimilar looked them up by the raw one, so an
-    editor buffer at a path with a space (``%20``) was missed: not saved yet, it was an error."""
+    """pygls keys documents by the unquoted URI, so findSimilar looks them up that way: an
+    unsaved editor buffer at a path with a space (``%20``) is found."""
     unsaved = fuzzed.open("not saved yet.py", SOURCE)
     try:
         answer = await fuzzed.request(FIND_SIMILAR, params_for(FIND_SIMILAR, unsaved, 4, 4))
@@ -499,11 +500,9 @@ async def test_requests_after_shutdown_get_invalid_request(tmp_path):
         await server.stop()
 
 
-async def test_an_edit_to_a_document_never_opened_pops_up_nothing(tmp_path):
+async def test_an_edit_to_a_document_never_opened_pops_up_nothing(tmp_path, options):
     """An editor that loses track of a document must not get an "Error in server" popup."""
-    from lsp_server.client import running_server
-
-    async with running_server(tmp_path, {"debounceMs": 0, "cacheDir": str(tmp_path / "cache")}) as client:
+    async with running_server(tmp_path, options) as client:
         uri = (tmp_path / "ghost.py").as_uri()
         client.change(uri, 2, (0, 0), (0, 0), "x")
         client.open((tmp_path / "app.py").as_uri(), SOURCE)

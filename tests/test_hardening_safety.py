@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
+from lsp_helpers import find_similar
 from lsp_server.client import running_server
 from lsp_server.settings import DEFAULT_MODEL_DIR
 
@@ -63,7 +64,7 @@ def total_size(paths):
 def main(argv):
     path = os.path.join(argv[0], "x")
     return 
-'''
+'''  # noqa: W291 - completions are asked for after "return "
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ async def editor_session(client, ws: Path) -> None:
     uri = (ws / "app.py").as_uri()
     client.open(uri, APP)
     await client.inline(uri, 12, 11)
-    hits = await client.find_similar(uri, 3, 3)
+    hits = await find_similar(client, uri, 3, 3)
     assert [Path(i["uri"]).name for i in hits][:1] == ["copy.py"]
     client.text_document_did_change(types.DidChangeTextDocumentParams(
         text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),

@@ -2,45 +2,44 @@
 
 import asyncio
 import re
-from pathlib import Path
 
 import pytest
 from lsprotocol import types
 
-from lsp_server.client import running_server
+from lsp_helpers import complete, insert, running_server
+from lsp_server.client import inline_params
 
 SOURCE = "import os\n\n\ndef main(argv):\n    path = os.path.join(argv[0], 'x')\n    return \n"
 
 
 @pytest.fixture
-def workspace(tmp_path):
-    (tmp_path / "app.py").write_text(SOURCE)
-    return tmp_path
+def workspace(workspace):
+    (workspace / "app.py").write_text(SOURCE)
+    return workspace
 
 
-async def test_inline_completion_continues_the_line(workspace, tiny_model):
+async def test_inline_completion_continues_the_line(workspace, tiny_model, options):
     uri = (workspace / "app.py").as_uri()
-    async with running_server(workspace, {"modelPath": str(tiny_model), "debounceMs": 0}) as client:
+    async with running_server(workspace, {**options, "modelPath": str(tiny_model)}) as client:
         client.open(uri, SOURCE)
         text = await client.inline(uri, 5, 11)
         assert text.strip() and "\n" not in text
         assert client.messages == []
 
 
-async def test_completion_fallback_replaces_the_word(workspace, tiny_model):
+async def test_completion_fallback_replaces_the_word(workspace, tiny_model, options):
     uri = (workspace / "app.py").as_uri()
-    async with running_server(workspace, {"modelPath": str(tiny_model), "debounceMs": 0}) as client:
+    async with running_server(workspace, {**options, "modelPath": str(tiny_model)}) as client:
         client.open(uri, SOURCE)
-        result = await client.text_document_completion_async(types.CompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=4, character=15)))
+        result = await complete(client, uri, 4, 15)
         item = result.items[0]
         assert item.text_edit.range.start == types.Position(line=4, character=14)
         assert item.text_edit.new_text.startswith("p")
 
 
-async def test_cancel_request_stops_generation_and_server_keeps_serving(workspace, tiny_model):
+async def test_cancel_request_stops_generation_and_server_keeps_serving(workspace, tiny_model, options):
     uri = (workspace / "app.py").as_uri()
-    async with running_server(workspace, {"modelPath": str(tiny_model), "debounceMs": 0, "maxTokens": 512}) as client:
+    async with running_server(workspace, {**options, "modelPath": str(tiny_model), "maxTokens": 512}) as client:
         client.open(uri, SOURCE)
         await client.inline(uri, 5, 11)  # warm up: model loaded
         stopped_mid_generation = False
@@ -48,9 +47,7 @@ async def test_cancel_request_stops_generation_and_server_keeps_serving(workspac
         # within a token); retry with later cancels until one lands mid-generation.
         for attempt, delay in enumerate((0.02, 0.05, 0.08, 0.12, 0.2)):
             seen = len(client.logs)
-            params = types.InlineCompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=4, character=4 + attempt),
-                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic))
+            params = inline_params(uri, 4, 4 + attempt)
             msg_id = f"cancel-me-{attempt}"
             future = client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
             await asyncio.sleep(delay)
@@ -75,18 +72,18 @@ async def test_cancel_request_stops_generation_and_server_keeps_serving(workspac
         assert stopped_mid_generation, client.logs
 
 
-async def test_only_the_newest_request_per_document_runs(workspace, tiny_model):
+async def test_only_the_newest_request_per_document_runs(workspace, tiny_model, options):
     uri = (workspace / "app.py").as_uri()
-    async with running_server(workspace, {"modelPath": str(tiny_model), "debounceMs": 50}) as client:
+    async with running_server(workspace, {**options, "modelPath": str(tiny_model), "debounceMs": 50}) as client:
         client.open(uri, SOURCE)
         first, second = await asyncio.gather(client.inline(uri, 4, 10), client.inline(uri, 5, 11))
         assert first == ""
         assert second.strip()
 
 
-async def test_missing_model_gives_a_message_and_the_server_still_answers(workspace, tmp_path):
+async def test_missing_model_gives_a_message_and_the_server_still_answers(workspace, tmp_path, options):
     uri = (workspace / "app.py").as_uri()
-    async with running_server(workspace, {"modelPath": str(tmp_path / "nope"), "debounceMs": 0}) as client:
+    async with running_server(workspace, {**options, "modelPath": str(tmp_path / "nope")}) as client:
         client.open(uri, SOURCE)
         assert await client.inline(uri, 5, 11) == ""
         assert await client.inline(uri, 4, 4) == ""
@@ -94,9 +91,9 @@ async def test_missing_model_gives_a_message_and_the_server_still_answers(worksp
         assert any("no model" in m and "modelPath" in m for m in client.messages)
 
 
-async def test_bad_requests_get_errors_and_the_server_keeps_serving(workspace, tiny_model):
+async def test_bad_requests_get_errors_and_the_server_keeps_serving(workspace, tiny_model, options):
     uri = (workspace / "app.py").as_uri()
-    async with running_server(workspace, {"modelPath": str(tiny_model), "debounceMs": 0}) as client:
+    async with running_server(workspace, {**options, "modelPath": str(tiny_model)}) as client:
         client.open(uri, SOURCE)
         with pytest.raises(Exception, match="not open"):
             await client.inline((workspace / "other.py").as_uri(), 0, 0)
@@ -105,30 +102,25 @@ async def test_bad_requests_get_errors_and_the_server_keeps_serving(workspace, t
         assert (await client.inline(uri, 5, 11)).strip()
 
 
-async def test_invalid_settings_are_reported_and_defaults_kept(workspace, tiny_model):
+async def test_invalid_settings_are_reported_and_defaults_kept(workspace, tiny_model, options):
     uri = (workspace / "app.py").as_uri()
-    options = {"modelPath": str(tiny_model), "debounceMs": 0, "maxTokens": "lots", "colour": "blue"}
-    async with running_server(workspace, options) as client:
+    invalid = {"maxTokens": "lots", "colour": "blue"}
+    async with running_server(workspace, {**options, "modelPath": str(tiny_model), **invalid}) as client:
         client.open(uri, SOURCE)
         assert (await client.inline(uri, 5, 11)).strip()
         assert any("maxTokens" in m for m in client.messages)
         assert any("colour" in m for m in client.messages)
 
 
-async def test_incremental_edits_are_applied(workspace, tiny_model):
+async def test_incremental_edits_are_applied(workspace, tiny_model, options):
     uri = (workspace / "app.py").as_uri()
-    async with running_server(workspace, {"modelPath": str(tiny_model), "debounceMs": 0, "enabled": False}) as client:
+    async with running_server(workspace, {**options, "modelPath": str(tiny_model), "enabled": False}) as client:
         client.open(uri, SOURCE)
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-            content_changes=[types.TextDocumentContentChangePartial(
-                range=types.Range(start=types.Position(line=5, character=11), end=types.Position(line=5, character=11)),
-                text="os.pa")]))
+        insert(client, uri, 2, 5, 11, "os.pa")
         # Disabled: no completion, but the document is tracked and requests are answered.
         assert await client.inline(uri, 5, 16) == ""
         client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
             settings={"ghostline": {"enabled": True}}))
-        result = await client.text_document_completion_async(types.CompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=5, character=16)))
+        result = await complete(client, uri, 5, 16)
         # The item replaces the word typed by the edit, so the server saw the edit.
         assert result.items[0].text_edit.new_text.startswith("pa")

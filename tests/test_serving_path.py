@@ -53,7 +53,8 @@ def test_bad_cli_arguments_get_one_line_not_a_traceback(tmp_path):
         ["export", str(tmp_path), str(tmp_path / "out")],
     ]
     for argv in cases:
-        proc = subprocess.run([sys.executable, "-m", "training.cli", *argv], capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([sys.executable, "-m", "training.cli", *argv],
+                              capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2, (argv, proc.stderr)
         assert "Traceback" not in proc.stderr
         assert proc.stderr.strip() and len(proc.stderr.strip().splitlines()) <= 3, proc.stderr

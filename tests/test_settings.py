@@ -35,8 +35,10 @@ def test_camel_case_names_map_onto_the_fields():
         "maxTokens": 12, "debounceMs": 0, "modelPath": "/models/x", "cpuThreads": 4, "lineMemory": False,
         "similarityHintsMaxFiles": 3, "staticPromptReuse": False, "cacheDir": "/tmp/c"})
     assert warnings == []
-    assert (settings.max_tokens, settings.debounce_ms, settings.model_path, settings.cpu_threads) == (12, 0, "/models/x", 4)
-    assert (settings.line_memory, settings.similarity_hints_max_files, settings.static_prompt_reuse) == (False, 3, False)
+    assert (settings.max_tokens, settings.debounce_ms, settings.model_path, settings.cpu_threads) == (
+        12, 0, "/models/x", 4)
+    assert (settings.line_memory, settings.similarity_hints_max_files, settings.static_prompt_reuse) == (
+        False, 3, False)
     assert settings.cache_dir == "/tmp/c"
     assert camel_case("similarity_hints_max_files") == "similarityHintsMaxFiles" and camel_case("enabled") == "enabled"
 
@@ -44,7 +46,8 @@ def test_camel_case_names_map_onto_the_fields():
 def test_every_setting_round_trips_under_its_camel_case_name():
     defaults = ServerSettings()
     for f in SETTINGS:
-        settings, warnings = parse_settings({camel_case(f.name): getattr(defaults, f.name)}, ServerSettings(enabled=False))
+        settings, warnings = parse_settings({camel_case(f.name): getattr(defaults, f.name)},
+                                            ServerSettings(enabled=False))
         assert warnings == [], f.name
         assert getattr(settings, f.name) == getattr(defaults, f.name), f.name
 

@@ -2,9 +2,7 @@
 
 import ast
 
-import pytest
-from lsprotocol import types
-
+from lsp_helpers import explain
 from lsp_server.blocks import trim_to_valid
 from lsp_server.client import running_server
 from lsp_server.settings import DEFAULT_MODEL_DIR
@@ -15,7 +13,8 @@ PROMPTS = [
     "import os\n\n\ndef list_python_files(folder):\n    return [name for name in os.listdir(folder) if name.",
     "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        self.items.",
     "def read_text(path):\n    with open(path, encoding='utf-8') as fh:\n        return fh.",
-    "import sys\n\n\ndef main(argv=None):\n    argv = sys.argv[1:] if argv is None else argv\n    if not argv:\n        print(",
+    "import sys\n\n\ndef main(argv=None):\n    argv = sys.argv[1:] if argv is None else argv\n"
+    "    if not argv:\n        print(",
     "def mean(values):\n    if not values:\n        raise ValueError('empty')\n    return sum(values) / ",
     "result = {}\nfor key, value in pairs:\n    result[key] = ",
     "import json\n\n\ndef save(path, data):\n    with open(path, 'w') as fh:\n        json.",
@@ -24,7 +23,8 @@ PROMPTS = [
 
 
 def test_shipped_model_is_complete_small_and_documented():
-    for name in ("model.bin", "config.json", "vocabulary.json", "tokenizer.json", "ghostline_model.json", "MODEL_CARD.md"):
+    for name in ("model.bin", "config.json", "vocabulary.json", "tokenizer.json", "ghostline_model.json",
+                 "MODEL_CARD.md"):
         assert (DEFAULT_MODEL_DIR / name).is_file(), name
     size = sum(f.stat().st_size for f in DEFAULT_MODEL_DIR.iterdir())
     assert size <= 60 * 1024 * 1024
@@ -56,18 +56,17 @@ def test_completions_of_ordinary_python_look_like_python():
 SOURCE = "import os\n\n\ndef count_lines(path):\n    \n\n\ndef main():\n    print(count_lines('x'))\n"
 
 
-async def test_multiline_on_an_empty_function_body_returns_a_block_ending_at_the_body(tmp_path):
-    uri = (tmp_path / "lines.py").as_uri()
-    async with running_server(tmp_path, {"debounceMs": 0}) as client:
+async def test_multiline_on_an_empty_function_body_returns_a_block_ending_at_the_body(workspace, options):
+    uri = (workspace / "lines.py").as_uri()
+    async with running_server(workspace, options) as client:
         client.open(uri, SOURCE)
-        explained = await client.protocol.send_request_async(
-            "ghostline/explainPrompt", {"textDocument": {"uri": uri}, "position": {"line": 4, "character": 4}})
+        explained = await explain(client, uri, 4, 4)
         assert explained.mode == "block"
         text = await client.inline(uri, 4, 4)
         assert text.strip()
         lines = text.split("\n")
         # Every following line stays inside the body: nothing dedents to the def's level.
-        assert all(not l.strip() or len(l) - len(l.lstrip()) > 0 for l in lines[1:])
+        assert all(not row.strip() or len(row) - len(row.lstrip()) > 0 for row in lines[1:])
         prefix, suffix = SOURCE[: SOURCE.index("    \n") + 4], SOURCE[SOURCE.index("    \n") + 4:]
         assert trim_to_valid(prefix, text, suffix, "python") == text
         # Mid-line, the same server stays single-line.

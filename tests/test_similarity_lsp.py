@@ -9,7 +9,7 @@ import pytest
 from lsprotocol import types
 
 from clone_pair import COMBINE, MERGE
-from lsp_server.client import GhostlineClient, running_server
+from lsp_helpers import find_similar, running_server, start_line
 
 OTHERS = [
     '''def read_config(path):
@@ -60,67 +60,45 @@ C = OTHERS[2] + "\n\n" + OTHERS[3]
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    root.mkdir()
-    (root / "a.py").write_text(A)
-    (root / "b.py").write_text(B)
-    (root / "c.py").write_text(C)
-    return root
+def workspace(workspace: Path) -> Path:
+    (workspace / "a.py").write_text(A)
+    (workspace / "b.py").write_text(B)
+    (workspace / "c.py").write_text(C)
+    return workspace
 
 
-def options(tmp_path: Path, **extra) -> dict:
+@pytest.fixture
+def options(options: dict) -> dict:
     # Completions off: these tests need no language model, only the similarity index.
-    return {"enabled": False, "cacheDir": str(tmp_path / "cache"), **extra}
+    return {**options, "enabled": False}
 
 
-class Diagnostics:
-    """The client's publishDiagnostics, and a way to wait for a condition on them."""
-
-    def __init__(self, client: GhostlineClient) -> None:
-        self.client = client
-        self.by_uri = client.diagnostics
-
-    async def wait_for(self, predicate, timeout: float = 60.0):
-        await self.client.wait_for_diagnostics(predicate, timeout)
-
-
-async def find_similar(client: GhostlineClient, uri: str, start: int, end: int, limit: int = 5) -> list[dict]:
-    return await client.find_similar(uri, start, end, limit)
-
-
-def _line(item: dict) -> int:
-    rng = item["range"]
-    start = rng.start if hasattr(rng, "start") else rng["start"]
-    return start.line if hasattr(start, "line") else start["line"]
-
-
-async def test_find_similar_returns_the_renamed_copy_first(workspace, tmp_path):
+async def test_find_similar_returns_the_renamed_copy_first(workspace, options):
     uri = (workspace / "a.py").as_uri()
-    async with running_server(workspace, options(tmp_path)) as client:
+    async with running_server(workspace, options) as client:
         client.open(uri, A)
-        items = await find_similar(client, uri, 0, 10)
+        items = await find_similar(client, uri, 0, 10, limit=5)
         assert items, "no similar code found"
         assert items[0]["uri"] == (workspace / "b.py").as_uri()
-        assert _line(items[0]) == B.split("\n").index("def combine_ranges(spans):")
+        assert start_line(items[0]) == B.split("\n").index("def combine_ranges(spans):")
         assert items[0]["preview"].startswith("def combine_ranges(spans):")
         assert 0 < items[0]["score"] <= 1
-        assert not any(item["uri"] == uri and _line(item) == 0 for item in items), "the query is not a result"
+        assert not any(item["uri"] == uri and start_line(item) == 0 for item in items), "the query is not a result"
         assert [i["score"] for i in items][0] >= max(i["score"] for i in items[1:])
 
 
-async def test_editing_an_open_document_changes_the_results_without_saving(workspace, tmp_path):
+async def test_editing_an_open_document_changes_the_results_without_saving(workspace, options):
     a_uri, b_uri = (workspace / "a.py").as_uri(), (workspace / "b.py").as_uri()
-    async with running_server(workspace, options(tmp_path)) as client:
+    async with running_server(workspace, options) as client:
         client.open(a_uri, A)
         client.open(b_uri, B)
-        before = await find_similar(client, a_uri, 0, 10)
+        before = await find_similar(client, a_uri, 0, 10, limit=5)
         assert before[0]["uri"] == b_uri
         # Replace the copy in the editor with unrelated code; the file on disk keeps it.
         client.text_document_did_change(types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=b_uri, version=2),
             content_changes=[types.TextDocumentContentChangeWholeDocument(text=OTHERS[1])]))
-        after = await find_similar(client, a_uri, 0, 10)
+        after = await find_similar(client, a_uri, 0, 10, limit=5)
         assert (workspace / "b.py").read_text() == B
         assert not any(i["uri"] == b_uri and i["preview"].startswith("def combine_ranges") for i in after)
         # Typing the copy into another open document makes that the best match.
@@ -129,69 +107,67 @@ async def test_editing_an_open_document_changes_the_results_without_saving(works
         client.text_document_did_change(types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=c_uri, version=2),
             content_changes=[types.TextDocumentContentChangeWholeDocument(text=C + "\n\n" + COMBINE)]))
-        moved = await find_similar(client, a_uri, 0, 10)
-        assert moved[0]["uri"] == c_uri and moved[0]["preview"].startswith("def combine_ranges"), [(m["uri"][-5:], m["score"], m["preview"][:30]) for m in moved[:4]]
+        moved = await find_similar(client, a_uri, 0, 10, limit=5)
+        assert moved[0]["uri"] == c_uri and moved[0]["preview"].startswith("def combine_ranges"), [
+            (m["uri"][-5:], m["score"], m["preview"][:30]) for m in moved[:4]]
 
 
-async def test_hint_names_the_duplicate_and_goes_when_it_is_deleted(workspace, tmp_path):
+async def test_hint_names_the_duplicate_and_goes_when_it_is_deleted(workspace, options):
     a_uri, b_uri = (workspace / "a.py").as_uri(), (workspace / "b.py").as_uri()
-    async with running_server(workspace, options(tmp_path)) as client:
-        diagnostics = Diagnostics(client)
+    async with running_server(workspace, options) as client:
         client.open(a_uri, A)
 
         def hinted(by_uri):
             return any("combine_ranges" in d.message for d in by_uri.get(a_uri, []))
-        await diagnostics.wait_for(hinted)
-        hint = next(d for d in diagnostics.by_uri[a_uri] if "combine_ranges" in d.message)
+        await client.wait_for_diagnostics(hinted)
+        hint = next(d for d in client.diagnostics[a_uri] if "combine_ranges" in d.message)
         assert hint.severity == types.DiagnosticSeverity.Hint
         assert hint.range.start.line == 0  # on merge_intervals' def line
         assert "b.py" in hint.message
         assert hint.related_information[0].location.uri == b_uri
-        assert not any(d.range.start.line > 10 for d in diagnostics.by_uri[a_uri]), "read_config has no duplicate"
+        assert not any(d.range.start.line > 10 for d in client.diagnostics[a_uri]), "read_config has no duplicate"
 
         client.open(b_uri, B)
         client.text_document_did_change(types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=b_uri, version=2),
             content_changes=[types.TextDocumentContentChangeWholeDocument(text=OTHERS[1])]))
-        await diagnostics.wait_for(lambda by_uri: not by_uri.get(a_uri))
+        await client.wait_for_diagnostics(lambda by_uri: not by_uri.get(a_uri))
 
 
-async def test_hint_goes_when_the_duplicate_file_is_deleted_on_disk(workspace, tmp_path):
+async def test_hint_goes_when_the_duplicate_file_is_deleted_on_disk(workspace, options):
     a_uri, b_path = (workspace / "a.py").as_uri(), workspace / "b.py"
-    async with running_server(workspace, options(tmp_path)) as client:
-        diagnostics = Diagnostics(client)
+    async with running_server(workspace, options) as client:
         client.open(a_uri, A)
-        await diagnostics.wait_for(lambda by_uri: bool(by_uri.get(a_uri)))
+        await client.wait_for_diagnostics(lambda by_uri: bool(by_uri.get(a_uri)))
         b_path.unlink()
         client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(changes=[
             types.FileEvent(uri=b_path.as_uri(), type=types.FileChangeType.Deleted)]))
-        await diagnostics.wait_for(lambda by_uri: not by_uri.get(a_uri))
+        await client.wait_for_diagnostics(lambda by_uri: not by_uri.get(a_uri))
 
 
-async def test_hints_can_be_switched_off(workspace, tmp_path):
+async def test_hints_can_be_switched_off(workspace, options):
     a_uri = (workspace / "a.py").as_uri()
-    async with running_server(workspace, options(tmp_path, similarityHints=False)) as client:
-        diagnostics = Diagnostics(client)
+    async with running_server(workspace, {**options, "similarityHints": False}) as client:
         client.open(a_uri, A)
-        items = await find_similar(client, a_uri, 0, 10)  # the index is built once this answers
+        items = await find_similar(client, a_uri, 0, 10, limit=5)  # the index is built once this answers
         assert items
-        assert not diagnostics.by_uri.get(a_uri)
+        assert not client.diagnostics.get(a_uri)
 
 
-async def test_bad_find_similar_params_are_an_lsp_error(workspace, tmp_path):
+async def test_bad_find_similar_params_are_an_lsp_error(workspace, options):
     uri = (workspace / "a.py").as_uri()
-    async with running_server(workspace, options(tmp_path)) as client:
+    async with running_server(workspace, options) as client:
         client.open(uri, A)
         with pytest.raises(Exception, match="limit"):
             await client.protocol.send_request_async("ghostline/findSimilar", {
                 "textDocument": {"uri": uri}, "range": {"start": {"line": 0, "character": 0},
                                                         "end": {"line": 3, "character": 0}}, "limit": 0})
-        assert await find_similar(client, uri, 0, 10)  # the server still answers
+        assert await find_similar(client, uri, 0, 10, limit=5)  # the server still answers
 
 
-async def test_index_is_saved_in_the_cache_folder(workspace, tmp_path):
+async def test_index_is_saved_in_the_cache_folder(workspace, tmp_path, options):
     uri = (workspace / "a.py").as_uri()
-    async with running_server(workspace, options(tmp_path)) as client:
+    async with running_server(workspace, options) as client:
         client.open(uri, A)
-        await find_similar(client, uri, 0, 10)
+        await find_similar(client, uri, 0, 10, limit=5)
     assert list((tmp_path / "cache").rglob("index.npz")), "the index was not saved in the cache folder"

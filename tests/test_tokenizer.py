@@ -1,10 +1,11 @@
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from model.prompt_format import completion_prompt, split_prefix
-from model.tokenizer import EOT, SPECIAL_TOKENS, encode, decode, load_tokenizer, special_ids, train_tokenizer
+from model.tokenizer import EOT, SPECIAL_TOKENS, decode, encode, load_tokenizer, special_ids, train_tokenizer
 
 SAMPLE = [
     "def add(a, b):\n    return a + b\n",

@@ -137,7 +137,8 @@ def load_tokens(data_dir: Path, split: str) -> np.memmap:
     return np.memmap(data_dir / f"{split}.bin", dtype=np.uint16, mode="r")
 
 
-def get_batch(data: np.ndarray, batch_size: int, seq_len: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def get_batch(data: np.ndarray, batch_size: int, seq_len: int,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random windows of ``seq_len + 1`` tokens: inputs and next-token targets."""
     if len(data) <= seq_len + 1:
         raise ValueError(f"only {len(data)} tokens; need more than seq_len + 1 = {seq_len + 1}")

@@ -134,7 +134,8 @@ class _Encoded:
         out = []
         for idx, wts, offsets in self.bags:
             starts, ends = offsets[rows], offsets[rows + 1]
-            sel = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(rows) else np.zeros(0, int)
+            sel = (np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)]) if len(rows)
+                   else np.zeros(0, int))
             lens = ends - starts
             out.append((torch.from_numpy(idx[sel]), torch.from_numpy(wts[sel]),
                         torch.from_numpy(np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64))))
@@ -166,8 +167,8 @@ def train_embedder(cfg: EmbedTrainConfig, out: Path, log=print) -> EmbedderWeigh
         key = f.name.strip("_").lower()
         if len(key) >= 6 and not f.name.startswith("__"):
             groups[key].add(i)
-    by_file = [[i for i in g if True] for g in groups.values()]
-    same_name = [g for g in by_file if 2 <= len({functions[i].file for i in g}) and len(g) <= 50]
+    by_file = [list(g) for g in groups.values()]
+    same_name = [g for g in by_file if len({functions[i].file for i in g}) >= 2 and len(g) <= 50]
     log(f"{len(same_name):,} same-name groups over {sum(map(len, same_name)):,} functions")
 
     df: Counter = Counter()
@@ -187,7 +188,7 @@ def train_embedder(cfg: EmbedTrainConfig, out: Path, log=print) -> EmbedderWeigh
     params = list(table.parameters()) + [scale] + list(proj.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
 
-    def encode(batch) -> "torch.Tensor":
+    def encode(batch) -> torch.Tensor:
         parts = [F.normalize(table(idx, off, per_sample_weights=w * scale[idx]), dim=-1) for idx, w, off in batch]
         return F.normalize(proj(torch.cat(parts, dim=-1)), dim=-1)
 
@@ -219,7 +220,8 @@ def train_embedder(cfg: EmbedTrainConfig, out: Path, log=print) -> EmbedderWeigh
     weights = EmbedderWeights(vocab=vocab, scale=scale.detach().numpy(), table=table.weight.detach().numpy(),
                               proj=proj.weight.detach().numpy().T.copy(),
                               meta={"config": asdict(cfg), "functions": len(functions),
-                                    "final_loss": round(float(loss.item()), 4), "trained_by": "training/embed_train.py"})
+                                    "final_loss": round(float(loss.item()), 4),
+                                    "trained_by": "training/embed_train.py"})
     weights.save(out)
     log(f"saved {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return weights

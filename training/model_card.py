@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from model.config import ModelConfig
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _log_rows(run: Path) -> list[dict]:
@@ -29,8 +33,8 @@ def _log_rows(run: Path) -> list[dict]:
 def write_model_card(checkpoint: Path, exported: Path, quantization: str, command: str,
                      extra: dict[str, str] | None = None) -> Path:
     run = checkpoint.parent
-    meta = json.loads((run / "data" / "meta.json").read_text()) if (run / "data" / "meta.json").is_file() else {}
-    info = json.loads((checkpoint / "training_info.json").read_text()) if (checkpoint / "training_info.json").is_file() else {}
+    meta = _read_json(run / "data" / "meta.json")
+    info = _read_json(checkpoint / "training_info.json")
     cfg = ModelConfig.load(checkpoint)
     rows = _log_rows(run)
     train_rows = [r for r in rows if r["kind"] == "train"]
@@ -41,19 +45,22 @@ def write_model_card(checkpoint: Path, exported: Path, quantization: str, comman
     lines = [
         "# ghostline default model",
         "",
-        f"Written {datetime.now(timezone.utc).strftime('%Y-%m-%d')} by `training/model_card.py` from the run's records.",
+        f"Written {datetime.now(UTC).strftime('%Y-%m-%d')} by `training/model_card.py` from the run's records.",
         "",
         "| | |",
         "|---|---|",
-        f"| architecture | Llama-style decoder (RoPE, RMSNorm, SwiGLU, tied embeddings) |",
-        f"| shape | {cfg.n_layer} layers, d_model {cfg.d_model}, {cfg.n_head} heads, d_ff {cfg.d_ff}, context {cfg.max_seq_len} tokens |",
+        "| architecture | Llama-style decoder (RoPE, RMSNorm, SwiGLU, tied embeddings) |",
+        f"| shape | {cfg.n_layer} layers, d_model {cfg.d_model}, {cfg.n_head} heads, d_ff {cfg.d_ff}, "
+        f"context {cfg.max_seq_len} tokens |",
         f"| parameters | {cfg.n_params() / 1e6:.2f} M |",
         f"| tokenizer | byte-level BPE, {cfg.vocab_size} tokens, FIM + file-separator special tokens |",
         f"| format | CTranslate2, {quantization}, {size_mb:.1f} MB |",
         f"| steps | {info.get('step', '?')} |",
         f"| tokens seen | {info.get('tokens_seen', 0):,} |",
-        f"| final validation loss | {val:.4f} nats/token (perplexity {math.exp(val):.2f}) |" if val else "| final validation loss | ? |",
-        f"| training speed | {sum(speeds) / len(speeds):,.0f} tokens/s (mean over the run) |" if speeds else "| training speed | ? |",
+        f"| final validation loss | {val:.4f} nats/token (perplexity {math.exp(val):.2f}) |"
+        if val else "| final validation loss | ? |",
+        f"| training speed | {sum(speeds) / len(speeds):,.0f} tokens/s (mean over the run) |"
+        if speeds else "| training speed | ? |",
         f"| command | `{command}` |",
     ]
     for k, v in (extra or {}).items():
@@ -66,7 +73,8 @@ def write_model_card(checkpoint: Path, exported: Path, quantization: str, comman
             "",
             f"- roots: {', '.join(f'`{r}`' for r in meta.get('roots', []))}",
             f"- files: {meta['files']['train']:,} train, {meta['files']['val']:,} validation "
-            f"({meta.get('chars', 0) / 1e6:.1f} M characters; {meta['tokens']['train']:,} / {meta['tokens']['val']:,} tokens)",
+            f"({meta.get('chars', 0) / 1e6:.1f} M characters; "
+            f"{meta['tokens']['train']:,} / {meta['tokens']['val']:,} tokens)",
             f"- filters: {stats}",
             "- always excluded: requests, flask, httpx, sqlalchemy (any folder or module of that name, "
             "vendored copies included) and everything under `../shared/eval` (held-out evaluation code)",

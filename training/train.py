@@ -235,9 +235,9 @@ def plot_loss(log_file: Path, out_png: Path) -> None:
     val = [(r["step"], r["val_loss"]) for r in rows if r.get("kind") == "val"]
     fig, ax = plt.subplots(figsize=(6, 4))
     if train:
-        ax.plot(*zip(*train), label="train", alpha=0.6)
+        ax.plot(*zip(*train, strict=True), label="train", alpha=0.6)
     if val:
-        ax.plot(*zip(*val), "o-", label="validation")
+        ax.plot(*zip(*val, strict=True), "o-", label="validation")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats/token)")
     ax.legend()

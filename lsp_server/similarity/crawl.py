@@ -100,7 +100,7 @@ class IgnoreRules:
     def __init__(self, layers: tuple[tuple[Path, list[_Rule]], ...] = ()) -> None:
         self.layers = layers
 
-    def enter(self, folder: Path) -> "IgnoreRules":
+    def enter(self, folder: Path) -> IgnoreRules:
         try:
             text = (folder / ".gitignore").read_text(encoding="utf-8", errors="replace")
         except OSError:

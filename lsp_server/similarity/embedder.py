@@ -41,7 +41,7 @@ class EmbedderWeights:
                             meta=np.array(json.dumps(self.meta)))
 
     @staticmethod
-    def load(path: Path) -> "EmbedderWeights":
+    def load(path: Path) -> EmbedderWeights:
         with np.load(path, allow_pickle=False) as z:
             weights = EmbedderWeights(z["vocab"], z["scale"].astype(np.float32), z["table"].astype(np.float32),
                                       z["proj"].astype(np.float32), json.loads(str(z["meta"])))
@@ -59,7 +59,7 @@ class CodeEmbedder:
         self.dim = weights.proj.shape[1]
 
     @staticmethod
-    def load(path: Path | None = None) -> "CodeEmbedder":
+    def load(path: Path | None = None) -> CodeEmbedder:
         return CodeEmbedder(EmbedderWeights.load(path or DEFAULT_EMBEDDER))
 
     def _bag(self, bag: Bag) -> np.ndarray:

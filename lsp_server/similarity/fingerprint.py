@@ -39,7 +39,7 @@ class Bag:
     weights: np.ndarray  # float32
 
     @staticmethod
-    def from_counts(counts: Counter) -> "Bag":
+    def from_counts(counts: Counter) -> Bag:
         if not counts:
             return Bag(np.zeros(0, np.uint32), np.zeros(0, np.float32))
         pairs: dict[int, float] = {}

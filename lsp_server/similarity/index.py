@@ -111,7 +111,7 @@ class SimilarityIndex:
         with self.lock:
             self._drop(file)
             slots = []
-            for i, entry in enumerate(entries):
+            for entry in entries:
                 slot = len(self.entries)
                 self.entries.append(entry)
                 self.words.add(slot, entry.fingerprint.words)

@@ -109,7 +109,9 @@ class TfidfField:
             d = self.bags[slot]
             _, qi, di = np.intersect1d(bag.ids, d.ids, assume_unique=True, return_indices=True)
             out[slot] = float(q[qi] @ d.weights[di])
-        norms = self.norms[:capacity] if len(self.norms) >= capacity else np.pad(self.norms, (0, capacity - len(self.norms)))
+        norms = self.norms[:capacity]
+        if len(norms) < capacity:
+            norms = np.pad(norms, (0, capacity - len(norms)))
         live = norms > 0
         out[live] /= norms[live] * max(qnorm, 1e-6)
         out[~live] = 0.0

@@ -104,8 +104,7 @@ class WorkspaceIndex:
             folder = cache_folder(self.config.cache_dir, self.root) if self.config.cache_dir else None
             if folder is not None and not self._cache_read:
                 # Once, even when open documents came first (editors reopen their tabs as
-                # the server starts: keyed on an empty index, the cache went unread then);
-                # an open document's text wins over the cache's copy of its file.
+                # the server starts); an open document's text wins over the cache's copy.
                 self._cache_read = True
                 from_cache = load_index(self.index, folder, self.embedder_id, skip=set(self.open_docs))
             paths = list(crawl(self.root, self.config.crawl))
