@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,7 +91,7 @@ class RankerWeights:
         return 1.0 / (1.0 + math.exp(-z))
 
     @classmethod
-    def load(cls, path: Path) -> "RankerWeights":
+    def load(cls, path: Path) -> RankerWeights:
         data = json.loads(Path(path).read_text())
         return cls(weights={k: float(v) for k, v in data["weights"].items()},
                    calibration=tuple(float(v) for v in data["calibration"]))
@@ -118,7 +117,7 @@ def attach_line_scores(candidates: list[Candidate], scores: list) -> None:
     if not scores:
         return
     best = max(s.logprob for s in scores)
-    for c, s in zip(candidates, scores):
+    for c, s in zip(candidates, scores, strict=True):
         c.scored, c.logprob_mean, c.logprob_gap = True, s.mean, s.logprob - best
 
 
@@ -138,7 +137,7 @@ def describe_context(candidates: list[Candidate], nearby: set[str], model_text: 
         c.overlap = len(names & nearby) / len(names) if names else 1.0
         if model_text and c.kind != "model":
             n = 0
-            for a, b in zip(c.text, model_text):
+            for a, b in zip(c.text, model_text, strict=False):
                 if a != b:
                     break
                 n += 1

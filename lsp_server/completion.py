@@ -17,8 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.engine import Completion, CompletionEngine, GenerationOptions
-from model.prompt_format import Prompt
 from lsp_server.blocks import BlockRequest, block_stop_rule, empty_block_at_cursor, trim_to_valid
 from lsp_server.cache import TypeAheadCache
 from lsp_server.candidates import Candidate
@@ -30,6 +28,8 @@ from lsp_server.postprocess import clean_block, clean_single_line
 from lsp_server.prompt import build_prompt
 from lsp_server.retrieval import Retriever, Snippet
 from lsp_server.settings import ServerSettings
+from model.engine import Completion, CompletionEngine, GenerationOptions
+from model.prompt_format import Prompt
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,15 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lsp_server.candidates import (Candidate, RankerWeights, default_weights, describe_context, identifiers,
-                                   rank, token_tails)
+from lsp_server.candidates import (
+    Candidate,
+    RankerWeights,
+    default_weights,
+    describe_context,
+    identifiers,
+    rank,
+    token_tails,
+)
 
 
 @dataclass(frozen=True)

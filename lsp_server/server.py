@@ -23,8 +23,15 @@ from pygls.progress import Progress
 from pygls.workspace import TextDocument
 
 from lsp_server.completion import CompletionService, DocumentContext
-from lsp_server.documents import (client_column, display_path, file_path, find_document, line_at, offset_at,
-                                  use_lsp_documents)
+from lsp_server.documents import (
+    client_column,
+    display_path,
+    file_path,
+    find_document,
+    line_at,
+    offset_at,
+    use_lsp_documents,
+)
 from lsp_server.jsonrpc import GhostlineProtocol, ResyncingReader
 from lsp_server.settings import ServerSettings, parse_settings
 from lsp_server.similar_code import FIND_SIMILAR, SimilarityService
@@ -255,7 +262,8 @@ def create_server() -> GhostlineServer:
             detail="ghostline",
             filter_text=word + result.text,
             sort_text="0",
-            text_edit=types.TextEdit(range=types.Range(start=start_pos, end=params.position), new_text=word + result.text),
+            text_edit=types.TextEdit(range=types.Range(start=start_pos, end=params.position),
+                                     new_text=word + result.text),
         )
         return types.CompletionList(is_incomplete=True, items=[item])
 

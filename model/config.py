@@ -73,7 +73,7 @@ class ModelConfig:
         (Path(directory) / MODEL_CONFIG_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
-    def load(cls, directory: Path) -> "ModelConfig":
+    def load(cls, directory: Path) -> ModelConfig:
         data = json.loads((Path(directory) / MODEL_CONFIG_FILE).read_text())
         known = {f.name for f in fields(cls)}
         if isinstance(data.get("languages"), list):

@@ -41,4 +41,4 @@ def score_lines(engine, context: str, lines: list[str], max_context_tokens: int 
         ids = encode(tok, line + "\n")
         batch.append(ctx + ids)
         spans.append(len(ids))
-    return [LineScore(float(sum(lps[-n:])), n) for lps, n in zip(engine.token_log_probs(batch), spans)]
+    return [LineScore(float(sum(lps[-n:])), n) for lps, n in zip(engine.token_log_probs(batch), spans, strict=True)]

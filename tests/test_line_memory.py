@@ -68,7 +68,8 @@ def test_nothing_to_copy_gives_none():
 async def test_line_memory_through_the_server_uses_other_files_but_never_the_saved_copy(tmp_path, tiny_model):
     ws = tmp_path / "ws"
     ws.mkdir()
-    (ws / "adapters.py").write_text("def mount_all(session):\n    session.mount('https://', HTTPAdapter(max_retries=3))\n")
+    (ws / "adapters.py").write_text(
+        "def mount_all(session):\n    session.mount('https://', HTTPAdapter(max_retries=3))\n")
     # The edited file's saved copy holds a different, unsaved-away line: it must not leak.
     (ws / "app.py").write_text("session = Session()\nsession.mount('http://', LegacyAdapter())\n")
     text = "session = Session()\nsession.mou\n"

@@ -20,11 +20,11 @@ def test_lr_schedule_warms_up_then_decays():
     lrs = [get_lr(s, cfg) for s in range(cfg.max_steps)]
     assert lrs[0] < lrs[cfg.warmup_steps - 1] == pytest.approx(cfg.lr)
     assert lrs[-1] == pytest.approx(cfg.min_lr, rel=0.05)
-    assert all(a >= b for a, b in zip(lrs[cfg.warmup_steps:], lrs[cfg.warmup_steps + 1:]))
+    assert all(a >= b for a, b in zip(lrs[cfg.warmup_steps:], lrs[cfg.warmup_steps + 1:], strict=False))
 
 
 def test_training_learns_checkpoints_and_resumes(tiny_run, tmp_path):
-    log = [json.loads(l) for l in (tiny_run / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(row) for row in (tiny_run / "log.jsonl").read_text().splitlines()]
     train_losses = [r["loss"] for r in log if r["kind"] == "train"]
     assert sum(train_losses[-10:]) / 10 < sum(train_losses[:10]) / 10 - 1.0
     assert (tiny_run / "loss.png").stat().st_size > 1000
@@ -37,7 +37,7 @@ def test_training_learns_checkpoints_and_resumes(tiny_run, tmp_path):
     cfg = replace(PRESETS["tiny"], max_steps=PRESETS["tiny"].max_steps + 20, eval_interval=10)
     summary = train(cfg, run, corpus=CorpusConfig(roots=[STDLIB]), resume=True)
     assert summary["steps"] == cfg.max_steps
-    resumed = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
+    resumed = [json.loads(row) for row in (run / "log.jsonl").read_text().splitlines()]
     new_steps = [r["step"] for r in resumed[len(log):] if r["kind"] == "train"]
     assert new_steps[0] == PRESETS["tiny"].max_steps + 1
 
@@ -49,13 +49,13 @@ def test_runs_under_torchrun_with_two_cpu_processes(tiny_run, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-         "-m", "training.train", "--preset", "tiny", "--out", str(run), "--max-steps", "20", "--device", "cpu",
+         "-m", "training.cli", "train", "--preset", "tiny", "--out", str(run), "--max-steps", "20", "--device", "cpu",
          "--roots", str(STDLIB)],
         capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parent.parent,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "world 2" in proc.stdout
-    log = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(row) for row in (run / "log.jsonl").read_text().splitlines()]
     train_rows = [r for r in log if r["kind"] == "train"]
     assert len(train_rows) == 20  # only rank 0 logs
     # tokens per step count both processes' batches
@@ -109,7 +109,7 @@ def test_float_weights_ship_with_the_export_and_warm_start_reproduces_the_model(
         with torch.no_grad():
             lp = torch.log_softmax(model.eval()(input_ids=torch.tensor([ids])).logits[0], -1)
         ours = [lp[i, ids[i + 1]].item() for i in range(len(ids) - 1)]
-        assert sum(abs(a - b) for a, b in zip(ours, reference)) / len(ours) < 0.05, folder.name
+        assert sum(abs(a - b) for a, b in zip(ours, reference, strict=True)) / len(ours) < 0.05, folder.name
 
 
 def test_training_continues_from_a_model_folder_with_a_longer_context(tiny_model, tmp_path):

@@ -112,9 +112,8 @@ async def _eval_repo(repo: Path, examples: list[LineExample], options: dict, rep
         masked_copy(repo, examples, work)
         if adapt_steps:
             # What a user's machine holds: the repository with the lines being typed cut.
-            from training.adapt import AdaptConfig, adapt
-
             from lsp_server.settings import DEFAULT_MODEL_DIR
+            from training.adapt import AdaptConfig, adapt
 
             cache = Path(tmp) / "cache"
             info = adapt(work, Path(options.get("modelPath") or DEFAULT_MODEL_DIR), cache,

@@ -86,7 +86,7 @@ def gather_cases(examples: list[LineExample], repos: Path, model_preds: dict[str
 def _matrix(cases: list[Case], names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows, labels, group = [], [], []
     for i, case in enumerate(cases):
-        for c, y in zip(case.candidates, case.labels):
+        for c, y in zip(case.candidates, case.labels, strict=True):
             f = c.features(case.typed)
             rows.append([f[n] for n in names])
             labels.append(float(y))
@@ -170,7 +170,7 @@ def fit(cases: list[Case], drop: tuple[str, ...] = ()) -> RankerWeights:
     names = [n for n in feature_names(cases) if n not in drop]
     x, y, group = _matrix(cases, names)
     w = fit_listwise(x, y, group, floors=np.asarray([FLOORS.get(n, -np.inf) for n in names]))
-    weights = RankerWeights({n: round(float(v), 4) for n, v in zip(names, w)})
+    weights = RankerWeights({n: round(float(v), 4) for n, v in zip(names, w, strict=True)})
     margins = []
     for case in cases:
         if case.candidates:
