@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from lsp_server.client import GhostlineClient, running_server
+from lsp_helpers import RecordingClient, running_server, status, until
 from model.adapted import adapted_dir, read_adapted
 from training.adapt import AdaptConfig, adapt, workspace_files
 
@@ -54,15 +52,10 @@ def test_adapt_learns_only_what_the_workspace_keeps(workspace):
     assert sorted(p for p, _ in files) == [f"bakery/orders_{i}.py" for i in range(4)]
 
 
-async def _status(client: GhostlineClient, timeout: float = 120.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        s = client.status
-        s = s if s is None or isinstance(s, dict) else s._asdict()
-        if s is not None and s["state"] in ("ready", "error"):
-            return s
-        assert time.monotonic() < deadline, f"no ready status: {s}"
-        await asyncio.sleep(0.1)
+async def _status(client: RecordingClient) -> dict:
+    """The status once the model has loaded (or failed to)."""
+    await until(lambda: status(client, "state") in ("ready", "error"), timeout=120)
+    return {key: status(client, key) for key in ("state", "model", "message")}
 
 
 async def test_the_server_uses_the_adapted_model_says_so_and_forgets_it_when_removed(workspace, tiny_model, tmp_path):

@@ -3,15 +3,8 @@ was never trained on -- through a real LSP client."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
-from lsp_server.client import GhostlineClient, running_server
-
-
-async def _explain(client: GhostlineClient, uri: str, line: int, col: int):
-    return await client.protocol.send_request_async(
-        "ghostline/explainPrompt", {"textDocument": {"uri": uri}, "position": {"line": line, "character": col}})
+from lsp_helpers import explain as _explain
+from lsp_helpers import running_server, status, until
 
 
 def _field(obj, name):
@@ -52,11 +45,8 @@ async def test_a_language_the_model_does_not_know_gets_line_memory_and_no_guesse
     async with running_server(tmp_path, {"modelPath": str(tiny_model), "debounceMs": 0}) as client:
         client.open(uri, text, language="javascript")
         assert await client.inline(uri, 3, len("  return fs.")) == ""  # no model guess
-        deadline = time.monotonic() + 30
-        while not (client.status and "line memory" in (_field(client.status, "message") or "")):
-            assert time.monotonic() < deadline, client.status
-            await asyncio.sleep(0.05)
-        assert "javascript" in _field(client.status, "message")
+        await until(lambda: "line memory" in (status(client, "message") or ""), timeout=30)
+        assert "javascript" in status(client, "message")
         # Line memory still works: a line that exists in the document is copied.
         other = (tmp_path / "other.js").as_uri()
         client.open(other, "const os = require('os');\nconst p2 = req\n", language="javascript")
