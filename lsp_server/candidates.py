@@ -156,8 +156,10 @@ def rank(candidates: list[Candidate], typed: str, weights: RankerWeights) -> lis
     return ordered
 
 
-def token_tails(typed: str, min_chars: int = 4) -> list[str]:
-    """Suffixes of ``typed`` starting at token boundaries, longest first, excluding
-    ``typed`` itself (a whole-line match is a ``continue`` candidate)."""
-    starts = [m.start() for m in _TOKEN_START.finditer(typed)][1:]
+def token_tails(typed: str, min_chars: int = 4, max_tokens: int = 6) -> list[str]:
+    """Suffixes of ``typed`` starting at its last ``max_tokens`` token boundaries, longest
+    first, excluding ``typed`` itself (a whole-line match is a ``continue`` candidate).
+    Only the last few tokens: each tail is a scan of the workspace, and what was typed long
+    before the cursor says little about how this line ends."""
+    starts = [m.start() for m in _TOKEN_START.finditer(typed)][1:][-max_tokens:]
     return [typed[s:] for s in starts if len(typed) - s >= min_chars]

@@ -24,6 +24,7 @@ file's saved copy is never read).
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -45,16 +46,18 @@ class LineMemoryConfig:
     max_document_lines: int = 4000  # lines of the document scanned around the cursor
     tails: bool = True  # look for the last tokens typed inside other lines
     nearby_lines: int = 40  # lines around the cursor whose identifiers count as "nearby"
+    max_candidates: int = 32  # the most frequent and nearest are ranked; the rest never win
 
 
 class FileLines:
     """One file's lines, indexed for the lookups (built once per file version)."""
 
-    __slots__ = ("sorted", "following")
+    __slots__ = ("sorted", "joined", "following")
 
     def __init__(self, text: str) -> None:
         lines = [line.strip() for line in text.split("\n")]
         self.sorted = sorted(line for line in lines if line)
+        self.joined = "\n".join(self.sorted)  # one string: a substring search is one C loop
         self.following = _following(lines)
 
     def continuations(self, start: str, limit: int) -> list[str]:
@@ -68,14 +71,18 @@ class FileLines:
         return out
 
     def containing(self, fragment: str, limit: int) -> list[str]:
-        """What follows the first ``fragment`` on lines that contain it (and go on)."""
-        out = []
-        for line in self.sorted:
-            j = line.find(fragment)
-            if j > 0 and len(line) > j + len(fragment):  # j == 0 is a continuation
-                out.append(line[j + len(fragment):])
-                if len(out) >= limit:
-                    break
+        """What follows ``fragment`` on lines that contain it after their start (and go on)."""
+        out: list[str] = []
+        text, pos = self.joined, 0
+        while len(out) < limit:
+            j = text.find(fragment, pos)
+            if j < 0:
+                break
+            line_end = text.find("\n", j)
+            line_end = len(text) if line_end < 0 else line_end
+            if j > 0 and text[j - 1] != "\n" and line_end > j + len(fragment):  # at a line start: a continuation
+                out.append(text[j + len(fragment):line_end])
+            pos = line_end + 1
         return out
 
 
@@ -117,6 +124,9 @@ class LineMemory:
                 model_text = c.text
             by_text.setdefault(c.text.rstrip(), c)
         pool = list(by_text.values())
+        if len(pool) > self.config.max_candidates:
+            pool.sort(key=lambda c: (-(c.doc_count + c.ws_count), c.distance or 1 << 30))
+            pool = pool[: self.config.max_candidates]
         n = self.config.nearby_lines
         nearby = identifiers("\n".join(before[-n:] + [typed] + after[: n // 4]))
         describe_context(pool, nearby, model_text)
@@ -165,9 +175,11 @@ def continue_candidates(typed: str, before: list[str], after: list[str],
 
 
 def tail_candidates(typed: str, before: list[str], after: list[str], files: list,
-                    per_file: int, max_candidates: int = 8) -> list[Candidate]:
+                    per_file: int, max_candidates: int = 8, time_cap_s: float = 0.02) -> list[Candidate]:
     """``tail`` candidates: the longest token-boundary suffix of ``typed`` that occurs
-    inside another line, and what follows it there to the line's end."""
+    inside another line, and what follows it there to the line's end.  The workspace scan
+    stops at ``time_cap_s`` (what was found by then counts)."""
+    deadline = time.monotonic() + time_cap_s
     for tail in token_tails(typed):
         pool = _Pool()
         for lines, is_before in ((before, True), (after, False)):
@@ -179,6 +191,8 @@ def tail_candidates(typed: str, before: list[str], after: list[str], files: list
                     distance = n - i if is_before else i + 1
                     pool.add(rest, "tail", distance=distance, before=is_before, tail_chars=len(tail))
         for f in files:
+            if time.monotonic() > deadline:
+                break
             for rest in f.containing(tail, per_file):
                 pool.add(rest, "tail", workspace=True, tail_chars=len(tail))
         found = pool.items()

@@ -61,7 +61,7 @@ def workspace_files(root: Path, suffixes: tuple[str, ...], max_bytes: int) -> tu
     seen: set[bytes] = set()
     files, total = [], 0
     for path in crawl(root, stats=stats):
-        if path.suffix not in suffixes:
+        if path.suffix not in suffixes or not path.is_file():  # no pipes or devices: they block a read
             continue
         try:
             raw = path.read_bytes()
