@@ -105,11 +105,8 @@ DEFAULT_WEIGHTS_FILE = Path(__file__).resolve().parent / "ranker_weights.json"
 
 
 def default_weights() -> RankerWeights:
-    """The fitted weights shipped with the server, or a hand-set prior without them."""
-    if DEFAULT_WEIGHTS_FILE.is_file():
-        return RankerWeights.load(DEFAULT_WEIGHTS_FILE)
-    return RankerWeights({"kind_continue": 1.0, "kind_follow": 0.5, "kind_tail": 0.0, "kind_model": -1.0,
-                          "log_doc": 0.5, "log_ws": 0.3, "near": 1.0, "model_agrees": 1.5, "bias": -1.0})
+    """The fitted weights shipped with the server."""
+    return RankerWeights.load(DEFAULT_WEIGHTS_FILE)
 
 
 def attach_line_scores(candidates: list[Candidate], scores: list) -> None:

@@ -194,7 +194,7 @@ class CompletionService:
                                     reuse_static_prompt=settings.static_prompt_reuse)
         stop = block_stop_rule(block, settings.max_block_lines) if block else None
         completion = engine.complete(plan.prompt, options, cancelled=cancel.is_set, stop=stop)
-        log.info("completion %s: %d tokens in %.0f ms (%s%s, confidence %.2f)", path, completion.tokens,
+        log.info("completion %s: %d tokens in %.0f ms (%s%s); confidence %.2f", path, completion.tokens,
                  1000 * completion.seconds, completion.stop_reason, ", block" if block else "",
                  completion.confidence)
         if completion.stop_reason == "cancelled" or cancel.is_set():
