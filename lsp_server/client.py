@@ -31,6 +31,22 @@ class GhostlineClient(LanguageClient):
         def _show(params: types.ShowMessageParams) -> None:
             self.messages.append(params.message)
 
+        # The server's log lines and status updates arrive all the time; a client that did
+        # not take them would print a warning for each one.
+        @self.feature(types.WINDOW_LOG_MESSAGE)
+        def _log(params: types.LogMessageParams) -> None:
+            self.on_log(params)
+
+        @self.feature("ghostline/status")
+        def _status(params) -> None:
+            self.on_status(params)
+
+    def on_log(self, params: types.LogMessageParams) -> None:
+        """A ``window/logMessage`` from the server (kept by subclasses that want it)."""
+
+    def on_status(self, params) -> None:
+        """A ``ghostline/status`` from the server (kept by subclasses that want it)."""
+
     def open(self, uri: str, text: str, language: str = "python", version: int = 1) -> None:
         self.text_document_did_open(types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)))

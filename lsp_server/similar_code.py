@@ -72,8 +72,10 @@ class SimilarityService:
         self.workspace: WorkspaceIndex | None = None
         self.ready: Future | None = None
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="similarity-index")
-        self._dirty: set[str] = set()
+        self._dirty: set[str] = set()  # uris opened or edited since the last update
+        self._closed: set[Path] = set()  # paths closed since the last update
         self._dirty_lock = threading.Lock()
+        self._stopping = False
         self._hinted: set[str] = set()  # uris holding our diagnostics
 
     # -- index life cycle --------------------------------------------------------------------
@@ -160,7 +162,11 @@ class SimilarityService:
         self._worker.submit(run)
 
     def shutdown(self) -> None:
-        """Persist what the index learned since the last save, then stop the worker."""
+        """Persist what the index learned since the last save, then stop the worker.
+
+        Updates still queued only bring the index up to date (cheap); hints are not worth
+        computing any more, so the save follows at once."""
+        self._stopping = True
         if self.workspace is not None:
             self._submit(self.workspace.save)
         self._worker.shutdown(wait=True, cancel_futures=False)
@@ -172,14 +178,18 @@ class SimilarityService:
         if self.workspace is None:
             return
         with self._dirty_lock:
-            queued = bool(self._dirty)
+            queued = bool(self._dirty or self._closed)
             self._dirty.add(params.text_document.uri)
         if not queued:
             self._submit(self._flush_documents)
 
     def _flush_documents(self) -> None:
+        """One queued update for any number of opens, edits and closes since the last."""
         with self._dirty_lock:
             self._dirty.clear()
+            closed, self._closed = self._closed, set()
+        for path in closed:  # back to the disk copy; a document opened again is re-read below
+            self.workspace.close_document(path)
         self._sync_open_documents()
         self._publish_hints()
 
@@ -190,8 +200,11 @@ class SimilarityService:
         if params.text_document.uri in self._hinted:
             self._hinted.discard(params.text_document.uri)
             self._publish(types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
-        workspace = self.workspace
-        self._submit(lambda: (workspace.close_document(path), self._publish_hints()))
+        with self._dirty_lock:
+            queued = bool(self._dirty or self._closed)
+            self._closed.add(path)
+        if not queued:
+            self._submit(self._flush_documents)
 
     def on_save(self, params: types.DidSaveTextDocumentParams) -> None:
         if self.workspace is not None:
@@ -216,7 +229,7 @@ class SimilarityService:
 
     def _publish_hints(self) -> None:
         workspace = self.workspace
-        if workspace is None:
+        if workspace is None or self._stopping:
             return
         s = self._settings()
         enabled = s.similarity_hints and len(workspace.index.files) <= s.similarity_hints_max_files

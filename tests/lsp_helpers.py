@@ -22,18 +22,16 @@ class RecordingClient(GhostlineClient):
         self.logs: list[str] = []  # the server's window/logMessage lines, newest last
         self.diagnostics: dict[str, list[types.Diagnostic]] = {}  # the latest per document
 
-        @self.feature(types.WINDOW_LOG_MESSAGE)
-        def _log(params: types.LogMessageParams) -> None:
-            self.logs.append(params.message)
-            del self.logs[:-500]
-
         @self.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
         def _diagnostics(params: types.PublishDiagnosticsParams) -> None:
             self.diagnostics[params.uri] = params.diagnostics
 
-        @self.feature("ghostline/status")
-        def _status(params) -> None:
-            self.status = params
+    def on_log(self, params: types.LogMessageParams) -> None:
+        self.logs.append(params.message)
+        del self.logs[:-500]
+
+    def on_status(self, params) -> None:
+        self.status = params
 
     async def wait_for_diagnostics(self, predicate, timeout: float = 60.0) -> None:
         """Wait until ``predicate(self.diagnostics)`` holds (hints arrive when the index is ready)."""
