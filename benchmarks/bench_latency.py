@@ -2,7 +2,9 @@
 
 Opens a 2,000-line Python file, then simulates typing: at each of N cursor lines it types a
 few characters one by one (didChange) and asks for an inline completion after each
-keystroke.  Reports p50/p95 of request latency with the static-prompt cache on and off.
+keystroke.  Reports p50/p95 of request latency with the static-prompt cache on and off,
+the first keystroke on each line apart (its prompt is new: nothing is cached yet), and the
+server's resident memory at the end.
 
     .venv/bin/python benchmarks/bench_latency.py [--model DIR] [--lines 30] [--keys 4]
 """
@@ -33,8 +35,17 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def server_rss_mb(client) -> float:
+    """Resident memory of the server process (Linux)."""
+    for row in Path(f"/proc/{client._server.pid}/status").read_text().splitlines():
+        if row.startswith("VmRSS:"):
+            return int(row.split()[1]) / 1024
+    return float("nan")
+
+
 async def run(model: str | None, reuse: bool, n_lines: int, keys: int, workdir: Path,
-              line_memory: bool = False) -> list[float]:
+              line_memory: bool = False) -> tuple[list[float], list[float], float]:
+    """Latencies of every keystroke, of the first keystroke on each line, and the RSS (MB)."""
     text = two_thousand_lines()
     path = workdir / "big.py"
     path.write_text(text)
@@ -47,6 +58,7 @@ async def run(model: str | None, reuse: bool, n_lines: int, keys: int, workdir: 
     lines = text.split("\n")
     targets = [i for i in range(100, 2000, 1900 // n_lines) if len(lines[i].strip()) > keys + 4][:n_lines]
     latencies: list[float] = []
+    first: list[float] = []
     async with running_server(workdir, options) as client:
         client.open(uri, text)
         await client.inline(uri, 0, 0)  # load the model before timing
@@ -72,6 +84,8 @@ async def run(model: str | None, reuse: bool, n_lines: int, keys: int, workdir: 
                 t0 = time.perf_counter()
                 await client.inline(uri, line_no, col + 1)
                 latencies.append(time.perf_counter() - t0)
+                if k == 0:
+                    first.append(latencies[-1])
             # Restore the line so later prompts see the original file.
             version += 1
             client.text_document_did_change(types.DidChangeTextDocumentParams(
@@ -79,7 +93,8 @@ async def run(model: str | None, reuse: bool, n_lines: int, keys: int, workdir: 
                 content_changes=[types.TextDocumentContentChangePartial(
                     range=types.Range(start=types.Position(line=line_no, character=indent),
                                       end=types.Position(line=line_no, character=indent + keys)), text=line[indent:])]))
-    return latencies
+        rss = server_rss_mb(client)
+    return latencies, first, rss
 
 
 def main() -> None:
@@ -93,10 +108,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         for reuse in (True, False):
-            lat = asyncio.run(run(args.model, reuse, args.lines, args.keys, Path(tmp), args.line_memory))
+            lat, first, rss = asyncio.run(run(args.model, reuse, args.lines, args.keys, Path(tmp), args.line_memory))
             ms = [1000 * x for x in lat]
+            first_ms = [1000 * x for x in first]
             print(f"static prompt reuse {'on ' if reuse else 'off'}: {len(ms)} requests, "
-                  f"p50 {pct(ms, 0.5):.1f} ms, p95 {pct(ms, 0.95):.1f} ms, mean {statistics.mean(ms):.1f} ms")
+                  f"p50 {pct(ms, 0.5):.1f} ms, p95 {pct(ms, 0.95):.1f} ms, mean {statistics.mean(ms):.1f} ms; "
+                  f"first key on a line p50 {pct(first_ms, 0.5):.1f} ms, max {max(first_ms):.1f} ms; "
+                  f"server RSS {rss:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ class GhostlineClient(LanguageClient):
         def _show(params: types.ShowMessageParams) -> None:
             self.messages.append(params.message)
 
-        # The server's log lines and status updates arrive all the time; a client that did
-        # not take them would print a warning for each one.
+        # The server's log lines, status updates and hints arrive all the time; a client that
+        # did not take them would print a warning for each one.
         @self.feature(types.WINDOW_LOG_MESSAGE)
         def _log(params: types.LogMessageParams) -> None:
             self.on_log(params)
@@ -41,11 +41,18 @@ class GhostlineClient(LanguageClient):
         def _status(params) -> None:
             self.on_status(params)
 
+        @self.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        def _diagnostics(params: types.PublishDiagnosticsParams) -> None:
+            self.on_diagnostics(params)
+
     def on_log(self, params: types.LogMessageParams) -> None:
         """A ``window/logMessage`` from the server (kept by subclasses that want it)."""
 
     def on_status(self, params) -> None:
         """A ``ghostline/status`` from the server (kept by subclasses that want it)."""
+
+    def on_diagnostics(self, params: types.PublishDiagnosticsParams) -> None:
+        """Similar-code hints for a document (kept by subclasses that want them)."""
 
     def open(self, uri: str, text: str, language: str = "python", version: int = 1) -> None:
         self.text_document_did_open(types.DidOpenTextDocumentParams(

@@ -22,9 +22,8 @@ class RecordingClient(GhostlineClient):
         self.logs: list[str] = []  # the server's window/logMessage lines, newest last
         self.diagnostics: dict[str, list[types.Diagnostic]] = {}  # the latest per document
 
-        @self.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
-        def _diagnostics(params: types.PublishDiagnosticsParams) -> None:
-            self.diagnostics[params.uri] = params.diagnostics
+    def on_diagnostics(self, params: types.PublishDiagnosticsParams) -> None:
+        self.diagnostics[params.uri] = params.diagnostics
 
     def on_log(self, params: types.LogMessageParams) -> None:
         self.logs.append(params.message)
