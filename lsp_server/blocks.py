@@ -111,7 +111,13 @@ def _close_docstring(block: str, cursor_line: str) -> str | None:
 
 
 def _count_errors(node) -> int:
-    if not node.has_error:
-        return 0
-    own = 1 if node.is_error or node.is_missing else 0
-    return own + sum(_count_errors(c) for c in node.children)
+    """ERROR and MISSING nodes under ``node``: an explicit stack, since the user decides how
+    deep the tree is (thousands of nested brackets would overflow Python's recursion)."""
+    count, stack = 0, [node]
+    while stack:
+        n = stack.pop()
+        if not n.has_error:
+            continue
+        count += n.is_error or n.is_missing
+        stack.extend(n.children)
+    return count

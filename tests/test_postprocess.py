@@ -78,3 +78,13 @@ def test_an_unfinished_docstring_is_closed_at_the_body_indent():
     pre, suf = "def read(path):\n    ", "\n\n\ndef g():\n    pass\n"
     assert trim_to_valid(pre, '"""Read a file.\n    Returns its lines.', suf, "python") == \
         '"""Read a file.\n    Returns its lines.\n    """'
+
+
+def test_deeply_nested_code_around_a_block_is_trimmed_without_recursing():
+    """Thousands of nested brackets or blocks with an error deep inside: the parse tree is
+    that deep, and a recursive walk over it overflowed Python's stack."""
+    for depth in (600, 5000):
+        suffix = "\nx = " + "(" * depth + "1 + " + ")" * depth + "\n"
+        assert trim_to_valid("def f():\n    ", "return 1\n", suffix, "python") == "return 1\n"
+        prefix = "function f() {\n" + "if (a) {\n" * depth
+        assert trim_to_valid(prefix, "x = ;\n", "\n" + "}\n" * depth + "}\n", "javascript") == ""
