@@ -62,8 +62,6 @@ class _Plan:
 class CompletionResult:
     text: str
     completion: Completion | None  # None: no model call was made
-    source: str = ""  # "line memory" or "model"; "" when nothing was suggested
-    confidence: float | None = None  # see ``candidates.py`` (line memory) and ``Completion.confidence``
     note: str | None = None  # something the status bar should say (why the model was not asked)
 
 
@@ -182,7 +180,7 @@ class CompletionService:
                 log.info("line memory %s: %d characters (%s, confidence %.2f)", context.uri, len(best.text),
                          best.kind, best.confidence)
                 self.cache.put(context.uri, prefix, suffix, best.text)
-                return CompletionResult(best.text, None, "line memory", best.confidence)
+                return CompletionResult(best.text, None)
         engine = self.models.get(settings)
         if engine is None:
             return CompletionResult("", None)
@@ -210,7 +208,7 @@ class CompletionService:
         if completion.confidence < settings.min_confidence:
             text = ""
         self.cache.put(context.uri, prefix, suffix, text)
-        return CompletionResult(text, completion, "model" if text else "", completion.confidence)
+        return CompletionResult(text, completion)
 
     async def explain(self, path: str, text: str, offset: int, settings: ServerSettings,
                       context: DocumentContext) -> dict:

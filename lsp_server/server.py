@@ -232,9 +232,12 @@ def create_server() -> GhostlineServer:
         result = await ls.completions.complete(
             doc.uri, ls.display_path(doc.uri), doc.source, offset, ls.settings, ls.document_context(doc.uri)
         )
-        if result.completion is not None or result.note != ls.last_note:
+        if result.note is not None and result.note != ls.last_note:  # the model stays quiet here, and why
             ls.last_note = result.note
             ls.send_status(result.note)
+        elif result.completion is not None:  # the model ran: a language it knows
+            ls.last_note = None
+            ls.send_status()
         if not result.text:
             return types.InlineCompletionList(items=[])
         here = types.Range(start=params.position, end=params.position)
