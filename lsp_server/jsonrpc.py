@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 from cattrs import transform_error
 from cattrs.errors import ClassValidationError
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest, JsonRpcServerNotInitialized
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.json_rpc import RPCRequest
 from pygls.protocol.language_server import lsp_method
@@ -75,7 +75,10 @@ class _Unreadable(dict):
 
 
 class GhostlineProtocol(LanguageServerProtocol):
-    """pygls' protocol, except that every request gets an answer, even one it cannot read."""
+    """pygls' protocol, except that every request gets an answer, even one it cannot read,
+    and the session's order holds: nothing before ``initialize``, which comes once."""
+
+    _initialize_seen = False
 
     def structure_message(self, data: dict) -> Any:
         # Called for every JSON object in a body, innermost first: only messages carry "jsonrpc".
@@ -95,8 +98,31 @@ class GhostlineProtocol(LanguageServerProtocol):
             log.warning("ignored a message that is not a JSON object: %.80r", message)
         elif self._shutdown and isinstance(message, RPCRequest):
             self._send_error(message.id, JsonRpcInvalidRequest(f"the server is shutting down: {message.method}"))
+        elif not self._in_order(message):
+            return
         else:
             super().handle_message(message)
+
+    def _in_order(self, message: Any) -> bool:
+        """Requests before ``initialize`` get -32002 and notifications are dropped (``exit``
+        aside), as the spec says; a second ``initialize`` is refused, since it would reset
+        the open documents."""
+        method = getattr(message, "method", None)
+        is_request = isinstance(message, RPCRequest) or (method is not None and getattr(message, "id", None)
+                                                         is not None)
+        if method == types.INITIALIZE and is_request:
+            if self._initialize_seen:
+                self._send_error(message.id, JsonRpcInvalidRequest("the server is already initialized"))
+                return False
+            self._initialize_seen = True
+            return True
+        if self._initialize_seen or method is None or method == types.EXIT:
+            return True
+        if is_request:
+            self._send_error(message.id, JsonRpcServerNotInitialized(f"{method} before initialize"))
+        else:
+            log.warning("ignored %s before initialize", method)
+        return False
 
     def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
         """pygls files every handler's future under its message id for ``$/cancelRequest``

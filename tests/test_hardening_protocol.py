@@ -59,11 +59,13 @@ class RawServer:
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._drain())]
 
     @classmethod
-    async def start(cls, root: Path, cache_dir: Path) -> RawServer:
+    async def start(cls, root: Path, cache_dir: Path, initialize: bool = True) -> RawServer:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "lsp_server", cwd=REPO, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         server = cls(proc, root)
+        if not initialize:
+            return server
         await server.request("initialize", {
             "processId": None, "rootUri": root.as_uri(), "capabilities": {},
             "initializationOptions": {"debounceMs": 0, "cacheDir": str(cache_dir)}})
@@ -509,3 +511,23 @@ async def test_an_edit_to_a_document_never_opened_pops_up_nothing(tmp_path, opti
         assert isinstance(await client.inline((tmp_path / "app.py").as_uri(), 0, 0), str)
         assert client.messages == []
         assert any("not open" in line for line in client.logs)
+
+
+async def test_requests_before_initialize_get_32002_and_a_second_initialize_is_refused(tmp_path):
+    server = await RawServer.start(tmp_path, tmp_path / "cache", initialize=False)
+    try:
+        answer = await server.request("textDocument/inlineCompletion", inline_params((tmp_path / "a.py").as_uri()))
+        assert_lsp_error(answer, -32002)
+        server.open("a.py", "import os\n")  # a notification before initialize: dropped, not fatal
+        init = {"processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {},
+                "initializationOptions": {"debounceMs": 0, "cacheDir": str(tmp_path / "cache")}}
+        assert "result" in await server.request("initialize", init)
+        server.notify("initialized", {})
+        uri = server.open("b.py", "import os\nos.")
+        assert_lsp_error(await server.request("initialize", init), -32600)
+        # The open document survived the refused second initialize.
+        answer = await server.request("ghostline/explainPrompt", {
+            "textDocument": {"uri": uri}, "position": {"line": 1, "character": 3}})
+        assert "result" in answer and "import os" in answer["result"]["prompt"]
+    finally:
+        await server.stop()
