@@ -116,7 +116,9 @@ class GhostlineServer(LanguageServer):
         self.settings, warnings = parse_settings(raw, self.settings)
         for w in warnings:
             log.warning(w)
-            self.show_warning(f"ghostline: {w}")
+        if warnings:  # one popup for the whole batch: a broken settings file is one problem
+            self.show_warning("ghostline: " + ("; ".join(warnings) if len(warnings) <= 3 else
+                              f"{len(warnings)} settings ignored: " + "; ".join(warnings[:3]) + "; ... (see the log)"))
 
     def open_document(self, uri: str) -> TextDocument:
         """An open document, or an InvalidParams error: we complete only what the editor holds."""

@@ -161,3 +161,17 @@ def test_the_vscode_settings_are_the_server_settings_with_the_same_defaults_and_
         assert prop.get("minimum") == f.metadata.get("minimum"), f"minimum of ghostline.{name}"
         assert prop.get("maximum") == f.metadata.get("maximum"), f"maximum of ghostline.{name}"
         assert prop.get("enum") == (list(f.metadata["choices"]) if "choices" in f.metadata else None), name
+
+
+async def test_a_burst_of_bad_settings_is_one_message(tmp_path):
+    import asyncio
+
+    from lsp_helpers import running_server, until
+
+    bad = {name: "not a value" for name in ("maxTokens", "debounceMs", "cpuThreads", "maxBlockLines",
+                                            "retrievalTokens")}
+    async with running_server(tmp_path, {**bad, "noSuchSetting": 1}) as client:
+        await until(lambda: client.messages)
+        await asyncio.sleep(0.5)  # anything else would have arrived with the first
+        assert len(client.messages) == 1, client.messages
+        assert "6 settings ignored" in client.messages[0] and "see the log" in client.messages[0]
