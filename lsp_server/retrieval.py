@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from lsp_server.documents import lsp_line_breaks
+from lsp_server.files import read_regular_text
 from lsp_server.languages import comment_of, family_of
 from lsp_server.line_memory import FileLines
 from lsp_server.similarity.crawl import CrawlConfig, crawl
@@ -171,15 +172,15 @@ class Retriever:
                 if st.st_size > cfg.max_file_bytes:
                     continue
                 stamp = (st.st_mtime_ns, st.st_size)
-                reader = partial(_read, path)
+                reader = partial(_read, path, cfg.max_file_bytes)
             entry = self._file(str(path), stamp, reader)
             if entry is not None:
                 yield str(path), entry
 
 
-def _read(path: Path) -> str | None:
+def _read(path: Path, max_bytes: int) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_regular_text(path, max_bytes)
     except (OSError, UnicodeDecodeError):
         return None
 

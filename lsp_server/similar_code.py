@@ -33,6 +33,7 @@ from pygls.progress import Progress
 from pygls.workspace import Workspace
 
 from lsp_server.documents import display_path, file_path, find_document, utf16_len
+from lsp_server.files import read_regular_text
 from lsp_server.settings import ServerSettings
 from lsp_server.similarity.crawl import CrawlConfig
 from lsp_server.similarity.index import Hit
@@ -40,6 +41,7 @@ from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex, defau
 
 FIND_SIMILAR = "ghostline/findSimilar"
 MAX_LIMIT = 200
+MAX_QUERY_FILE_BYTES = 16_000_000  # findSimilar on a file that is not open reads at most this
 log = logging.getLogger("lsp_server.similarity")
 
 
@@ -290,7 +292,7 @@ class SimilarityService:
             text = doc.source
         else:
             try:
-                text = path.read_text(encoding="utf-8")
+                text = read_regular_text(path, MAX_QUERY_FILE_BYTES)
             except (OSError, UnicodeDecodeError) as exc:
                 raise JsonRpcInvalidParams(f"cannot read {uri}: {exc}") from None
         await asyncio.wrap_future(self.ready)

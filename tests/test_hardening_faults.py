@@ -254,3 +254,28 @@ async def test_a_bad_similarity_cache_is_rebuilt_not_trusted(workspace, tmp_path
     saved = json.loads((folder / "index.json").read_text())
     assert saved["format"] == FORMAT
     assert not any(entry[5].startswith("STALE") for entry in saved["entries"])
+
+
+async def test_named_pipes_in_the_workspace_block_nothing(tmp_path, options):
+    """A FIFO as a ``.py`` file and as a ``.gitignore``: opening either for reading would
+    wait for a writer for ever. Completions (retrieval and line memory read the workspace),
+    findSimilar (the index reads it) and shutdown keep being answered."""
+    root = tmp_path / "ws"
+    (root / "pkg").mkdir(parents=True)
+    (root / "app.py").write_text(APP)
+    (root / "util.py").write_text("import sys\n\n\n" + COMBINE)
+    os.mkfifo(root / "pipe.py")
+    os.mkfifo(root / "pkg" / ".gitignore")
+    (root / "pkg" / "mod.py").write_text(MERGE.replace("merge_intervals", "pkg_intervals"))
+    uri = (root / "app.py").as_uri()
+    async with running_server(root, options) as client:
+        client.open(uri, APP)
+        await asyncio.wait_for(client.inline(uri, 4, 4), 60)
+        items = await asyncio.wait_for(find_similar(client, uri, 4, 4), 60)
+        assert (root / "util.py").as_uri() in [item["uri"] for item in items]
+        assert (root / "pkg" / "mod.py").as_uri() in [item["uri"] for item in items]  # its folder still counts
+        pipe = (root / "pipe.py").as_uri()
+        with pytest.raises(Exception, match="not a regular file"):  # asked about the pipe itself: an error
+            await asyncio.wait_for(find_similar(client, pipe, 0, 0), 30)
+        t0 = time.perf_counter()
+    assert time.perf_counter() - t0 < 10  # shutdown was answered (running_server waits for it)

@@ -54,17 +54,18 @@ class AdaptConfig:
 
 def workspace_files(root: Path, suffixes: tuple[str, ...], max_bytes: int) -> tuple[list[tuple[str, str]], dict]:
     """``(relative path, text)`` of the workspace's trainable files, and why others were left."""
-    from lsp_server.similarity.crawl import crawl  # the files the server itself reads
+    from lsp_server.files import read_regular  # no pipes or devices: they block a read
+    from lsp_server.similarity.crawl import CrawlConfig, crawl  # the files the server itself reads
 
     cfg = CorpusConfig(roots=[root])
     stats: dict[str, int] = {}
     seen: set[bytes] = set()
     files, total = [], 0
     for path in crawl(root, stats=stats):
-        if path.suffix not in suffixes or not path.is_file():  # no pipes or devices: they block a read
+        if path.suffix not in suffixes:
             continue
         try:
-            raw = path.read_bytes()
+            raw = read_regular(path, CrawlConfig().max_file_bytes)
             text = raw.decode("utf-8")
         except (OSError, UnicodeDecodeError):
             stats["unreadable"] = stats.get("unreadable", 0) + 1

@@ -22,8 +22,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from lsp_server.files import read_regular_text
 from lsp_server.languages import language_of
 
+MAX_IGNORE_FILE_BYTES = 1_000_000
+MAX_IGNORE_FILE_BYTES = 1_000_000
 OUTPUT_FOLDERS = "/build/\n/dist/\n"  # ignore rules for the workspace's top, overridable
 ALWAYS_SKIPPED = frozenset((".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".tox",
                             ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages", ".ghostline"))
@@ -102,7 +105,7 @@ class IgnoreRules:
 
     def enter(self, folder: Path) -> IgnoreRules:
         try:
-            text = (folder / ".gitignore").read_text(encoding="utf-8", errors="replace")
+            text = read_regular_text(folder / ".gitignore", MAX_IGNORE_FILE_BYTES, errors="replace")
         except OSError:
             return self
         rules = parse_gitignore(text)
@@ -130,7 +133,8 @@ def crawl(root: Path, config: CrawlConfig | None = None, stats: dict[str, int] |
     root = root.resolve()
     rules = IgnoreRules(((root, parse_gitignore(OUTPUT_FOLDERS)),))
     try:
-        exclude = parse_gitignore((root / ".git" / "info" / "exclude").read_text(encoding="utf-8", errors="replace"))
+        exclude = parse_gitignore(read_regular_text(root / ".git" / "info" / "exclude", MAX_IGNORE_FILE_BYTES,
+                                                    errors="replace"))
         rules = IgnoreRules(rules.layers + ((root, exclude),))
     except OSError:
         pass

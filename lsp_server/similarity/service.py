@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsp_server.documents import lsp_line_breaks
+from lsp_server.files import read_regular_text
 from lsp_server.languages import TEXT, language_of
 from lsp_server.similarity.chunking import Chunk, ChunkConfig, chunk_text
 from lsp_server.similarity.crawl import CrawlConfig, crawl
@@ -140,7 +141,7 @@ class WorkspaceIndex:
             self.index.remove_file(file)
             return False
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_regular_text(path, self.config.crawl.max_file_bytes)
         except (OSError, UnicodeDecodeError):
             self.index.remove_file(file)
             return False
