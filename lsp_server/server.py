@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import threading
 from dataclasses import replace
@@ -44,7 +45,8 @@ class GhostlineServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("ghostline", VERSION, protocol_cls=GhostlineProtocol)  # answers what pygls cannot read
         self.settings = ServerSettings()
-        self.last_note: str | None = None  # the last "why no model here" the status bar got
+        self.last_note: str | None = None
+        self.shut_down = False  # ``shutdown`` was received  # the last "why no model here" the status bar got
         self.completions = CompletionService(on_error=self.show_error)
         self.similarity = SimilarityService(
             settings=lambda: self.settings, documents=lambda: self.workspace,
@@ -295,7 +297,23 @@ def create_server() -> GhostlineServer:
 
     @server.feature(types.SHUTDOWN)
     def on_shutdown(ls: GhostlineServer, params: None) -> None:
+        ls.shut_down = True
         ls.completions.shutdown()
         ls.similarity.shutdown()
+
+    @server.feature(types.EXIT)
+    def on_exit(ls: GhostlineServer, params: None) -> None:
+        """End the process now, with the spec's exit code (1 without a prior ``shutdown``).
+
+        Worker threads may still be indexing or generating, and whatever they would write
+        next goes to a client that is gone: ending here, rather than after pygls closes the
+        output, means nothing more is written and nothing waits for them (but the cache
+        save that ``shutdown`` queued, for a few seconds)."""
+        if ls.shut_down:
+            ls.similarity.wait_saved(timeout=5.0)
+        else:
+            ls.similarity.abandon()
+        logging.shutdown()
+        os._exit(0 if ls.shut_down else 1)
 
     return server

@@ -78,6 +78,8 @@ class SimilarityService:
         self._closed: set[Path] = set()  # paths closed since the last update
         self._dirty_lock = threading.Lock()
         self._stopping = False
+        self._cancel = threading.Event()  # stops the first index between two files
+        self._saved: Future | None = None
         self._hinted: set[str] = set()  # uris holding our diagnostics
 
     # -- index life cycle --------------------------------------------------------------------
@@ -139,7 +141,7 @@ class SimilarityService:
                                                       percentage=int(100 * done / max(total, 1)))
                 self._on_loop(progress.report, token, report)
 
-        report = workspace.refresh(report_progress)
+        report = workspace.refresh(report_progress, cancel=self._cancel)
         log.info("similarity index: %d files, %d chunks (%d re-read, %d from cache) in %.1fs",
                  report.files, report.chunks, report.indexed, report.from_cache, report.seconds)
         self._publish_hints()
@@ -155,23 +157,42 @@ class SimilarityService:
             if path is not None and workspace.open_docs.get(str(path)) != version:
                 workspace.set_document(path, version, doc.source)
 
-    def _submit(self, fn: Callable[[], None]) -> None:
+    def _submit(self, fn: Callable[[], None]) -> Future | None:
         def run() -> None:
             try:
                 fn()
             except Exception:  # noqa: BLE001 - a failed update is logged; the next one retries
                 log.exception("similarity update failed")
-        self._worker.submit(run)
+        if self._stopping:
+            return None
+        return self._worker.submit(run)
 
     def shutdown(self) -> None:
-        """Persist what the index learned since the last save, then stop the worker.
+        """Stop indexing between two files, queue a save of what the index has, and return
+        at once: the event loop never waits for the indexer (``exit`` waits for the save).
 
         Updates still queued only bring the index up to date (cheap); hints are not worth
-        computing any more, so the save follows at once."""
-        self._stopping = True
+        computing any more."""
+        if self._stopping:
+            return
+        self._cancel.set()
         if self.workspace is not None:
-            self._submit(self.workspace.save)
-        self._worker.shutdown(wait=True, cancel_futures=False)
+            self._saved = self._submit(self.workspace.save)
+        self._stopping = True
+        self._worker.shutdown(wait=False, cancel_futures=False)
+
+    def wait_saved(self, timeout: float) -> None:
+        """At ``exit`` after ``shutdown``: give the queued save up to ``timeout`` seconds."""
+        if self._saved is not None:
+            try:
+                self._saved.result(timeout)
+            except Exception as exc:  # noqa: BLE001 - a cache not saved is rebuilt next time
+                log.warning("similarity cache not saved before exit: %r", exc)
+
+    def abandon(self) -> None:
+        """At ``exit`` without ``shutdown``: stop indexing; nothing is waited for."""
+        self._cancel.set()
+        self._stopping = True
 
     # -- events ------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -279,3 +280,60 @@ async def test_named_pipes_in_the_workspace_block_nothing(tmp_path, options):
             await asyncio.wait_for(find_similar(client, pipe, 0, 0), 30)
         t0 = time.perf_counter()
     assert time.perf_counter() - t0 < 10  # shutdown was answered (running_server waits for it)
+
+
+def _big_workspace(root: Path, files: int = 2500) -> None:
+    """A workspace whose first index takes many seconds on this machine."""
+    body = "\n\n".join(f"def function_{k}(values, limit):\n    total = 0\n    for v in values:\n"
+                       f"        if v > limit + {k}:\n            total += v * {k}\n    return total\n"
+                       for k in range(8))
+    for i in range(files):
+        folder = root / f"pkg{i // 100}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"mod{i}.py").write_text(body.replace("function_", f"f{i}_"))
+
+
+async def test_shutdown_is_answered_at_once_while_the_first_index_runs(tmp_path):
+    from test_hardening_protocol import RawServer, inline_params
+
+    root = tmp_path / "ws"
+    _big_workspace(root)
+    server = await RawServer.start(root, tmp_path / "cache")
+    try:
+        uri = server.open("app.py", APP)
+        answer = await server.request("textDocument/inlineCompletion", inline_params(uri, 4, 4), timeout=30)
+        assert "result" in answer  # answered while indexing goes on
+        t0 = time.perf_counter()
+        assert "result" in await server.request("shutdown", None, timeout=30)
+        assert time.perf_counter() - t0 < 1.0
+        server.notify("exit", None)
+        assert await asyncio.wait_for(server.proc.wait(), 10) == 0
+    finally:
+        await server.stop()
+
+
+async def test_exit_without_shutdown_while_indexing_ends_at_once_with_code_1(tmp_path):
+    root = tmp_path / "ws"
+    _big_workspace(root)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lsp_server", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+
+    def send(message: dict) -> None:
+        body = json.dumps(message).encode()
+        proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "processId": None, "rootUri": root.as_uri(), "initializationOptions": {"cacheDir": str(tmp_path / "c")},
+        "capabilities": {"window": {"workDoneProgress": True}}}})
+    send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+    await asyncio.sleep(1.5)  # indexing is under way (progress requests go unanswered)
+    proc.stdout._transport.close()  # the client is gone: its end of our stdout too
+    t0 = time.perf_counter()
+    send({"jsonrpc": "2.0", "method": "exit"})
+    await proc.stdin.drain()
+    stderr = await asyncio.wait_for(proc.stderr.read(), 10)
+    code = await asyncio.wait_for(proc.wait(), 10)
+    assert time.perf_counter() - t0 < 1.0
+    assert code == 1
+    assert len(stderr) < 10_000, stderr[-2000:]
