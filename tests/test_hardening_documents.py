@@ -276,3 +276,24 @@ async def test_empty_documents_and_files(workspace, options):
         with pytest.raises(Exception, match="outside the document"):
             await client.inline(uri, 2, 0)
         assert client.messages == []
+
+
+@pytest.mark.parametrize("language", ["python", "javascript"])
+async def test_five_thousand_nested_blocks_get_a_suggestion_or_nothing_never_an_error(workspace, options, language):
+    """An empty block body deep inside 5,000 nested blocks (or after 5,000 open brackets):
+    block mode parses all of it; the answer is a suggestion or nothing, not -32603."""
+    depth = 5000
+    if language == "python":
+        name = "deep.py"
+        text = "def f():\n    \nx = " + "(" * depth + "1 + " + ")" * depth + "\n"
+        line, col = 1, 4
+    else:
+        name = "deep.js"
+        text = "function f() {\n" + "if (a) {\n" * depth + "\n" + "}\n" * depth + "}\n"
+        line, col = depth + 1, 0
+    uri = (workspace / name).as_uri()
+    async with running_server(workspace, options) as client:
+        client.open(uri, text, language=language)
+        answer = await asyncio.wait_for(client.inline(uri, line, col), 60)
+        assert isinstance(answer, str)
+        assert client.messages == []
