@@ -5,6 +5,7 @@ while they are indexed), and a server that must keep answering in every one of t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -45,10 +46,13 @@ def _make(root: Path, kind: str, name: str, data: bytes, stop: threading.Event) 
     elif kind == "dir_link":
         path.symlink_to(root, target_is_directory=True)
     elif kind == "churn":  # rewritten, truncated and grown while the server reads the tree
+        path.write_bytes(data)  # there before any later entry of the same name is made
+
         def churn() -> None:
-            while not stop.is_set():
-                path.write_bytes(data * 50)
-                path.write_bytes(b"")
+            with contextlib.suppress(OSError):
+                while not stop.is_set():
+                    path.write_bytes(data * 50)
+                    path.write_bytes(b"")
         threading.Thread(target=churn, daemon=True).start()
 
 
