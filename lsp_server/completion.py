@@ -135,17 +135,21 @@ class CompletionService:
         return lang, empty_block_at_cursor(prefix, suffix, lang) if settings.multiline else None
 
     def _recall(self, prefix: str, suffix: str, settings: ServerSettings,
-                context: DocumentContext) -> list[Candidate]:
-        """Line memory (``line_memory.py``): the ways the code base already writes the rest
-        of the line, best first, their text cleaned for this position (no model call)."""
+                context: DocumentContext, limit: int = 1) -> list[Candidate]:
+        """Line memory (``line_memory.py``): the first ``limit`` ways the code base already
+        writes the rest of the line, best first, their text cleaned for this position (no
+        model call)."""
         files = ()
         if settings.retrieval and context.file_path is not None:
             files = self.retriever.file_lines(context.file_path, context.open_docs or {}, context.root)
+        rest_of_line, line_start = suffix.split("\n", 1)[0], prefix.rsplit("\n", 1)[-1]
         ranked = []
         for c in self.line_memory.candidates(prefix, suffix, files):
-            c.text = clean_single_line(c.text, suffix.split("\n", 1)[0], prefix.rsplit("\n", 1)[-1])
+            c.text = clean_single_line(c.text, rest_of_line, line_start)
             if c.text:
                 ranked.append(c)
+                if len(ranked) == limit:
+                    break
         return ranked
 
     @staticmethod
@@ -174,9 +178,8 @@ class CompletionService:
             return CompletionResult("", None)
         lang, block = self._mode(path, prefix, suffix, settings, context)
         if block is None and settings.line_memory:
-            recalled = self._recall(prefix, suffix, settings, context)
-            if recalled and recalled[0].confidence >= settings.min_confidence:
-                best = recalled[0]
+            best = _shown(self._recall(prefix, suffix, settings, context), settings)
+            if best is not None:
                 log.info("line memory %s: %d characters (%s, confidence %.2f)", context.uri, len(best.text),
                          best.kind, best.confidence)
                 self.cache.put(context.uri, prefix, suffix, best.text)
@@ -220,15 +223,15 @@ class CompletionService:
                 return {"error": self.models.error}
             prefix, suffix, _ = cursor_window(text, offset)
             plan = self._plan(engine, path, prefix, suffix, settings, context)
-            recalled = self._recall(prefix, suffix, settings, context) \
+            recalled = self._recall(prefix, suffix, settings, context, limit=8) \
                 if plan.block is None and settings.line_memory else []
-            shown = recalled[0] if recalled and recalled[0].confidence >= settings.min_confidence else None
+            shown = _shown(recalled, settings)
             return {
                 "mode": "block" if plan.block else "line",
                 "lineMemory": shown.text if shown else None,  # when set, the model is not asked
                 "confidence": round(shown.confidence, 3) if shown else None,
                 "candidates": [{"text": c.text, "kind": c.kind, "confidence": round(c.confidence, 3),
-                                "document": c.doc_count, "workspace": c.ws_count} for c in recalled[:8]],
+                                "document": c.doc_count, "workspace": c.ws_count} for c in recalled],
                 "minConfidence": settings.min_confidence,
                 "languageNote": self._language_note(engine, plan.lang),
                 "prompt": engine.tokenizer.decode(plan.prompt.ids, skip_special_tokens=False),
@@ -244,3 +247,10 @@ class CompletionService:
         for event in self._cancel_events.values():
             event.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _shown(recalled: list[Candidate], settings: ServerSettings) -> Candidate | None:
+    """Line memory's suggestion: its best candidate, if sure enough for ``minConfidence``."""
+    if recalled and recalled[0].confidence >= settings.min_confidence:
+        return recalled[0]
+    return None

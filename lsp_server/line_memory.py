@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from lsp_server.candidates import (
@@ -125,7 +125,7 @@ class LineMemory:
             by_text.setdefault(c.text.rstrip(), c)
         pool = list(by_text.values())
         if len(pool) > self.config.max_candidates:
-            pool.sort(key=lambda c: (-(c.doc_count + c.ws_count), c.distance or 1 << 30))
+            pool.sort(key=_by_support)
             pool = pool[: self.config.max_candidates]
         n = self.config.nearby_lines
         nearby = identifiers("\n".join(before[-n:] + [typed] + after[: n // 4]))
@@ -197,7 +197,7 @@ def tail_candidates(typed: str, before: list[str], after: list[str], files: list
                 pool.add(rest, "tail", workspace=True, tail_chars=len(tail))
         found = pool.items()
         if found:
-            found.sort(key=lambda c: (-(c.doc_count + c.ws_count), c.distance or 1 << 30))
+            found.sort(key=_by_support)
             return found[:max_candidates]
     return []
 
@@ -212,32 +212,37 @@ def follow_candidates(before: list[str], after: list[str], files: Iterable,
     # The document in two parts so that no pair spans the cursor: the previous line's
     # follower here is the line being typed, not an example of what follows it.
     last = max(i for i, line in enumerate(before) if line.strip())
-    head = [line.strip() for line in before[:last]]
-    for i, line in enumerate(head[:-1]):
+    for i, line, nxt in _pairs([line.strip() for line in before[:last]]):
         if line == previous:
-            nxt = next((x for x in head[i + 1:] if x), None)
-            if nxt is not None:
-                pool.add(nxt, "follow", distance=len(before) - i, before=True)
-    tail = [line.strip() for line in after]
-    for i, line in enumerate(tail):
+            pool.add(nxt, "follow", distance=len(before) - i, before=True)
+    for i, line, nxt in _pairs([line.strip() for line in after]):
         if line == previous:
-            nxt = next((x for x in tail[i + 1:] if x), None)
-            if nxt is not None:
-                pool.add(nxt, "follow", distance=i + 1, before=False)
+            pool.add(nxt, "follow", distance=i + 1, before=False)
     for f in files:
         for text in f.following.get(previous, ()):
             pool.add(text, "follow", workspace=True)
     return pool.items()
 
 
-def _following(lines: list[str]) -> dict[str, list[str]]:
-    """Each stripped line -> the non-empty lines that come right after it (blank lines skipped)."""
-    following: dict[str, list[str]] = {}
-    previous = None
-    for line in lines:
+def _pairs(lines: list[str]) -> Iterator[tuple[int, str, str]]:
+    """``(index, line, next line)`` for stripped ``lines``, blank lines skipped."""
+    previous: tuple[int, str] | None = None
+    for i, line in enumerate(lines):
         if not line:
             continue
         if previous is not None:
-            following.setdefault(previous, []).append(line)
-        previous = line
+            yield previous[0], previous[1], line
+        previous = (i, line)
+
+
+def _following(lines: list[str]) -> dict[str, list[str]]:
+    """Each stripped line -> the non-empty lines that come right after it (blank lines skipped)."""
+    following: dict[str, list[str]] = {}
+    for _, line, nxt in _pairs(lines):
+        following.setdefault(line, []).append(nxt)
     return following
+
+
+def _by_support(c: Candidate) -> tuple[int, int]:
+    """Most occurrences first, then the nearest in the document."""
+    return -(c.doc_count + c.ws_count), c.distance or 1 << 30
