@@ -117,7 +117,8 @@ def _cmd_complete(args: argparse.Namespace) -> None:
 
 
 def _workspace(root: Path, cache_dir: Path | None):
-    from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex, default_cache_dir
+    from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex
+    from model.adapted import default_cache_dir
 
     return WorkspaceIndex(root, WorkspaceConfig(cache_dir=cache_dir or default_cache_dir()))
 

@@ -37,7 +37,8 @@ from lsp_server.files import read_regular_text
 from lsp_server.settings import ServerSettings
 from lsp_server.similarity.crawl import CrawlConfig
 from lsp_server.similarity.index import Hit
-from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex, default_cache_dir
+from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex
+from model.adapted import default_cache_dir
 
 FIND_SIMILAR = "ghostline/findSimilar"
 MAX_LIMIT = 200

@@ -22,7 +22,8 @@ MODEL_SUBDIR = "model"
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/ghostline`` (``~/.cache/ghostline``): out of the user's workspace."""
+    """``$XDG_CACHE_HOME/ghostline`` (``~/.cache/ghostline``): out of the user's workspace
+    (adapted models and the similarity index's cache both live under it)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "ghostline"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -54,12 +53,6 @@ class RefreshReport:
 class Duplicate:
     entry: Entry  # the chunk in the document
     match: Hit  # its nearest neighbour elsewhere
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/ghostline`` (``~/.cache/ghostline``): out of the user's workspace."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ghostline"
 
 
 def embedder_identity(path: Path) -> str:
