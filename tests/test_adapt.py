@@ -48,7 +48,7 @@ def workspace(tmp_path: Path) -> Path:
 
 
 def test_adapt_learns_only_what_the_workspace_keeps(workspace):
-    files, _ = workspace_files(workspace, (".py",), 10_000_000)
+    files, _ = workspace_files(workspace, ("python",), 10_000_000)
     assert sorted(p for p, _ in files) == [f"bakery/orders_{i}.py" for i in range(4)]
 
 

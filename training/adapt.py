@@ -35,8 +35,6 @@ from training.corpus import CorpusConfig, iter_corpus, reject_reason, split_of
 from training.data import DataConfig, write_meta, write_shard
 from training.train import TrainConfig, train
 
-LANGUAGE_SUFFIXES = {"python": (".py", ".pyi")}
-
 
 @dataclass(frozen=True)
 class AdaptConfig:
@@ -52,17 +50,21 @@ class AdaptConfig:
     threads: int | None = None
 
 
-def workspace_files(root: Path, suffixes: tuple[str, ...], max_bytes: int) -> tuple[list[tuple[str, str]], dict]:
-    """``(relative path, text)`` of the workspace's trainable files, and why others were left."""
+def workspace_files(root: Path, languages: tuple[str, ...], max_bytes: int) -> tuple[list[tuple[str, str]], dict]:
+    """``(relative path, text)`` of the workspace's trainable files in ``languages`` (the
+    server's language ids), and why others were left."""
     from lsp_server.files import read_regular  # no pipes or devices: they block a read
+    from lsp_server.languages import language_of
     from lsp_server.similarity.crawl import CrawlConfig, crawl  # the files the server itself reads
 
     cfg = CorpusConfig(roots=[root])
     stats: dict[str, int] = {}
     seen: set[bytes] = set()
     files, total = [], 0
+    base = root.resolve()
     for path in crawl(root, stats=stats):
-        if path.suffix not in suffixes:
+        language = language_of(path)
+        if language is None or language.id not in languages:
             continue
         try:
             raw = read_regular(path, CrawlConfig().max_file_bytes)
@@ -76,7 +78,7 @@ def workspace_files(root: Path, suffixes: tuple[str, ...], max_bytes: int) -> tu
             stats[reason or "duplicate"] = stats.get(reason or "duplicate", 0) + 1
             continue
         seen.add(digest)
-        files.append((path.resolve().relative_to(root.resolve()).as_posix(), text))
+        files.append((path.resolve().relative_to(base).as_posix(), text))
         total += len(raw)
         if total >= max_bytes:
             stats["capped"] = 1
@@ -103,10 +105,10 @@ def adapt(root: Path, base_model: Path, cache_dir: Path | None = None, config: A
     config = config or AdaptConfig()
     root = Path(root).resolve()
     t0 = time.time()
-    suffixes = tuple(s for lang in ("python",) for s in LANGUAGE_SUFFIXES[lang])
-    files, stats = workspace_files(root, suffixes, config.max_repo_bytes)
+    languages = ModelConfig.load(Path(base_model)).languages  # what the model knows is what it learns
+    files, stats = workspace_files(root, languages, config.max_repo_bytes)
     if not files:
-        raise ValueError(f"no Python files to learn from under {root} ({stats or 'nothing found'})")
+        raise ValueError(f"no {'/'.join(languages)} files to learn from under {root} ({stats or 'nothing found'})")
     out = adapted_dir(root, cache_dir)
     previous = None
     try:

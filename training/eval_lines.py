@@ -56,8 +56,10 @@ class LineEvalReport:
         return 100 * sum(r["em"] for r in shown) / max(1, len(shown))
 
     def line(self) -> str:
+        adapted = f"  (adaptation {self.adapt_seconds:.0f} s)" if self.adapt_seconds else ""
         return (f"{self.n} examples: EM {self.em:.1f}  ES {self.es:.1f}  shown {self.shown:.1f}%  "
-                f"precision {self.precision:.1f}  latency p50 {self.p50_ms:.0f} ms  p95 {self.p95_ms:.0f} ms")
+                f"precision {self.precision:.1f}  latency p50 {self.p50_ms:.0f} ms  p95 {self.p95_ms:.0f} ms"
+                + adapted)
 
 
 def load_examples(path: Path) -> list[LineExample]:
@@ -73,10 +75,15 @@ def load_examples(path: Path) -> list[LineExample]:
     return rows
 
 
+def exact_match(pred: str, gt: str) -> bool:
+    """CodeXGLUE's exact match: the first line of the prediction, whitespace-split."""
+    return pred.split("\n", 1)[0].split() == gt.split()
+
+
 def score(pred: str, gt: str) -> tuple[bool, float]:
     first = pred.split("\n", 1)[0].strip()
     gt = gt.strip()
-    return first.split() == gt.split(), fuzz.ratio(first, gt)
+    return exact_match(first, gt), fuzz.ratio(first, gt)
 
 
 def split_document(text: str, ex: LineExample) -> tuple[str, str]:

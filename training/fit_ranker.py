@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from lsp_server.candidates import Candidate, RankerWeights
+from lsp_server.languages import family_of, language_of
 from lsp_server.line_memory import FileLines, LineMemory, LineMemoryConfig
-from training.eval_lines import LineExample, load_examples, masked_copy, split_document
-
-SOURCE_SUFFIXES = (".py", ".pyi")
+from training.eval_lines import LineExample, exact_match, load_examples, masked_copy, split_document
 
 
 @dataclass
@@ -38,10 +37,6 @@ class Case:
     typed: str
     candidates: list[Candidate]
     labels: list[bool]
-
-
-def _right(text: str, gt: str) -> bool:
-    return text.strip().split() == gt.strip().split()
 
 
 def gather_cases(examples: list[LineExample], repos: Path, model_preds: dict[str, str],
@@ -62,12 +57,14 @@ def gather_cases(examples: list[LineExample], repos: Path, model_preds: dict[str
             work = Path(tmp) / name
             masked_copy(repos / name, exs, work)
             files = {p.relative_to(work).as_posix(): FileLines(p.read_text(encoding="utf-8", errors="replace"))
-                     for p in sorted(work.rglob("*")) if p.suffix in SOURCE_SUFFIXES and p.is_file()}
+                     for p in sorted(work.rglob("*")) if language_of(p) is not None and p.is_file()}
             for ex in exs:
                 text = (repos / name / ex.path).read_text(encoding="utf-8")
                 prefix, suffix = split_document(text, ex)
                 typed = prefix.rsplit("\n", 1)[-1].lstrip()
-                others = [f for rel, f in files.items() if rel != ex.path]
+                # The server's sources: the other files of the same language family.
+                family = family_of(ex.path)
+                others = [f for rel, f in files.items() if rel != ex.path and family_of(rel) == family]
                 extra = []
                 pred = model_preds.get(ex.id)
                 if pred and pred.strip():
@@ -79,7 +76,7 @@ def gather_cases(examples: list[LineExample], repos: Path, model_preds: dict[str
                     line_start, line = prefix.rsplit("\n", 1) if "\n" in prefix else ("", prefix)
                     context = line_start + "\n" if "\n" in prefix else ""
                     attach_line_scores(head, score_lines(engine, context, [line + c.text for c in head]))
-                cases.append(Case(ex, typed, found, [_right(c.text, ex.gt) for c in found]))
+                cases.append(Case(ex, typed, found, [exact_match(c.text, ex.gt) for c in found]))
     return cases
 
 
@@ -153,7 +150,7 @@ def top1(cases: list[Case], weights: RankerWeights) -> tuple[float, list[tuple[f
         if not case.candidates:
             continue
         best = rank(list(case.candidates), case.typed, weights)[0]
-        right = _right(best.text, case.example.gt)
+        right = exact_match(best.text, case.example.gt)
         hits += right
         shown.append((best.confidence, right))
     return 100.0 * hits / len(cases), shown
@@ -178,7 +175,7 @@ def fit(cases: list[Case], drop: tuple[str, ...] = ()) -> RankerWeights:
                 c.score = weights.score(c, case.typed)
             ordered = sorted(case.candidates, key=lambda c: -c.score)
             runner = ordered[1].score if len(ordered) > 1 else ordered[0].score - 5.0
-            margins.append((ordered[0].score, ordered[0].score - runner, _right(ordered[0].text, case.example.gt)))
+            margins.append((ordered[0].score, ordered[0].score - runner, exact_match(ordered[0].text, case.example.gt)))
     weights.calibration = tuple(round(v, 4) for v in fit_confidence(margins))
     return weights
 
