@@ -45,8 +45,8 @@ class GhostlineServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("ghostline", VERSION, protocol_cls=GhostlineProtocol)  # answers what pygls cannot read
         self.settings = ServerSettings()
-        self.last_note: str | None = None
-        self.shut_down = False  # ``shutdown`` was received  # the last "why no model here" the status bar got
+        self.last_note: str | None = None  # the last "why no model here" the status bar got
+        self.shut_down = False  # ``shutdown`` was received
         self.completions = CompletionService(on_error=self.show_error)
         self.similarity = SimilarityService(
             settings=lambda: self.settings, documents=lambda: self.workspace,

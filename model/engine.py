@@ -67,22 +67,27 @@ def end_of_line(text: str) -> int | None:
     return None if i < 0 else i
 
 
-def _context_length(model_dir: Path) -> int:
-    """The context the model was trained with, from ``ghostline_model.json``.
+def _context_and_languages(model_dir: Path) -> tuple[int, tuple[str, ...] | None]:
+    """The context the model was trained with and the languages it knows, from
+    ``ghostline_model.json``.
 
-    Missing, it is a model exported elsewhere: assume a common context.  Present but
-    unreadable, it is an error: guessing would build prompts far past what the model saw
-    (the shipped model has 256 positions), which fails without a word to the user.
+    Missing, it is a model exported elsewhere: assume a common context, and ask it anything
+    (``None``: we cannot know its languages).  Present but unreadable, it is an error:
+    guessing would build prompts far past what the model saw (the shipped model has 256
+    positions), which fails without a word to the user.
     """
     if not (model_dir / MODEL_CONFIG_FILE).exists():
-        return 2048
+        return 2048, None
     try:
-        length = ModelConfig.load(model_dir).max_seq_len
+        config = ModelConfig.load(model_dir)
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, the user hears the same
         raise ModelLoadError(f"{MODEL_CONFIG_FILE} of {model_dir} is unusable: {exc}") from exc
+    length, languages = config.max_seq_len, config.languages
     if not isinstance(length, int) or isinstance(length, bool) or length < 16:
         raise ModelLoadError(f"{MODEL_CONFIG_FILE} of {model_dir} is unusable: max_seq_len {length!r}")
-    return length
+    if not isinstance(languages, tuple) or not all(isinstance(lang, str) for lang in languages):
+        raise ModelLoadError(f"{MODEL_CONFIG_FILE} of {model_dir} is unusable: languages {languages!r}")
+    return length, languages
 
 
 class CompletionEngine:
@@ -106,10 +111,8 @@ class CompletionEngine:
             )
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelLoadError(f"cannot load {self.model_dir}: {exc}") from exc
-        self.max_seq_len = _context_length(self.model_dir)
-        # None: a model exported elsewhere, whose languages we cannot know; ask it anything.
-        self.languages: tuple[str, ...] | None = (
-            ModelConfig.load(self.model_dir).languages if (self.model_dir / MODEL_CONFIG_FILE).exists() else None)
+        self.languages: tuple[str, ...] | None
+        self.max_seq_len, self.languages = _context_and_languages(self.model_dir)
         vocab = self.tokenizer.get_vocab_size()
         self._tokens = [self.tokenizer.id_to_token(i) for i in range(vocab)]
         self._lock = threading.Lock()  # one generation at a time: the CPU has no spare cores
