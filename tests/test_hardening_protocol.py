@@ -396,6 +396,9 @@ uris = st.one_of(st.text(max_size=20), st.text(max_size=12).map(lambda s: "file:
 @fuzz
 @given(uri=uris, method=st.sampled_from([INLINE, COMPLETION, EXPLAIN, FIND_SIMILAR]))
 async def test_requests_for_documents_never_opened(fuzzed, uri, method):
+    # Other tests share this server and mangle didOpen params, which can open any URI (even
+    # ""): close it first, so that the document really is not open.
+    fuzzed.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
     answer = await fuzzed.request(method, params_for(method, uri, 0, 0))
     assert_lsp_error(answer, INVALID_PARAMS)
     await assert_serving(fuzzed)
