@@ -141,7 +141,7 @@ def _cmd_eval_clones(args: argparse.Namespace) -> None:
     if not args.examples.is_file():
         raise CliError(f"no such file: {args.examples}")
     try:
-        report = evaluate_clones(args.examples, signals=tuple(args.signals))
+        report = evaluate_clones(args.examples, signals=tuple(args.signals), split=args.split)
     except (ValueError, KeyError) as exc:
         raise CliError(str(exc)) from None
     print("\n".join(report.lines()))
@@ -203,6 +203,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     e = evals.add_parser("clones", help="clone-detection MAP@R of the similarity index (POJ-104 definition)")
     e.add_argument("examples", type=Path, help="JSON lines with label and code, e.g. leetcode_dev.jsonl")
     e.add_argument("--signals", nargs="+", choices=["fused", "lexical", "dense"], default=["fused", "lexical", "dense"])
+    e.add_argument("--split", choices=["all", "train", "heldout"], default="all",
+                   help="only the problems on one side of the train/held-out split (training.eval_clones.split_of)")
     e.set_defaults(func=_cmd_eval_clones)
 
 
