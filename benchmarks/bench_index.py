@@ -21,7 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from threadpoolctl import threadpool_limits  # noqa: E402
+
 from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex  # noqa: E402
+
+threadpool_limits(limits=1, user_api="blas")  # as the server does (lsp_server/__main__.py)
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "sqlalchemy"
 

@@ -12,7 +12,7 @@ from lsp_server.languages import language_of
 from lsp_server.similarity.chunking import chunk_text
 from lsp_server.similarity.crawl import CrawlConfig, crawl, parse_gitignore
 from lsp_server.similarity.embedder import CodeEmbedder
-from lsp_server.similarity.fingerprint import fingerprint
+from lsp_server.similarity.fingerprint import BAGS, fingerprint
 from lsp_server.similarity.index import SimilarityIndex, make_entry
 from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex
 from lsp_server.similarity.tokens import subwords, tokenize
@@ -164,9 +164,9 @@ def test_many_updates_keep_search_exact(embedder):
         fresh.set_file(file, 0, [index.entries[s] for s in record.slots])
     q = fingerprint(bodies[5])
 
-    def by_file(ix: SimilarityIndex) -> dict[str, float]:
-        lexical, _ = ix.signals(q)
-        return {f: round(float(lexical[r.slots[0]]), 5) for f, r in ix.files.items()}
+    def by_file(ix: SimilarityIndex) -> dict[tuple[str, str], float]:
+        scores = ix.scores(q)
+        return {(f, name): round(float(scores[name][r.slots[0]]), 5) for f, r in ix.files.items() for name in BAGS}
     assert by_file(index) == by_file(fresh)
 
 

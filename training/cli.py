@@ -136,12 +136,12 @@ def _cmd_eval_ppl(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval_clones(args: argparse.Namespace) -> None:
-    from training.eval_clones import evaluate_clones
+    from training.eval_clones import SIGNALS, evaluate_clones
 
     if not args.examples.is_file():
         raise CliError(f"no such file: {args.examples}")
     try:
-        report = evaluate_clones(args.examples, signals=tuple(args.signals), split=args.split)
+        report = evaluate_clones(args.examples, signals=tuple(args.signals or SIGNALS), split=args.split)
     except (ValueError, KeyError) as exc:
         raise CliError(str(exc)) from None
     print("\n".join(report.lines()))
@@ -202,7 +202,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_cmd_eval_ppl)
     e = evals.add_parser("clones", help="clone-detection MAP@R of the similarity index (POJ-104 definition)")
     e.add_argument("examples", type=Path, help="JSON lines with label and code, e.g. leetcode_dev.jsonl")
-    e.add_argument("--signals", nargs="+", choices=["fused", "lexical", "dense"], default=["fused", "lexical", "dense"])
+    e.add_argument("--signals", nargs="+", metavar="SIGNAL",
+                   help="rankings to score (default all): fused, lexical (words and shape), words, shape, "
+                        "interface, structure, dense")
     e.add_argument("--split", choices=["all", "train", "heldout"], default="all",
                    help="only the problems on one side of the train/held-out split (training.eval_clones.split_of)")
     e.set_defaults(func=_cmd_eval_clones)

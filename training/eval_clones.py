@@ -21,9 +21,9 @@ import numpy as np
 
 from lsp_server.similarity.chunking import Chunk
 from lsp_server.similarity.embedder import CodeEmbedder
-from lsp_server.similarity.index import SimilarityIndex, make_entry
+from lsp_server.similarity.index import RANKINGS, Entry, SimilarityIndex, make_entry
 
-SIGNALS = ("fused", "lexical", "dense")
+SIGNALS = RANKINGS  # fused, lexical (words + shape), and each signal alone
 SPLITS = ("all", "train", "heldout")
 
 
@@ -46,7 +46,7 @@ class ClonesReport:
 
     def lines(self) -> list[str]:
         head = f"{self.path.name}: {self.items:,} items, {self.labels:,} labels, {self.seconds:.1f}s"
-        return [head] + [f"  MAP@R {name:<8} {value:.4f}" for name, value in self.map_at_r.items()]
+        return [head] + [f"  MAP@R {name:<9} {value:.4f}" for name, value in self.map_at_r.items()]
 
 
 def load_items(path: Path, split: str = "all") -> list[dict]:
@@ -74,31 +74,47 @@ def average_precision_at_r(ranked_labels: list[str], label: str, r: int) -> floa
     return float((precision * hits).sum() / r)
 
 
+@dataclass
+class CloneSet:
+    """One labelled set in one ``SimilarityIndex``, every item a chunk of its own file."""
+
+    labels: list[str]
+    entries: list[Entry]
+    index: SimilarityIndex
+
+    @staticmethod
+    def build(path: Path, embedder: CodeEmbedder | None, split: str = "all") -> CloneSet:
+        rows = load_items(path, split)
+        index = SimilarityIndex(embedder)
+        entries = []
+        for i, row in enumerate(rows):
+            code = row["code"]
+            chunk = Chunk("function", str(row.get("index", i)), 0, code.count("\n"), code, "python")
+            entries.append(make_entry(f"item:{i}", chunk))
+            index.set_file(f"item:{i}", None, [entries[-1]])
+        return CloneSet([str(r["label"]) for r in rows], entries, index)
+
+    def queries(self) -> list[tuple[int, int]]:
+        """(item, R) for every item with at least one other item of its label."""
+        counts = Counter(self.labels)
+        return [(i, counts[label] - 1) for i, label in enumerate(self.labels) if counts[label] > 1]
+
+    def map_at_r(self, signal: str) -> float:
+        aps = []
+        for i, r in self.queries():
+            hits = self.index.search(self.entries[i].fingerprint, limit=r, exclude_file=f"item:{i}", signals=signal)
+            ranked = [self.labels[int(h.entry.file.split(":")[1])] for h in hits]
+            aps.append(average_precision_at_r(ranked, self.labels[i], r))
+        return float(np.mean(aps))
+
+
 def evaluate_clones(path: Path, embedder: CodeEmbedder | None = None,
                     signals: tuple[str, ...] = SIGNALS, split: str = "all") -> ClonesReport:
+    unknown = [s for s in signals if s not in SIGNALS]
+    if unknown:
+        raise ValueError(f"unknown signal {unknown[0]!r}; choose from {', '.join(SIGNALS)}")
     t0 = time.perf_counter()
-    rows = load_items(path, split)
     embedder = embedder or CodeEmbedder.load()
-    index = SimilarityIndex(embedder)
-    labels = [str(r["label"]) for r in rows]
-    counts = Counter(labels)
-    entries = []
-    for i, row in enumerate(rows):
-        code = row["code"]
-        chunk = Chunk("function", str(row.get("index", i)), 0, code.count("\n"), code, "python")
-        entries.append(make_entry(f"item:{i}", chunk))
-        index.set_file(f"item:{i}", None, [entries[-1]])
-    scores = {}
-    for signal in signals:
-        if signal == "dense" and embedder is None:
-            continue
-        aps = []
-        for i, entry in enumerate(entries):
-            r = counts[labels[i]] - 1
-            if r == 0:
-                continue
-            hits = index.search(entry.fingerprint, limit=r, exclude_file=f"item:{i}", signals=signal)
-            ranked = [labels[int(h.entry.file.split(":")[1])] for h in hits]
-            aps.append(average_precision_at_r(ranked, labels[i], r))
-        scores[signal] = float(np.mean(aps))
-    return ClonesReport(path, len(rows), len(counts), scores, time.perf_counter() - t0)
+    clones = CloneSet.build(path, embedder, split)
+    scores = {signal: clones.map_at_r(signal) for signal in signals if signal != "dense" or embedder is not None}
+    return ClonesReport(path, len(clones.labels), len(set(clones.labels)), scores, time.perf_counter() - t0)

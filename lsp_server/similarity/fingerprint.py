@@ -1,4 +1,4 @@
-"""The lexical/structural fingerprint of a chunk: two bags of hashed features.
+"""The fingerprint of a chunk: bags of hashed features, one per similarity signal.
 
 ``words`` holds what the code talks about: identifier sub-words (``numToIndex`` ->
 num/to/index), keywords, operators, literals and docstring words.  ``shape`` holds how it
@@ -7,6 +7,9 @@ kind, so a renamed copy has exactly the same shape.  Each bag is compared by TF-
 and the two cosines are mixed (``ShapeWeight``): on the LeetCode clone set the words carry
 most of the signal when names are kept, the shape when they are anonymised
 (docs/similarity.md has the figures).
+
+Two more bags come from the syntax tree (``structure.py``): ``interface`` (parameters, their
+types, the return type) and ``structure`` (the control-flow and expression skeleton).
 
 Features are hashed (crc32, 20 bits) so an index never stores strings and a saved index
 stays valid across processes (Python's own ``hash`` is salted per process).
@@ -17,10 +20,11 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from lsp_server.similarity.structure import structure_counts
 from lsp_server.similarity.tokens import Token, subwords, tokenize
 
 FEATURE_BITS = 20
@@ -41,7 +45,7 @@ class Bag:
     @staticmethod
     def from_counts(counts: Counter) -> Bag:
         if not counts:
-            return Bag(np.zeros(0, np.uint32), np.zeros(0, np.float32))
+            return EMPTY_BAG
         pairs: dict[int, float] = {}
         for feature, n in counts.items():
             h = _hash_memo.get(feature)
@@ -54,11 +58,20 @@ class Bag:
         return Bag(ids[order], (1 + np.log(tf[order])).astype(np.float32))
 
 
+EMPTY_BAG = Bag(np.zeros(0, np.uint32), np.zeros(0, np.float32))
+BAGS = ("words", "shape", "interface", "structure")  # every bag a fingerprint has, in this order
+
+
 @dataclass(frozen=True)
 class Fingerprint:
     words: Bag
     shape: Bag
     n_tokens: int
+    interface: Bag = EMPTY_BAG  # empty for text without a grammar
+    structure: Bag = EMPTY_BAG
+
+    def bag(self, name: str) -> Bag:
+        return getattr(self, name)
 
 
 def feature_counts(tokens: list[Token]) -> tuple[Counter, Counter]:
@@ -93,7 +106,11 @@ def feature_counts(tokens: list[Token]) -> tuple[Counter, Counter]:
 
 
 def fingerprint(code: str, language: str = "python") -> Fingerprint:
-    return fingerprint_tokens(tokenize(code, language))
+    """Every bag of ``code``; ``language`` is a tree-sitter grammar name or "text"."""
+    words = fingerprint_tokens(tokenize(code, language))
+    interface, structure = structure_counts(code, language)
+    return replace(words, interface=Bag.from_counts(Counter({"i:" + k: v for k, v in interface.items()})),
+                   structure=Bag.from_counts(Counter({"x:" + k: v for k, v in structure.items()})))
 
 
 def fingerprint_tokens(tokens: list[Token]) -> Fingerprint:

@@ -1,11 +1,12 @@
-"""SimilarityIndex: every chunk of a workspace, searchable by two signals fused.
+"""SimilarityIndex: every chunk of a workspace, searchable by several signals fused.
 
-A query chunk is scored against every indexed chunk twice -- by the lexical fingerprint
-(TF-IDF cosine of the words bag mixed with that of the shape bag, ``lexical.py``) and by
-the dense encoder (cosine of unit vectors, ``embedder.py``) -- and the two rankings are
-fused by reciprocal-rank fusion (Cormack et al. 2009): ``sum_s w_s / (k + rank_s)``.
-RRF needs no calibration between signals whose scores live on different scales, and a
-chunk both signals like beats one that only one of them loves.
+A query chunk is scored against every indexed chunk by each signal: TF-IDF cosines of the
+four fingerprint bags (``words``, ``shape``, ``interface``, ``structure``; ``lexical.py``)
+and the cosine of the dense encoder's unit vectors (``embedder.py``).  The ranking is a
+weighted sum of those scores, with weights fitted on the training problems of the clone
+sets (``training/fit_fusion.py``, stored in ``fusion_weights.json``): a learned linear
+fusion beat reciprocal-rank fusion there, because the scores are all cosines on one scale
+and a rank throws away how close the runner-up was (docs/similarity.md).
 
 Dense search is exact (one matrix-vector product): at workspace scale (tens of thousands of
 chunks x 128 floats) that is well under a millisecond, so an approximate library would add
@@ -18,26 +19,35 @@ postings may still point at them; ``compact`` renumbers when too many are dead.
 
 from __future__ import annotations
 
+import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 
 from lsp_server.documents import utf16_len
 from lsp_server.similarity.chunking import Chunk
 from lsp_server.similarity.embedder import CodeEmbedder
-from lsp_server.similarity.fingerprint import SHAPE_WEIGHT, Fingerprint, fingerprint
+from lsp_server.similarity.fingerprint import BAGS, SHAPE_WEIGHT, Fingerprint, fingerprint
 from lsp_server.similarity.lexical import TfidfField
+
+FUSION_WEIGHTS_FILE = Path(__file__).resolve().parent / "fusion_weights.json"
+SIGNALS = (*BAGS, "dense")  # what the fusion weighs
+RANKINGS = ("fused", "lexical", *SIGNALS)  # what a search can rank by (``eval clones`` reports each)
+
+
+@cache
+def shipped_fusion_weights() -> dict[str, float]:
+    """The fitted weights; a signal without one counts for nothing."""
+    data = json.loads(FUSION_WEIGHTS_FILE.read_text())
+    return {name: float(data["weights"].get(name, 0.0)) for name in SIGNALS}
 
 
 @dataclass(frozen=True)
 class IndexConfig:
-    # RRF's usual k=60 flattens the top of a ranking; with k=2 and the dense signal at 0.1
-    # the (stronger) lexical order leads and the encoder re-orders near-ties (docs/similarity.md).
-    rrf_k: int = 2
-    lexical_weight: float = 1.0
-    dense_weight: float = 0.1
-    candidates: int = 100  # per signal, before fusion
+    weights: dict[str, float] = field(default_factory=shipped_fusion_weights)
     preview_lines: int = 3
 
 
@@ -62,7 +72,7 @@ class Hit:
     lexical: float  # words and shape TF-IDF cosines, mixed
     shape: float  # the shape cosine alone
     dense: float
-    fused: float  # the RRF score the ranking used
+    fused: float  # the weighted sum the ranking used
 
 
 def clone_score(lexical: float, shape: float, dense: float) -> float:
@@ -96,11 +106,10 @@ class SimilarityIndex:
         self.entries: list[Entry | None] = []
         self.vectors = np.zeros((0, embedder.dim if embedder else 0), np.float32)
         self.alive = np.zeros(0, bool)
-        self.words = TfidfField()
-        self.shape = TfidfField()
+        self.fields = {name: TfidfField() for name in BAGS}
 
     def __len__(self) -> int:
-        return len(self.words)
+        return len(self.fields["words"])
 
     # -- updates -----------------------------------------------------------------------------
 
@@ -114,8 +123,8 @@ class SimilarityIndex:
             for entry in entries:
                 slot = len(self.entries)
                 self.entries.append(entry)
-                self.words.add(slot, entry.fingerprint.words)
-                self.shape.add(slot, entry.fingerprint.shape)
+                for name, tfidf in self.fields.items():
+                    tfidf.add(slot, entry.fingerprint.bag(name))
                 slots.append(slot)
             self._grow(len(self.entries))
             if slots:
@@ -123,7 +132,7 @@ class SimilarityIndex:
                 if self.embedder is not None:
                     self.vectors[slots[0]:slots[-1] + 1] = vectors
             self.files[file] = FileRecord(stamp, slots)
-            if len(self.entries) > 2 * len(self.words) + 2000:
+            if len(self.entries) > 2 * len(self) + 2000:
                 self.compact()
 
     def remove_file(self, file: str) -> None:
@@ -136,8 +145,8 @@ class SimilarityIndex:
         if record is None:
             return
         for slot in record.slots:
-            self.words.remove(slot)
-            self.shape.remove(slot)
+            for tfidf in self.fields.values():
+                tfidf.remove(slot)
             self.entries[slot] = None
         self.alive[record.slots] = False
         record.slots = []
@@ -157,64 +166,62 @@ class SimilarityIndex:
             self.files, self.entries = {}, []
             self.vectors = np.zeros((0, old_vectors.shape[1]), np.float32)
             self.alive = np.zeros(0, bool)
-            self.words, self.shape = TfidfField(), TfidfField()
+            self.fields = {name: TfidfField() for name in BAGS}
             for file, record in old_files.items():
                 live = [s for s in record.slots if old_entries[s] is not None]
                 vecs = old_vectors[live] if self.embedder is not None else None
                 self.set_file(file, record.stamp, [old_entries[s] for s in live], vecs)
-            self.words.rebuild()
-            self.shape.rebuild()
+            for tfidf in self.fields.values():
+                tfidf.rebuild()
 
     # -- search ------------------------------------------------------------------------------
 
-    def signals(self, fp: Fingerprint) -> tuple[np.ndarray, np.ndarray | None]:
-        """Lexical and dense similarity of ``fp`` to every slot."""
-        lexical, _, dense = self._signals(fp)
-        return lexical, dense
-
-    def _signals(self, fp: Fingerprint) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def scores(self, fp: Fingerprint) -> dict[str, np.ndarray]:
+        """Every signal's similarity of ``fp`` to every slot, and ``lexical`` (words and shape
+        mixed, what the user-facing score reads)."""
         with self.lock:
             n = len(self.entries)
-            shape = self.shape.scores(fp.shape, n)
-            lexical = (self.words.scores(fp.words, n) + SHAPE_WEIGHT * shape) / (1 + SHAPE_WEIGHT)
-            dense = None
+            out = {name: tfidf.scores(fp.bag(name), n) for name, tfidf in self.fields.items()}
+            out["lexical"] = (out["words"] + SHAPE_WEIGHT * out["shape"]) / (1 + SHAPE_WEIGHT)
             if self.embedder is not None:
-                dense = self.vectors[:n] @ self.embedder.embed(fp)
-            return lexical, shape, dense
+                out["dense"] = self.vectors[:n] @ self.embedder.embed(fp)
+            return out
 
     def search(self, fp: Fingerprint, limit: int = 10, exclude_file: str | None = None,
                exclude_lines: tuple[int, int] | None = None, signals: str = "fused") -> list[Hit]:
-        """The ``limit`` best chunks for ``fp``; chunks of ``exclude_file`` overlapping
-        ``exclude_lines`` (the query itself, its class, its methods) are skipped."""
-        cfg = self.config
+        """The ``limit`` best chunks for ``fp`` by ``signals`` (one of ``RANKINGS``); chunks of
+        ``exclude_file`` overlapping ``exclude_lines`` (the query itself, its class, its
+        methods) are skipped."""
+        if signals not in RANKINGS:
+            raise ValueError(f"signals must be one of {', '.join(RANKINGS)}, not {signals!r}")
         with self.lock:
-            lexical, shape, dense = self._signals(fp)
-            n = len(lexical)
+            scores = self.scores(fp)
+            n = len(scores["words"])
             alive = self.alive[:n].copy()
             if exclude_file is not None and exclude_file in self.files:
                 for s in self.files[exclude_file].slots:
                     e = self.entries[s]
                     if exclude_lines is None or (e.start_line <= exclude_lines[1] and exclude_lines[0] <= e.end_line):
                         alive[s] = False
-            fused = np.zeros(n, np.float64)
-            ranked = [(lexical, cfg.lexical_weight if signals in ("fused", "lexical") else 0.0)]
-            if dense is not None:
-                ranked.append((dense, cfg.dense_weight if signals in ("fused", "dense") else 0.0))
-            for scores, weight in ranked:
-                if weight == 0.0:
-                    continue
-                masked = np.where(alive, scores, -np.inf)
-                k = min(cfg.candidates, int(alive.sum()))
-                if k == 0:
-                    return []
-                top = np.argpartition(-masked, k - 1)[:k]
-                top = top[np.lexsort((top, -masked[top]))]
-                fused[top] += weight / (cfg.rrf_k + np.arange(1, k + 1))
-            order = np.flatnonzero(fused > 0)
-            order = order[np.lexsort((order, -fused[order]))][:limit]
+            if signals == "fused":
+                ranking = np.zeros(n, np.float64)
+                for name, weight in self.config.weights.items():
+                    if weight and name in scores:
+                        ranking += weight * scores[name]
+            elif signals in scores:
+                ranking = scores[signals].astype(np.float64)
+            else:  # dense without an encoder
+                return []
+            k = min(limit, int(alive.sum()))
+            if k <= 0:
+                return []
+            masked = np.where(alive, ranking, -np.inf)
+            top = np.argpartition(-masked, k - 1)[:k]
+            order = top[np.lexsort((top, -masked[top]))]
+            lexical, shape = scores["lexical"], scores["shape"]
+            dense = scores.get("dense", lexical)
             out = []
             for s in order:
-                lex, shp = float(lexical[s]), float(shape[s])
-                d = float(dense[s]) if dense is not None else lex
-                out.append(Hit(self.entries[s], round(clone_score(lex, shp, d), 4), lex, shp, d, float(fused[s])))
+                lex, shp, d = float(lexical[s]), float(shape[s]), float(dense[s])
+                out.append(Hit(self.entries[s], round(clone_score(lex, shp, d), 4), lex, shp, d, float(ranking[s])))
             return out

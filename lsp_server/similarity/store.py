@@ -1,6 +1,6 @@
 """Save and load a SimilarityIndex under the cache folder, so a restart costs a stat per file.
 
-Layout: ``<cache_dir>/similarity-v1/<sha1 of the workspace root>/`` holds ``index.json``
+Layout: ``<cache_dir>/similarity-v<FORMAT>/<sha1 of the workspace root>/`` holds ``index.json``
 (format version, root, the embedder's identity, and per file: stamp and chunk metadata)
 and ``index.npz`` (feature bags as flat arrays with offsets, and the dense vectors).  Plain
 JSON and ``allow_pickle=False`` arrays only.  Anything that does not match -- another
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lsp_server.similarity.fingerprint import Bag, Fingerprint
+from lsp_server.similarity.fingerprint import BAGS, Bag, Fingerprint
 from lsp_server.similarity.index import Entry, SimilarityIndex
 
-FORMAT = 1
+FORMAT = 2  # 2: interface and structure bags
 log = logging.getLogger("lsp_server.similarity")
 
 
@@ -56,13 +56,13 @@ def save_index(index: SimilarityIndex, folder: Path, root: Path, embedder_id: st
                 entries.append([e.kind, e.name, e.start_line, e.end_line, e.end_character, e.preview,
                                 e.fingerprint.n_tokens])
                 slots.append(s)
-        words = _flat([index.entries[s].fingerprint.words for s in slots])
-        shape = _flat([index.entries[s].fingerprint.shape for s in slots])
+        bags = {name: _flat([index.entries[s].fingerprint.bag(name) for s in slots]) for name in BAGS}
         vectors = index.vectors[slots] if index.embedder is not None else np.zeros((len(slots), 0), np.float32)
     meta = {"format": FORMAT, "root": str(root), "embedder": embedder_id, "files": records, "entries": entries}
     tmp_npz, tmp_json = folder / "index.tmp.npz", folder / "index.tmp.json"
-    np.savez(tmp_npz, words_ids=words[0], words_w=words[1], words_off=words[2],
-             shape_ids=shape[0], shape_w=shape[1], shape_off=shape[2], vectors=vectors.astype(np.float16))
+    arrays = {f"{name}_{part}": a for name, flat in bags.items()
+              for part, a in zip(("ids", "w", "off"), flat, strict=True)}
+    np.savez(tmp_npz, **arrays, vectors=vectors.astype(np.float16))
     tmp_json.write_text(json.dumps(meta))
     os.replace(tmp_npz, folder / "index.npz")
     os.replace(tmp_json, folder / "index.json")
@@ -105,7 +105,7 @@ def _read_files(meta: dict, folder: Path, dim: int | None) -> list[tuple[str, ob
     with np.load(folder / "index.npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     entries, vectors = meta["entries"], arrays["vectors"].astype(np.float32)
-    if len(entries) + 1 != len(arrays["words_off"]) or len(entries) + 1 != len(arrays["shape_off"]) \
+    if any(len(entries) + 1 != len(arrays[f"{name}_off"]) for name in BAGS) \
             or len(vectors) != len(entries) or (dim is not None and vectors.shape[1:] != (dim,)):
         raise ValueError("inconsistent counts")
     out, i = [], 0
@@ -116,7 +116,7 @@ def _read_files(meta: dict, folder: Path, dim: int | None) -> list[tuple[str, ob
         batch = []
         for j in range(i, i + n):
             kind, name, start, end, end_char, preview, n_tokens = entries[j]
-            fp = Fingerprint(_bag(arrays, "words", j), _bag(arrays, "shape", j), n_tokens)
+            fp = Fingerprint(n_tokens=n_tokens, **{name: _bag(arrays, name, j) for name in BAGS})
             batch.append(Entry(file, kind, name, start, end, end_char, preview, fp))
         stamp = tuple(record["stamp"]) if isinstance(record["stamp"], list) else record["stamp"]
         out.append((file, stamp, batch, vectors[i:i + n] if dim is not None else None))

@@ -1,0 +1,138 @@
+"""What a chunk's syntax tree says when its names say nothing: its interface and its structure.
+
+Two bags of features from tree-sitter, beside the token bags of ``fingerprint.py``:
+
+- ``interface``: the parameters of every function in the chunk -- their names, their count,
+  their types and the return type, from annotations and from Sphinx docstring fields
+  (``:type nums: List[int]``), so ``def f(self, nums: List[int]) -> int`` and a docstring-typed
+  ``def g(self, nums)`` agree.  Two implementations of one contract (an interface, a
+  callback, a LeetCode problem) share it even when every local name differs.
+- ``structure``: the control flow and expression skeleton -- each loop, branch, return,
+  comprehension, call or operator node with its two nearest enclosing such nodes
+  (``for_statement>if_statement>return_statement``), and 3-node runs of them in source
+  order.  A function rewritten with other names keeps exactly these.
+
+On the LeetCode clone set both lift MAP@R on held-out problems, most where method names are
+anonymised (docs/similarity.md).  Nodes are found with one tree-sitter query per grammar
+(C speed); nesting comes from their byte ranges, not from walking parents.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from functools import cache
+
+import tree_sitter
+
+from lsp_server.languages import parser
+
+# Control flow and expression nodes, per grammar; anything else in the tree is glue.
+_FLOW = {
+    "python": ("for_statement", "while_statement", "if_statement", "elif_clause", "else_clause",
+               "return_statement", "try_statement", "with_statement", "list_comprehension",
+               "dictionary_comprehension", "set_comprehension", "generator_expression", "lambda", "yield",
+               "break_statement", "continue_statement", "augmented_assignment", "subscript", "binary_operator",
+               "comparison_operator", "boolean_operator", "call"),
+    "javascript": ("for_statement", "for_in_statement", "while_statement", "do_statement", "if_statement",
+                   "else_clause", "return_statement", "try_statement", "switch_statement", "arrow_function",
+                   "yield_expression", "break_statement", "continue_statement", "augmented_assignment_expression",
+                   "subscript_expression", "binary_expression", "ternary_expression", "call_expression"),
+}
+_FLOW["typescript"] = _FLOW["tsx"] = _FLOW["javascript"]
+_FUNCTIONS = ("function_definition", "function_declaration", "method_definition", "arrow_function",
+              "function_expression", "generator_function_declaration")
+_SPHINX_TYPE = re.compile(r":type\s+(\w+)\s*:\s*([^\n]+)")
+_SPHINX_RTYPE = re.compile(r":rtype\s*:\s*([^\n]+)")
+_SELF = frozenset(("self", "cls"))
+
+
+@cache
+def _queries(grammar: str) -> tuple[tree_sitter.Query, tree_sitter.Query]:
+    language = parser(grammar).language
+    flow = tree_sitter.Query(language, "[" + " ".join(f"({t})" for t in _FLOW[grammar]) + "] @n")
+    names = {t for t in _FUNCTIONS if _has_node_type(language, t)}
+    functions = tree_sitter.Query(language, "[" + " ".join(f"({t})" for t in sorted(names)) + "] @f")
+    return flow, functions
+
+
+def _has_node_type(language: tree_sitter.Language, name: str) -> bool:
+    return language.id_for_node_kind(name, True) not in (None, 0)
+
+
+def _type_text(text: str) -> str:
+    """``Optional[List[int]]`` and ``typing.List[ int ]`` read alike: ``list int``."""
+    text = text.replace("typing.", "").replace("Optional[", "")
+    return " ".join(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)).lower()
+
+
+def structure_counts(code: str, grammar: str) -> tuple[Counter, Counter]:
+    """The ``interface`` and ``structure`` features of ``code`` as string counters; empty for
+    text without a grammar."""
+    if grammar not in _FLOW:
+        return Counter(), Counter()
+    tree = parser(grammar).parse(code.encode("utf-8"))
+    flow_query, function_query = _queries(grammar)
+    root = tree.root_node
+    structure = _structure(tree_sitter.QueryCursor(flow_query).captures(root).get("n", []))
+    interface: Counter = Counter()
+    for function in tree_sitter.QueryCursor(function_query).captures(root).get("f", []):
+        _interface(function, interface)
+    if grammar == "python":
+        for name, type_text in _SPHINX_TYPE.findall(code):
+            interface[f"t:{name}:{_type_text(type_text)}"] += 1
+        for type_text in _SPHINX_RTYPE.findall(code):
+            interface["r:" + _type_text(type_text)] += 1
+    return interface, structure
+
+
+def _structure(nodes: list[tree_sitter.Node]) -> Counter:
+    counts: Counter = Counter()
+    nodes = sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))
+    open_nodes: list[tree_sitter.Node] = []  # enclosing flow nodes, outermost first
+    sequence: list[str] = []
+    for node in nodes:
+        while open_nodes and open_nodes[-1].end_byte <= node.start_byte:
+            open_nodes.pop()
+        path = [n.type for n in open_nodes[-2:]] + [node.type]
+        counts["p:" + ">".join(path)] += 1
+        sequence.append(node.type)
+        open_nodes.append(node)
+    for i in range(len(sequence) - 2):
+        counts["s:" + " ".join(sequence[i:i + 3])] += 1
+    return counts
+
+
+def _interface(function: tree_sitter.Node, counts: Counter) -> None:
+    params = function.child_by_field_name("parameters")
+    names = []
+    for param in params.named_children if params is not None else ():
+        name_node, type_node = _parameter_parts(param)
+        if name_node is None:
+            continue
+        name = name_node.text.decode("utf-8", "replace")
+        if name in _SELF:
+            continue
+        names.append(name)
+        counts["n:" + name] += 1
+        if type_node is not None:
+            counts[f"t:{name}:{_type_text(type_node.text.decode('utf-8', 'replace'))}"] += 1
+    counts[f"c:{len(names)}"] += 1
+    returns = function.child_by_field_name("return_type")
+    if returns is not None:
+        counts["r:" + _type_text(returns.text.decode("utf-8", "replace"))] += 1
+
+
+def _parameter_parts(param: tree_sitter.Node) -> tuple[tree_sitter.Node | None, tree_sitter.Node | None]:
+    """(name, type) of one parameter node, in any of the grammars' spellings."""
+    if param.type == "identifier":
+        return param, None
+    name = param.child_by_field_name("name") or param.child_by_field_name("pattern")
+    if name is None:  # Python's typed_parameter has its name as the first child, unlabelled
+        name = next((c for c in param.named_children if c.type == "identifier"), None)
+    if name is not None and name.type != "identifier":
+        name = None  # a destructuring pattern or *args: no single name to compare
+    type_node = param.child_by_field_name("type")
+    if type_node is not None and type_node.type == "type_annotation":  # TypeScript wraps ": T"
+        type_node = type_node.named_children[0] if type_node.named_children else None
+    return name, type_node

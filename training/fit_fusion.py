@@ -1,0 +1,110 @@
+"""Fit the similarity index's fusion weights on the training problems of the clone sets.
+
+The index ranks chunks by a weighted sum of its signals' cosines (``SimilarityIndex.search``).
+This picks the weights that maximise MAP@R -- the metric itself, not a proxy -- averaged over
+the named and the anonymised clone files, using only the problems ``split_of`` puts on the
+``train`` side; the held-out problems are scored once at the end, for the record.  Every
+signal's full score matrix is computed once through the index, so a candidate weight vector
+costs a few numpy operations, and a coordinate search over a grid is enough for five weights.
+
+    python -m training.fit_fusion ../shared/eval/clones/leetcode_dev.jsonl \\
+        ../shared/eval/clones/leetcode_dev.anon.jsonl [--out lsp_server/similarity/fusion_weights.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lsp_server.similarity.embedder import CodeEmbedder
+from lsp_server.similarity.index import FUSION_WEIGHTS_FILE, SIGNALS
+from training.eval_clones import CloneSet
+
+GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0)
+
+
+@dataclass
+class ScoredSet:
+    """A clone set's per-signal score matrices (query x item, the query itself at -inf)."""
+
+    name: str
+    labels: np.ndarray
+    scores: dict[str, np.ndarray]
+
+    @staticmethod
+    def of(path: Path, split: str, embedder: CodeEmbedder | None) -> ScoredSet:
+        clones = CloneSet.build(path, embedder, split)
+        n = len(clones.labels)
+        scores = {name: np.zeros((n, n), np.float32) for name in SIGNALS if name != "dense" or embedder}
+        for i, entry in enumerate(clones.entries):
+            row = clones.index.scores(entry.fingerprint)
+            for name, matrix in scores.items():
+                matrix[i] = row[name][:n]
+        for matrix in scores.values():
+            np.fill_diagonal(matrix, -np.inf)
+        return ScoredSet(f"{path.name} ({split})", np.array(clones.labels), scores)
+
+    def map_at_r(self, weights: dict[str, float]) -> float:
+        fused = sum(w * self.scores[name] for name, w in weights.items() if w and name in self.scores)
+        same = self.labels[:, None] == self.labels[None, :]
+        aps = []
+        for i in range(len(self.labels)):
+            r = int(same[i].sum()) - 1
+            if r == 0:
+                continue
+            top = np.argsort(-fused[i], kind="stable")[:r]
+            hits = same[i, top]
+            aps.append(float((np.cumsum(hits) / np.arange(1, r + 1) * hits).sum() / r))
+        return float(np.mean(aps))
+
+
+def fit(sets: list[ScoredSet], rounds: int = 3) -> tuple[dict[str, float], float]:
+    """Coordinate search: ``words`` fixed at 1 (the scale), every other weight over ``GRID``."""
+    names = [n for n in SIGNALS if all(n in s.scores for s in sets)]
+    weights = {name: 1.0 if name == "words" else 0.0 for name in names}
+
+    def objective(w: dict[str, float]) -> float:
+        return float(np.mean([s.map_at_r(w) for s in sets]))
+
+    best = objective(weights)
+    for _ in range(rounds):
+        improved = False
+        for name in names:
+            if name == "words":
+                continue
+            for value in GRID:
+                trial = {**weights, name: value}
+                score = objective(trial)
+                if score > best + 1e-5:
+                    best, weights, improved = score, trial, True
+        if not improved:
+            break
+    return weights, best
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("files", type=Path, nargs="+", help="labelled clone sets (JSON lines with label and code)")
+    ap.add_argument("--out", type=Path, default=FUSION_WEIGHTS_FILE)
+    args = ap.parse_args(argv)
+    embedder = CodeEmbedder.load()
+    train = [ScoredSet.of(f, "train", embedder) for f in args.files]
+    weights, score = fit(train)
+    heldout = [ScoredSet.of(f, "heldout", embedder) for f in args.files]
+    report = {
+        "weights": weights,
+        "fitted_on": [s.name for s in train],
+        "train_map_at_r": {s.name: round(s.map_at_r(weights), 4) for s in train},
+        "heldout_map_at_r": {s.name: round(s.map_at_r(weights), 4) for s in heldout},
+        "heldout_each_signal": {s.name: {n: round(s.map_at_r({n: 1.0}), 4) for n in s.scores} for s in heldout},
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
