@@ -87,6 +87,31 @@ async def test_find_similar_returns_the_renamed_copy_first(workspace, options):
         assert [i["score"] for i in items][0] >= max(i["score"] for i in items[1:])
 
 
+# OTHERS[0] written again by someone else: every name changed, the comprehension and the
+# second loop folded into one loop with an early ``continue``, the file read in another way.
+REWRITTEN_READ_CONFIG = '''def load_settings(filename):
+    result = {}
+    with open(filename, encoding="utf-8") as handle:
+        for raw in handle:
+            if not raw.strip():
+                continue
+            name, _, val = raw.strip().partition("=")
+            result[name.strip()] = val.strip()
+    return result
+'''
+
+
+async def test_find_similar_finds_a_rewrite_with_other_names_and_loops(workspace, options):
+    (workspace / "d.py").write_text(OTHERS[3] + "\n\n" + REWRITTEN_READ_CONFIG)
+    uri = (workspace / "a.py").as_uri()
+    first = A.split("\n").index("def read_config(path):")
+    async with running_server(workspace, options) as client:
+        client.open(uri, A)
+        items = await find_similar(client, uri, first, first + 7, limit=5)
+        assert items[0]["uri"] == (workspace / "d.py").as_uri(), [(i["uri"][-4:], i["preview"][:25]) for i in items]
+        assert items[0]["preview"].startswith("def load_settings(filename):")
+
+
 async def test_editing_an_open_document_changes_the_results_without_saving(workspace, options):
     a_uri, b_uri = (workspace / "a.py").as_uri(), (workspace / "b.py").as_uri()
     async with running_server(workspace, options) as client:
