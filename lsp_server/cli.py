@@ -166,7 +166,8 @@ def _cmd_stats(args: argparse.Namespace) -> None:
     if not log_files(path):
         if args.log:
             raise CliError(f"no such file: {path}")
-        print(f"no suggestions recorded yet ({path} does not exist; the editor's ghost text fills it)")
+        print(f"no suggestions recorded yet: {path} does not exist (the language server writes it while "
+              f"the editor shows its suggestions and the telemetry setting is on)")
         return
     try:
         stats = load(path, args.since)

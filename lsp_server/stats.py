@@ -169,7 +169,8 @@ def report(stats: Stats, path: Path) -> str:
     t = stats.total
     span = f"{stats.first:%Y-%m-%d %H:%M} to {stats.last:%Y-%m-%d %H:%M} UTC" if stats.first and stats.last else ""
     lines = [
-        f"{t.shown:,} suggestions shown, {t.taken:,} taken ({_percent(t)}): {t.accepted:,} whole, "
+        f"{t.shown:,} suggestion{'s' if t.shown != 1 else ''} shown, {t.taken:,} taken ({_percent(t)}): "
+        f"{t.accepted:,} whole, "
         f"{t.partial:,} in part; {t.typed_over:,} typed over; {t.accepted_chars:,} characters accepted",
         f"  from {path}" + (f", {span}" if span else "")
         + (f"; {stats.skipped} lines were not events" if stats.skipped else ""),

@@ -84,6 +84,7 @@ class _Suggestion:
     latency_ms: float  # of the answer that first carried it (typing through it is a cache hit)
     text: str | None  # kept only while telemetryIncludeText is on
     shown: bool = False  # "shown" was logged (a client may report it more than once)
+    accepted_chars: int = 0  # logged so far, in partial and whole accepts
 
 
 class EventLog:
@@ -154,6 +155,13 @@ class Telemetry:
             if suggestion.shown:
                 return False
             suggestion.shown = True
+        if event in ("accepted", "partial"):
+            # Never more than the suggestion holds: after a partial accept an editor may run
+            # the command of the item it first showed, whose length counts the part taken.
+            accepted_chars = min(accepted_chars, max(0, suggestion.shown_chars - suggestion.accepted_chars))
+            suggestion.accepted_chars += accepted_chars
+        else:
+            accepted_chars = 0
         o = suggestion.origin
         record = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -162,7 +170,7 @@ class Telemetry:
             "source": o.source,
             "language": o.language,
             "shownChars": suggestion.shown_chars,
-            "acceptedChars": accepted_chars if event in ("accepted", "partial") else 0,
+            "acceptedChars": accepted_chars,
             "latencyMs": round(suggestion.latency_ms, 1),
             "confidence": round(o.confidence, 3),
             "model": o.model,

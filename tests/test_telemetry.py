@@ -82,8 +82,11 @@ async def test_events_are_logged_without_code_and_stats_counts_them(workspace, o
         rest = await inline_item(client, uri, 9, 17)
         assert rest.insert_text == "h.join(argv[0], 'x')" and list(rest.command.arguments) == [suggestion_id, 20]
         event(client, suggestion_id, "shown")  # the same suggestion: logged as shown once
-        event(client, suggestion_id, "partial", 7)  # a word of it ("h.join(")
-        assert await accept(client, rest) is None  # then the rest
+        event(client, suggestion_id, "partial", 7)  # a word of it ("h.join(", Ctrl+Right)
+        client.change(uri, 3, (9, 17), (9, 17), "h.join(")
+        last = await inline_item(client, uri, 9, 24)
+        assert last.insert_text == "argv[0], 'x')" and list(last.command.arguments) == [suggestion_id, 13]
+        assert await accept(client, last) is None  # then the rest (Tab)
 
         other = await inline_item(client, uri, *RETURN_AT)
         assert other.insert_text == "path" and other.command.arguments[0] != suggestion_id
@@ -100,14 +103,14 @@ async def test_events_are_logged_without_code_and_stats_counts_them(workspace, o
     assert set(first) == set(FIELDS) - {"text"}
     assert first["source"] == "line memory" and first["language"] == "python" and first["model"] is None
     assert first["shownChars"] == 21 and 0 < first["confidence"] <= 1 and first["latencyMs"] > 0
-    assert [e["acceptedChars"] for e in lines] == [0, 7, 20, 0, 0]
+    assert [e["acceptedChars"] for e in lines] == [0, 7, 13, 0, 0]
     raw = log_path(cache).read_text()
     assert "join" not in raw and "argv" not in raw and "path" not in raw, "code text in the log"
 
     proc = ghostline("stats", "--log", str(log_path(cache)))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("2 suggestions shown, 1 taken (50.0 %): 1 whole, 0 in part; 1 typed over; "
-                                  "27 characters accepted"), proc.stdout
+                                  "20 characters accepted"), proc.stdout
     assert any(row.split()[:4] == ["line", "memory", "2", "1"] for row in proc.stdout.splitlines()), proc.stdout
     assert ghostline("stats", "--cache-dir", str(cache)).stdout == proc.stdout  # the same default file
 
@@ -197,6 +200,15 @@ def test_old_ids_are_forgotten_and_unknown_events_refused(tmp_path):
     assert telemetry.record(second, "shown") and telemetry.record(third, "accepted", 1)
     with pytest.raises(ValueError):
         telemetry.record(second, "clicked")
+
+
+def test_accepted_characters_never_exceed_the_suggestion(tmp_path):
+    settings = ServerSettings(cache_dir=str(tmp_path))
+    telemetry = Telemetry(lambda: settings)
+    sid = telemetry.offer(_origin(), "return total", 5.0)
+    telemetry.record(sid, "partial", 7)  # "return "
+    telemetry.record(sid, "accepted", 12)  # the command of the item first shown: 12 characters, 5 of them new
+    assert [e["acceptedChars"] for e in map(json.loads, log_path(tmp_path).read_text().splitlines())] == [7, 5]
 
 
 def test_an_unwritable_cache_folder_is_reported_once_and_loses_only_the_events(tmp_path, caplog, monkeypatch):
