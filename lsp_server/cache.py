@@ -1,13 +1,16 @@
 """Type-ahead cache: typing the characters a suggestion showed costs no model call.
 
 An LRU over (document, prefix, suffix).  A request whose prefix extends a cached prefix by
-exactly the start of that entry's completion is answered with the rest of it.
+exactly the start of that entry's completion is answered with the rest of it.  Each entry
+keeps its suggestion's origin, so that typing through a suggestion is still that suggestion
+(telemetry counts it once, with the source and latency it was first shown with).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,7 @@ class _Entry:
     prefix: str
     suffix: str
     text: str
+    origin: Any = None
 
 
 class TypeAheadCache:
@@ -23,19 +27,24 @@ class TypeAheadCache:
         self.capacity = capacity
         self._entries: OrderedDict[tuple[str, int, int], _Entry] = OrderedDict()
 
-    def put(self, uri: str, prefix: str, suffix: str, text: str) -> None:
+    def put(self, uri: str, prefix: str, suffix: str, text: str, origin: Any = None) -> None:
         key = (uri, hash(prefix), hash(suffix))
-        self._entries[key] = _Entry(uri, prefix, suffix, text)
+        self._entries[key] = _Entry(uri, prefix, suffix, text, origin)
         self._entries.move_to_end(key)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
 
     def get(self, uri: str, prefix: str, suffix: str) -> str | None:
         """The cached completion for this cursor, or None on a miss."""
+        hit = self.lookup(uri, prefix, suffix)
+        return None if hit is None else hit[0]
+
+    def lookup(self, uri: str, prefix: str, suffix: str) -> tuple[str, Any] | None:
+        """The cached completion for this cursor and its entry's origin, or None on a miss."""
         exact = self._entries.get((uri, hash(prefix), hash(suffix)))
         if exact is not None and exact.prefix == prefix and exact.suffix == suffix:
             self._entries.move_to_end((uri, hash(prefix), hash(suffix)))
-            return exact.text
+            return exact.text, exact.origin
         # Newest first: the suggestion the user is most likely typing through.
         for key in reversed(self._entries):
             e = self._entries[key]
@@ -43,5 +52,5 @@ class TypeAheadCache:
                 continue
             typed_len = len(prefix) - len(e.prefix)
             if typed_len < len(e.text) and prefix.startswith(e.prefix) and e.text.startswith(prefix[len(e.prefix):]):
-                return e.text[typed_len:]
+                return e.text[typed_len:], e.origin
         return None

@@ -1,4 +1,4 @@
-"""The serving half of the ``ghostline`` command (serve, complete, index, similar), and the
+"""The serving half of the ``ghostline`` command (serve, complete, index, similar, stats), and the
 pieces every ghostline command shares.
 
 The shared pieces -- ``CliError``, ``OneLineParser``, the argument types, ``run`` and the
@@ -36,6 +36,16 @@ def existing_dir(text: str) -> Path:
     if not p.is_dir():
         raise argparse.ArgumentTypeError(f"not a folder: {text}")
     return p
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text}")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -148,8 +158,38 @@ def _cmd_similar(args: argparse.Namespace) -> None:
         print("\n".join("        " + line for line in e.preview.split("\n")))
 
 
+def _cmd_stats(args: argparse.Namespace) -> None:
+    from lsp_server.stats import load, log_files, plot, report
+    from lsp_server.telemetry import log_path
+
+    path = args.log or log_path(args.cache_dir)
+    if not log_files(path):
+        if args.log:
+            raise CliError(f"no such file: {path}")
+        print(f"no suggestions recorded yet: {path} does not exist (the language server writes it while "
+              f"the editor shows its suggestions and the telemetry setting is on)")
+        return
+    try:
+        stats = load(path, args.since)
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stats.total.shown:
+        within = f" in the last {args.since:g} days" if args.since is not None else ""
+        print(f"no suggestions recorded{within} in {path}")
+        return
+    print(report(stats, path))
+    if args.plot:
+        try:
+            plot(stats, args.plot)
+        except ImportError:
+            raise CliError("--plot needs matplotlib: pip install matplotlib") from None
+        except OSError as exc:
+            raise CliError(f"cannot write {args.plot}: {exc.strerror or exc}") from None
+        print(f"plot: {args.plot}")
+
+
 def add_serving_commands(sub: argparse._SubParsersAction) -> None:
-    """``serve``, ``complete``, ``index`` and ``similar`` on the ``ghostline`` parser."""
+    """``serve``, ``complete``, ``index``, ``similar`` and ``stats`` on the ``ghostline`` parser."""
     p = sub.add_parser("serve", help="run the language server (stdio by default)")
     p.add_argument("--tcp", metavar="HOST:PORT")
     p.add_argument("--model", type=existing_dir)
@@ -173,3 +213,11 @@ def add_serving_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--signals", choices=["fused", "lexical", "dense"], default="fused")
     p.add_argument("--cache-dir", type=Path, help="default: $XDG_CACHE_HOME/ghostline")
     p.set_defaults(func=_cmd_similar)
+
+    p = sub.add_parser("stats", help="how often suggestions are taken, from the local telemetry log")
+    p.add_argument("--since", type=positive_float, metavar="DAYS", help="only the last DAYS days")
+    p.add_argument("--plot", type=Path, metavar="FILE", help="also draw the figures into this PNG")
+    p.add_argument("--log", type=Path, metavar="FILE",
+                   help="the events file (default: CACHE/telemetry/events.jsonl)")
+    p.add_argument("--cache-dir", type=Path, help="default: $XDG_CACHE_HOME/ghostline")
+    p.set_defaults(func=_cmd_stats)

@@ -28,6 +28,7 @@ from lsp_server.postprocess import clean_block, clean_single_line
 from lsp_server.prompt import build_prompt
 from lsp_server.retrieval import Retriever, Snippet
 from lsp_server.settings import ServerSettings
+from lsp_server.telemetry import Origin
 from model.engine import Completion, CompletionEngine, GenerationOptions
 from model.prompt_format import Prompt
 
@@ -63,6 +64,7 @@ class CompletionResult:
     text: str
     completion: Completion | None  # None: no model call was made
     note: str | None = None  # something the status bar should say (why the model was not asked)
+    origin: Origin | None = None  # set when ``text`` is a suggestion
 
 
 class CompletionService:
@@ -98,9 +100,10 @@ class CompletionService:
             return CompletionResult("", None)
         ticket = self._supersede(uri)
         prefix, suffix, line_break = cursor_window(text, offset)
-        cached = self.cache.get(uri, prefix, suffix)
+        cached = self.cache.lookup(uri, prefix, suffix)
         if cached is not None:
-            return CompletionResult(cached.replace("\n", line_break), None)
+            text, origin = cached
+            return CompletionResult(text.replace("\n", line_break), None, origin=origin if text else None)
         if settings.debounce_ms:
             await asyncio.sleep(settings.debounce_ms / 1000)
         if self._tickets.get(uri) != ticket:
@@ -177,13 +180,15 @@ class CompletionService:
         if cancel.is_set():
             return CompletionResult("", None)
         lang, block = self._mode(path, prefix, suffix, settings, context)
+        language = context.language_id or lang or "unknown"
         if block is None and settings.line_memory:
             best = _shown(self._recall(prefix, suffix, settings, context), settings)
             if best is not None:
                 log.info("line memory %s: %d characters (%s, confidence %.2f)", context.uri, len(best.text),
                          best.kind, best.confidence)
-                self.cache.put(context.uri, prefix, suffix, best.text)
-                return CompletionResult(best.text, None)
+                origin = Origin.new("line memory", language, best.confidence, None)
+                self.cache.put(context.uri, prefix, suffix, best.text, origin)
+                return CompletionResult(best.text, None, origin=origin)
         engine = self.models.get(settings)
         if engine is None:
             return CompletionResult("", None)
@@ -210,8 +215,12 @@ class CompletionService:
             text = clean_single_line(raw, suffix.split("\n", 1)[0], prefix_line)
         if completion.confidence < settings.min_confidence:
             text = ""
-        self.cache.put(context.uri, prefix, suffix, text)
-        return CompletionResult(text, completion)
+        origin = None
+        if text:
+            source = "adapted model" if self.models.adapted is not None else "model"
+            origin = Origin.new(source, language, completion.confidence, self.models.label(settings))
+        self.cache.put(context.uri, prefix, suffix, text, origin)
+        return CompletionResult(text, completion, origin=origin)
 
     async def explain(self, path: str, text: str, offset: int, settings: ServerSettings,
                       context: DocumentContext) -> dict:

@@ -43,6 +43,14 @@ _LENGTH_HEADER = re.compile(rb"content-length:[ \t]*(\d+)[ \t]*\r?\n\Z", re.IGNO
 _DROPPED_HEADER = b"Ghostline-Dropped: Content-Length\r\n"  # a header pygls reads past
 
 
+def param(obj: Any, name: str, default: Any = None) -> Any:
+    """A field of a custom method's params: pygls hands them over as namedtuples, some
+    clients' as dicts; anything else has no fields."""
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default) if hasattr(type(obj), "_fields") else default
+
+
 class ResyncingReader:
     """The server's stdin as pygls reads it: ``readline`` for headers, ``read`` for bodies."""
 

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from lsp_server.documents import (
 from lsp_server.jsonrpc import GhostlineProtocol, ResyncingReader
 from lsp_server.settings import ServerSettings, parse_settings
 from lsp_server.similar_code import FIND_SIMILAR, SimilarityService
+from lsp_server.telemetry import ACCEPTED_COMMAND, EVENT_METHOD, Telemetry
 from model import __version__ as VERSION
 
 log = logging.getLogger("lsp_server")
@@ -48,6 +50,7 @@ class GhostlineServer(LanguageServer):
         self.last_note: str | None = None  # the last "why no model here" the status bar got
         self.shut_down = False  # ``shutdown`` was received
         self.completions = CompletionService(on_error=self.show_error)
+        self.telemetry = Telemetry(settings=lambda: self.settings)
         self.similarity = SimilarityService(
             settings=lambda: self.settings, documents=lambda: self.workspace,
             publish_diagnostics=self.text_document_publish_diagnostics, progress=self.client_progress,
@@ -231,6 +234,7 @@ def create_server() -> GhostlineServer:
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: GhostlineServer, params: types.InlineCompletionParams):
+        t0 = time.perf_counter()
         doc = ls.open_document(params.text_document.uri)
         offset = _cursor(doc, params.position)
         result = await ls.completions.complete(
@@ -245,7 +249,15 @@ def create_server() -> GhostlineServer:
         if not result.text:
             return types.InlineCompletionList(items=[])
         here = types.Range(start=params.position, end=params.position)
-        return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=result.text, range=here)])
+        item = types.InlineCompletionItem(insert_text=result.text, range=here)
+        if result.origin is not None:
+            # The id lets the client say what became of the suggestion; the editor runs the
+            # command when the whole suggestion is accepted (telemetry.py).
+            suggestion_id = ls.telemetry.offer(result.origin, result.text, 1000 * (time.perf_counter() - t0))
+            if suggestion_id is not None:
+                item.command = types.Command(title="ghostline: suggestion accepted", command=ACCEPTED_COMMAND,
+                                             arguments=[suggestion_id, len(result.text)])
+        return types.InlineCompletionList(items=[item])
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
     async def completion(ls: GhostlineServer, params: types.CompletionParams):
@@ -289,6 +301,19 @@ def create_server() -> GhostlineServer:
         offset = _cursor(doc, position)
         return await ls.completions.explain(ls.display_path(doc.uri), doc.source, offset, ls.settings,
                                             ls.document_context(doc.uri))
+
+    @server.command(ACCEPTED_COMMAND)
+    def suggestion_accepted(ls: GhostlineServer, *args) -> None:
+        """``[id, characters]``: the editor inserted the whole suggestion (local telemetry)."""
+        try:
+            ls.telemetry.on_accepted(args)
+        except ValueError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+
+    @server.feature(EVENT_METHOD)
+    def suggestion_event(ls: GhostlineServer, params) -> None:
+        """``{id, event, acceptedChars?}``: a suggestion was shown, partly taken or typed over."""
+        ls.telemetry.on_event(params)
 
     @server.feature(FIND_SIMILAR)
     async def find_similar(ls: GhostlineServer, params) -> dict:

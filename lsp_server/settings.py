@@ -66,8 +66,12 @@ class ServerSettings:
     # no hints in workspaces with more indexed files than this
     similarity_hints_max_files: int = setting(5000, minimum=0, maximum=10_000_000)
     similarity_max_files: int = setting(20000, minimum=1, maximum=10_000_000)  # the workspace crawl stops here
-    # similarity index cache; empty: $XDG_CACHE_HOME/ghostline (~/.cache/ghostline)
+    # similarity index cache, adapted models, telemetry log; empty: $XDG_CACHE_HOME/ghostline (~/.cache/ghostline)
     cache_dir: str = setting("")
+    # record what becomes of each suggestion (shown, accepted, typed over) in a local log for
+    # ``ghostline stats``; nothing leaves the machine
+    telemetry: bool = setting(True)
+    telemetry_include_text: bool = setting(False)  # also log the suggestion's text
     # Not a client setting: the server's own ``--model`` argument, the model when
     # ``model_path`` is empty.  Settings from the client never change it.
     launch_model_path: str = ""

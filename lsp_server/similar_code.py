@@ -34,6 +34,7 @@ from pygls.workspace import Workspace
 
 from lsp_server.documents import display_path, file_path, find_document, utf16_len
 from lsp_server.files import read_regular_text
+from lsp_server.jsonrpc import param
 from lsp_server.settings import ServerSettings
 from lsp_server.similarity.crawl import CrawlConfig
 from lsp_server.similarity.index import Hit
@@ -44,13 +45,6 @@ FIND_SIMILAR = "ghostline/findSimilar"
 MAX_LIMIT = 200
 MAX_QUERY_FILE_BYTES = 16_000_000  # findSimilar on a file that is not open reads at most this
 log = logging.getLogger("lsp_server.similarity")
-
-
-def _field(obj: Any, name: str, default: Any = None) -> Any:
-    """Custom-request params arrive as namedtuples (or dicts from some clients)."""
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
 
 
 class SimilarityService:
@@ -292,16 +286,16 @@ class SimilarityService:
             raise JsonRpcInvalidRequest("similar code is switched off (ghostline.similarity)")
         if self.ready is None:
             raise JsonRpcInvalidRequest("no workspace folder to search: open a folder first")
-        uri = _field(_field(params, "textDocument"), "uri")
-        rng = _field(params, "range")
-        limit = _field(params, "limit")
+        uri = param(param(params, "textDocument"), "uri")
+        rng = param(params, "range")
+        limit = param(params, "limit")
         limit = 20 if limit is None else limit
         if not isinstance(uri, str) or rng is None:
             raise JsonRpcInvalidParams("findSimilar needs {textDocument: {uri}, range, limit?}")
         if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise JsonRpcInvalidParams(f"limit must be an integer from 1 to {MAX_LIMIT}")
-        start, end = _field(_field(rng, "start"), "line"), _field(_field(rng, "end"), "line")
-        end_char = _field(_field(rng, "end"), "character")
+        start, end = param(param(rng, "start"), "line"), param(param(rng, "end"), "line")
+        end_char = param(param(rng, "end"), "character")
         if not isinstance(start, int) or not isinstance(end, int) or start < 0 or end < start:
             raise JsonRpcInvalidParams("range must have start.line <= end.line, both >= 0")
         if end > start and end_char == 0:

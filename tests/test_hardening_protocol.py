@@ -27,6 +27,7 @@ from lsprotocol import types
 
 from lsp_helpers import running_server
 from lsp_server.jsonrpc import MAX_MESSAGE_BYTES
+from lsp_server.telemetry import ACCEPTED_COMMAND, EVENT_METHOD
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -34,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 SOURCE = "import os\n\n\ndef main(argv):\n    path = os.path.join(argv[0], 'x')\n    return \n"
 INLINE, COMPLETION = types.TEXT_DOCUMENT_INLINE_COMPLETION, types.TEXT_DOCUMENT_COMPLETION
 EXPLAIN, FIND_SIMILAR = "ghostline/explainPrompt", "ghostline/findSimilar"
-KNOWN_METHODS = set(types.METHOD_TO_TYPES) | {EXPLAIN, FIND_SIMILAR, "ghostline/status"}
+KNOWN_METHODS = set(types.METHOD_TO_TYPES) | {EXPLAIN, FIND_SIMILAR, EVENT_METHOD, "ghostline/status"}
 INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND = -32602, -32600, -32601
 MISSING = object()  # a field left out of a message
 FRESH = itertools.count()  # numbers documents so that no completion of theirs is cached
@@ -368,6 +369,21 @@ async def test_notifications_with_wrong_parameter_types_are_ignored(fuzzed, meth
     finally:
         fuzzed.notify("workspace/didChangeConfiguration", {"settings": {"ghostline": valid_settings}})
         fuzzed.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+
+@fuzz
+@given(data=st.data())
+async def test_suggestion_events_and_accepts_of_any_shape(fuzzed, data):
+    """Local telemetry: a broken ``ghostline/suggestionEvent`` is dropped, a broken accept
+    command gets InvalidParams; the id is a real one, so only the mangled part is wrong."""
+    probe = await fuzzed.request(INLINE, inline_params(fuzzed.app))
+    suggestion_id = probe["result"]["items"][0]["command"]["arguments"][0]
+    fuzzed.notify(EVENT_METHOD, data.draw(mangled({"id": suggestion_id, "event": "partial", "acceptedChars": 3})))
+    arguments = data.draw(mangled([suggestion_id, 3]))
+    answer = await fuzzed.request("workspace/executeCommand", {"command": ACCEPTED_COMMAND, "arguments": arguments})
+    if "error" in answer:
+        assert_lsp_error(answer, INVALID_PARAMS)
+    await assert_serving(fuzzed)
 
 
 coordinates = st.one_of(st.integers(-3, 12), st.integers(-2**40, 2**40))

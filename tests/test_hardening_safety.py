@@ -20,8 +20,9 @@ import pytest
 from lsprotocol import types
 
 from lsp_helpers import find_similar
-from lsp_server.client import running_server
+from lsp_server.client import inline_params, running_server
 from lsp_server.settings import DEFAULT_MODEL_DIR
+from lsp_server.telemetry import EVENT_METHOD, log_path
 
 # Started with ``python -c``, in the workspace, as an editor starts the server.
 AUDITED_SERVER = r'''
@@ -93,7 +94,10 @@ def audit_env(tmp_path: Path, ws: Path) -> tuple[dict[str, str], Path]:
 async def editor_session(client, ws: Path) -> None:
     uri = (ws / "app.py").as_uri()
     client.open(uri, APP)
-    await client.inline(uri, 12, 11)
+    result = await client.text_document_inline_completion_async(inline_params(uri, 12, 11))
+    suggestion_id = result.items[0].command.arguments[0]  # telemetry: shown, then typed over
+    for event in ("shown", "typedOver"):
+        client.protocol.notify(EVENT_METHOD, {"id": suggestion_id, "event": event})
     hits = await find_similar(client, uri, 3, 3)
     assert [Path(i["uri"]).name for i in hits][:1] == ["copy.py"]
     client.text_document_did_change(types.DidChangeTextDocumentParams(
@@ -115,6 +119,7 @@ async def test_a_hostile_workspace_runs_no_code_and_gets_no_writes_or_network(tr
     cache = os.path.realpath(tmp_path / "xdg" / "ghostline")
     writes = {e.removeprefix("write ") for e in events if e.startswith("write ")}
     assert writes, "the similarity index cache should have been written"
+    assert str(log_path(tmp_path / "xdg" / "ghostline").resolve()) in writes, "telemetry goes to the cache folder"
     assert {w for w in writes if not w.startswith(cache + os.sep)} == set()
 
 

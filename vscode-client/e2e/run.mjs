@@ -1,7 +1,9 @@
 // End-to-end: the packaged extension in a real VS Code (code-server) in Chromium, talking
-// to the real language server. Ghost text appears and Tab accepts it; "Find Similar Code"
-// lists a function's copy with its score. Screenshots go to e2e/screenshots/.
+// to the real language server. Ghost text appears and Tab accepts it, and `ghostline stats`
+// counts the accept from the server's local telemetry log; "Find Similar Code" lists a
+// function's copy with its score. Screenshots go to e2e/screenshots/.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cleanup, client, launchBrowser, makeRun, processes, repo, startCodeServer, waitFor, writeSettings } from './harness.mjs';
@@ -46,7 +48,18 @@ async function main(run, state) {
   await page.screenshot({ path: path.join(shots, 'ghost-text.png') });
   const file = path.join(run.ws, 'main.py');
   const before = fs.readFileSync(file, 'utf8');
-  // Tab accepts; where the suggestion starts with indentation VS Code's first Tab indents.
+  // Ctrl+Right takes the first word (a partial accept, seen by the extension in the edit it
+  // makes); the rest stays on screen.
+  const words = suggestion.trim().split(/\s+/).length;
+  if (words > 1) {
+    await page.keyboard.press('Control+ArrowRight');
+    const rest = await waitFor(async () => {
+      const shown = (await ghost.allInnerTexts()).join('');
+      return shown && shown !== suggestion && shown;
+    }, 10_000, 'the rest of the ghost text after Ctrl+Right');
+    step(`Ctrl+Right took a word; still shown: ${JSON.stringify(rest)}`);
+  }
+  // Tab accepts the rest; where it starts with indentation VS Code's first Tab indents.
   for (let tabs = 1; ; tabs++) {
     await page.keyboard.press('Tab');
     if (await ghost.first().waitFor({ state: 'detached', timeout: 3000 }).then(() => true, () => false)) break;
@@ -58,6 +71,23 @@ async function main(run, state) {
   assert.ok(after.includes('def count_lines(path):'), 'typed text saved');
   assert.ok(squash(after).includes(squash(suggestion)), `accepted ${JSON.stringify(suggestion)} in the file`);
   step('Tab accepted the completion; the document changed');
+
+  // Both accepts reached the server's local log in the run's cache folder: the word as a
+  // partial accept, the rest through the item's command; `ghostline stats` counts the
+  // suggestion as taken whole, with all its characters.
+  const log = path.join(run.env.XDG_CACHE_HOME, 'ghostline', 'telemetry', 'events.jsonl');
+  const stats = await waitFor(() => {
+    const out = execFileSync(python, ['-m', 'training.cli', 'stats', '--log', log],
+      { cwd: repo, env: run.env, encoding: 'utf8', stdio: 'pipe' });
+    return Number(/ (\d+) whole,/.exec(out)?.[1]) >= 1 && out;
+  }, 15_000, 'ghostline stats to count the accepted suggestion');
+  stats.split('\n').filter((line) => line.trim()).forEach((line) => step(`stats | ${line}`));
+  const events = fs.readFileSync(log, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  const accepted = events.filter((e) => e.event === 'accepted' || e.event === 'partial');
+  assert.deepEqual(accepted.map((e) => e.event), words > 1 ? ['partial', 'accepted'] : ['accepted'], 'accept events');
+  assert.equal(accepted.reduce((n, e) => n + e.acceptedChars, 0), [...suggestion.trimStart()].length,
+    'characters accepted');
+  assert.ok(events.every((e) => !('text' in e)), 'no code in the log');
 
   await command(page, 'ghostline: Toggle Completions');
   step(`toggled: ${await waitForStatus(page, 'circle-slash')}`);

@@ -1,19 +1,25 @@
 // The language client: starts `python -m lsp_server`, restarts it after a crash with
-// back-off, and keeps the server's settings in step with VS Code's.
+// back-off, keeps the server's settings in step with VS Code's, and tells it what became of
+// its suggestions (acceptance.ts).
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import {
   CloseAction, CloseHandlerResult, DidChangeConfigurationNotification, ErrorAction,
   LanguageClient, LanguageClientOptions, State,
 } from 'vscode-languageclient/node';
+import { AcceptanceTelemetry } from './acceptance';
 import { Backoff } from './backoff';
 import { SECTION, pythonCandidates, resolvePython, serverSettingNames, serverSettings } from './config';
 import { StatusBar } from './statusBar';
+import { SUGGESTION_EVENT } from './telemetry';
 
 export class Server implements vscode.Disposable {
   client: LanguageClient | undefined;
   // Files changed outside the editor reach the server's similarity index.
   private readonly watcher = vscode.workspace.createFileSystemWatcher('**/*');
+  private readonly acceptance = new AcceptanceTelemetry((event) => {
+    if (this.client?.isRunning()) void this.client.sendNotification(SUGGESTION_EVENT, event);
+  });
 
   constructor(private readonly context: vscode.ExtensionContext,
               private readonly output: vscode.LogOutputChannel,
@@ -76,6 +82,7 @@ export class Server implements vscode.Disposable {
       outputChannel: this.output,
       synchronize: { fileEvents: this.watcher },
       initializationOptions: () => this.settings(),
+      middleware: this.acceptance.middleware,
       errorHandler: {
         error: (_error, _message, count) => ({ action: (count ?? 0) <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown }),
         closed: () => this.closed(backoff, () => this.client !== client),
@@ -113,6 +120,7 @@ export class Server implements vscode.Disposable {
 
   dispose(): void {
     this.watcher.dispose();
+    this.acceptance.dispose();
     void this.stop();
   }
 }
