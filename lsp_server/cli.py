@@ -1,4 +1,4 @@
-"""The serving half of the ``ghostline`` command (serve, complete, index, similar, stats), and the
+"""The serving half of the ``ghostline`` command (serve, tokens, complete, index, similar, stats), and the
 pieces every ghostline command shares.
 
 The shared pieces -- ``CliError``, ``OneLineParser``, the argument types, ``run`` and the
@@ -58,6 +58,40 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
 def run(command: Callable[[argparse.Namespace], object], args: argparse.Namespace) -> None:
     """Run a subcommand: a ``CliError`` is one line on stderr and exit status 2."""
     try:
@@ -109,6 +143,9 @@ def parse_location(spec: str, with_column: bool) -> Location:
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
+    if args.http:
+        _serve_http(args)
+        return
     from lsp_server.__main__ import main as serve_main
 
     argv = []
@@ -117,6 +154,58 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     if args.model:
         argv += ["--model", str(args.model)]
     serve_main(argv)
+
+
+def _serve_http(args: argparse.Namespace) -> None:
+    from lsp_server.team.config import TeamServerConfig
+    from lsp_server.team.serve import ServeError, parse_address, serve
+
+    try:
+        host, port = parse_address(args.http)
+    except ValueError as exc:
+        raise CliError(f"--http: {exc}") from None
+    config = TeamServerConfig(
+        host=host, port=port, model_dir=args.model, device=args.device, cpu_threads=args.cpu_threads,
+        max_batch_size=args.max_batch_size, batch_window_ms=args.batch_window_ms, max_queue=args.max_queue,
+        max_body_bytes=args.max_body_bytes, max_tokens_limit=args.max_tokens_limit,
+        rate_limit_per_minute=args.rate_limit, **({"tokens_file": args.tokens} if args.tokens else {}))
+    try:
+        serve(config)
+    except ServeError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _token_store(args: argparse.Namespace):
+    from lsp_server.team.tokens import TokenStore, TokenStoreError, default_tokens_file
+
+    try:
+        return TokenStore(args.tokens or default_tokens_file())
+    except TokenStoreError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _cmd_tokens(args: argparse.Namespace) -> None:
+    from lsp_server.team.tokens import TokenStoreError
+
+    store = _token_store(args)
+    try:
+        if args.tokens_command == "add":
+            token = store.add(args.name, args.expires)
+            expiry = f", expires in {args.expires:g} days" if args.expires is not None else ""
+            print(token)
+            print(f"token {args.name!r} added to {store.path}{expiry}; it is shown only now, keep it safe",
+                  file=sys.stderr)
+        elif args.tokens_command == "revoke":
+            store.revoke(args.name)
+            print(f"token {args.name!r} revoked; running servers stop accepting it within a second")
+        else:
+            if not store.records:
+                print(f"no tokens in {store.path}")
+            for r in store.records:
+                state = " (expired)" if r.expired() else ""
+                print(f"{r.name}\tcreated {r.created}\texpires {r.expires or 'never'}{state}")
+    except TokenStoreError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _cmd_complete(args: argparse.Namespace) -> None:
@@ -189,11 +278,45 @@ def _cmd_stats(args: argparse.Namespace) -> None:
 
 
 def add_serving_commands(sub: argparse._SubParsersAction) -> None:
-    """``serve``, ``complete``, ``index``, ``similar`` and ``stats`` on the ``ghostline`` parser."""
-    p = sub.add_parser("serve", help="run the language server (stdio by default)")
-    p.add_argument("--tcp", metavar="HOST:PORT")
+    """``serve``, ``tokens``, ``complete``, ``index``, ``similar`` and ``stats`` on the ``ghostline`` parser."""
+    p = sub.add_parser("serve", help="run the language server (stdio by default), or the team server (--http)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--tcp", metavar="HOST:PORT", help="the language server on TCP")
+    where.add_argument("--http", metavar="HOST:PORT", help="the team server: an OpenAI-compatible completions API")
     p.add_argument("--model", type=existing_dir)
+    from lsp_server.team.config import TeamServerConfig  # stdlib only: cheap
+
+    d = TeamServerConfig()
+    team = p.add_argument_group("team server (--http)")
+    team.add_argument("--tokens", type=Path, metavar="FILE", help="tokens file (default: "
+                      "$XDG_CONFIG_HOME/ghostline/tokens.json)")
+    team.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
+    team.add_argument("--cpu-threads", type=non_negative_int, default=d.cpu_threads, help="0: CTranslate2 picks")
+    team.add_argument("--max-batch-size", type=positive_int, default=d.max_batch_size,
+                      help=f"requests per generation (default {d.max_batch_size})")
+    team.add_argument("--batch-window-ms", type=non_negative_float, default=d.batch_window_ms,
+                      help=f"how long a batch waits for more requests (default {d.batch_window_ms:g})")
+    team.add_argument("--max-queue", type=positive_int, default=d.max_queue,
+                      help=f"waiting requests beyond this get 503 (default {d.max_queue})")
+    team.add_argument("--max-body-bytes", type=positive_int, default=d.max_body_bytes,
+                      help=f"larger bodies get 413 (default {d.max_body_bytes})")
+    team.add_argument("--max-tokens-limit", type=positive_int, default=d.max_tokens_limit,
+                      help=f"largest max_tokens accepted (default {d.max_tokens_limit})")
+    team.add_argument("--rate-limit", type=non_negative_int, default=d.rate_limit_per_minute,
+                      help=f"requests per minute per token (default {d.rate_limit_per_minute}; 0: none)")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("tokens", help="bearer tokens of the team server: add, list, revoke")
+    tokens = p.add_subparsers(dest="tokens_command", required=True)
+    t = tokens.add_parser("add", help="make a token; it is printed once, only its hash is kept")
+    t.add_argument("name")
+    t.add_argument("--expires", type=positive_float, metavar="DAYS", help="valid for this many days (default: ever)")
+    tokens.add_parser("list", help="names, creation and expiry dates")
+    t = tokens.add_parser("revoke", help="delete a token")
+    t.add_argument("name")
+    for t in tokens.choices.values():
+        t.add_argument("--tokens", type=Path, metavar="FILE", help="default: $XDG_CONFIG_HOME/ghostline/tokens.json")
+    p.set_defaults(func=_cmd_tokens)
 
     p = sub.add_parser("complete", help="complete at FILE:LINE:COLUMN through the language server")
     p.add_argument("location", metavar="FILE:LINE:COLUMN")

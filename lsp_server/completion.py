@@ -26,11 +26,12 @@ from lsp_server.line_memory import LineMemory
 from lsp_server.models import ModelHolder
 from lsp_server.postprocess import clean_block, clean_single_line
 from lsp_server.prompt import build_prompt
+from lsp_server.remote import RemoteBackend, shown_url
 from lsp_server.retrieval import Retriever, Snippet
 from lsp_server.settings import ServerSettings
 from lsp_server.telemetry import Origin
 from model.engine import Completion, CompletionEngine, GenerationOptions
-from model.prompt_format import Prompt
+from model.prompt_format import Prompt, head_lines, tail_lines
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,9 @@ class CompletionResult:
 
 
 class CompletionService:
-    def __init__(self, on_error: Callable[[str], None]) -> None:
+    def __init__(self, on_error: Callable[[str], None], on_warning: Callable[[str], None] | None = None) -> None:
         self.models = ModelHolder(on_error)
+        self.remote = RemoteBackend(on_warning or on_error)
         # One worker: generations run one at a time, newest first matters more than throughput.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghostline-gen")
         self._tickets: dict[str, int] = {}
@@ -189,6 +191,10 @@ class CompletionService:
                 origin = Origin.new("line memory", language, best.confidence, None)
                 self.cache.put(context.uri, prefix, suffix, best.text, origin)
                 return CompletionResult(best.text, None, origin=origin)
+        if settings.backend == "remote" and settings.remote_url:
+            result = self._generate_remote(path, prefix, suffix, settings, cancel, context, lang, block)
+            if result is not None:
+                return result  # else the server cannot be used now: the local model answers
         engine = self.models.get(settings)
         if engine is None:
             return CompletionResult("", None)
@@ -205,6 +211,13 @@ class CompletionService:
                  completion.confidence)
         if completion.stop_reason == "cancelled" or cancel.is_set():
             return CompletionResult("", completion)
+        return self._finish(completion, prefix, suffix, lang, block, settings, context)
+
+    def _finish(self, completion: Completion, prefix: str, suffix: str, lang: str | None,
+                block: BlockRequest | None, settings: ServerSettings, context: DocumentContext,
+                scored: bool = True) -> CompletionResult:
+        """Post-process a model's text for this position, cache and return it; ``scored``:
+        the completion's confidence is known (``minConfidence`` applies)."""
         prefix_line = prefix.rsplit("\n", 1)[-1]
         raw = completion.text
         if prefix_line and not prefix_line.strip():
@@ -213,14 +226,51 @@ class CompletionService:
             text = trim_to_valid(prefix, clean_block(raw, suffix), suffix, lang)
         else:
             text = clean_single_line(raw, suffix.split("\n", 1)[0], prefix_line)
-        if completion.confidence < settings.min_confidence:
+        if scored and completion.confidence < settings.min_confidence:
             text = ""
         origin = None
         if text:
-            source = "adapted model" if self.models.adapted is not None else "model"
-            origin = Origin.new(source, language, completion.confidence, self.models.label(settings))
+            language = context.language_id or lang or "unknown"
+            if not scored:
+                origin = Origin.new("remote model", language, completion.confidence, shown_url(settings.remote_url))
+            else:
+                source = "adapted model" if self.models.adapted is not None else "model"
+                origin = Origin.new(source, language, completion.confidence, self.models.label(settings))
         self.cache.put(context.uri, prefix, suffix, text, origin)
         return CompletionResult(text, completion, origin=origin)
+
+    def _generate_remote(self, path: str, prefix: str, suffix: str, settings: ServerSettings,
+                         cancel: threading.Event, context: DocumentContext, lang: str | None,
+                         block: BlockRequest | None) -> CompletionResult | None:
+        """The remote server's completion, post-processed as the local model's; None when the
+        server cannot be used (``remote.py`` has told the user once).
+
+        It gets the document around the cursor, as much as the prompt budgets allow (it
+        trims to its own model's context), not the retrieved snippets: those are cut to
+        the local model's tokens.  It reports no token probabilities, so its completions
+        pass ``minConfidence``."""
+        t0 = time.perf_counter()
+        body = {
+            "model": "ghostline", "prompt": tail_lines(prefix, 8 * settings.max_prefix_tokens),
+            "suffix": head_lines(suffix, 8 * settings.max_suffix_tokens), "path": path, "temperature": 0,
+            "max_tokens": settings.max_block_tokens if block else settings.max_tokens,
+        }
+        if block is None:
+            body["stop"] = ["\n"]
+        answer = self.remote.complete(settings.remote_url, settings.remote_token, body)
+        if answer is None:
+            return None
+        text = answer.text
+        if block is not None:
+            cut = block_stop_rule(block, settings.max_block_lines)(text)
+            text = text if cut is None else text[:cut]
+        completion = Completion(text=text, tokens=answer.tokens, seconds=time.perf_counter() - t0,
+                                stop_reason="max_tokens" if answer.finish_reason == "length" else "eot")
+        log.info("remote completion %s: %d characters in %.0f ms (%s%s)", path, len(text), 1000 * completion.seconds,
+                 answer.finish_reason, ", block" if block else "")
+        if cancel.is_set():
+            return CompletionResult("", completion)
+        return self._finish(completion, prefix, suffix, lang, block, settings, context, scored=False)
 
     async def explain(self, path: str, text: str, offset: int, settings: ServerSettings,
                       context: DocumentContext) -> dict:

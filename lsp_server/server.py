@@ -49,7 +49,7 @@ class GhostlineServer(LanguageServer):
         self.settings = ServerSettings()
         self.last_note: str | None = None  # the last "why no model here" the status bar got
         self.shut_down = False  # ``shutdown`` was received
-        self.completions = CompletionService(on_error=self.show_error)
+        self.completions = CompletionService(on_error=self.show_error, on_warning=self.show_warning)
         self.telemetry = Telemetry(settings=lambda: self.settings)
         self.similarity = SimilarityService(
             settings=lambda: self.settings, documents=lambda: self.workspace,
@@ -115,6 +115,8 @@ class GhostlineServer(LanguageServer):
         })
 
     def show_warning(self, message: str) -> None:
+        if self.off_loop(self.show_warning, message):
+            return
         self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
 
     def apply_settings(self, raw: object) -> None:

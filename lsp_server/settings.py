@@ -28,15 +28,17 @@ def default_model_path() -> str:
 
 
 def setting(default, *, minimum: float | None = None, maximum: float | None = None,
-            choices: tuple[str, ...] | None = None):
+            choices: tuple[str, ...] | None = None, secret: bool = False):
     """A client setting: its default and the values it accepts, side by side.
 
     The bounds are inclusive; a value outside them (or not among ``choices``) is refused
     with a warning, never clamped.  ``tests/test_settings.py`` checks that the VS Code
-    extension's ``package.json`` declares the same names, defaults and limits.
+    extension's ``package.json`` declares the same names, defaults and limits.  A
+    ``secret`` (a token) never appears in a warning, a log line or the settings' repr.
     """
-    limits = {"minimum": minimum, "maximum": maximum, "choices": choices}
-    return field(default=default, metadata={"setting": True, **{k: v for k, v in limits.items() if v is not None}})
+    limits = {"minimum": minimum, "maximum": maximum, "choices": choices, "secret": secret or None}
+    meta = {"setting": True, **{k: v for k, v in limits.items() if v is not None}}
+    return field(default=default, repr=not secret, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,11 @@ class ServerSettings:
     # ``ghostline stats``; nothing leaves the machine
     telemetry: bool = setting(True)
     telemetry_include_text: bool = setting(False)  # also log the suggestion's text
+    # "remote": ask an OpenAI-compatible completions server (``ghostline serve --http``, or any
+    # other) at remote_url, falling back to the local model while it cannot be reached
+    backend: str = setting("local", choices=("local", "remote"))
+    remote_url: str = setting("")  # e.g. http://gpu-box:8000/v1
+    remote_token: str = setting("", secret=True)  # its bearer token
     # Not a client setting: the server's own ``--model`` argument, the model when
     # ``model_path`` is empty.  Settings from the client never change it.
     launch_model_path: str = ""
@@ -138,7 +145,10 @@ def parse_settings(raw: Any, base: ServerSettings | None = None) -> tuple[Server
         if ok and "choices" in meta:
             ok = value in meta["choices"]
         if not ok:
-            warnings.append(f"ghostline.{_CAMEL[name]} = {value!r} is invalid; keeping {getattr(base, name)!r}")
+            if meta.get("secret"):
+                warnings.append(f"ghostline.{_CAMEL[name]} must be a string; keeping the current value")
+            else:
+                warnings.append(f"ghostline.{_CAMEL[name]} = {value!r} is invalid; keeping {getattr(base, name)!r}")
             continue
         changes[name] = value
     return replace(base, **changes), warnings

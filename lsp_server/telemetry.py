@@ -1,7 +1,7 @@
 """Acceptance telemetry, kept on this machine: what became of each suggestion shown.
 
 The server gives every inline completion item an id and remembers, for the last few hundred
-ids, where the suggestion came from (line memory, the model or the adapted model), its
+ids, where the suggestion came from (line memory, the model, the adapted model or a remote server), its
 language, length, latency and confidence.  The id travels in the item's ``command``, which
 an editor runs when the whole suggestion is accepted (``workspace/executeCommand``
 ``ghostline.suggestionAccepted [id, characters]``); everything else the client reports with
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 ACCEPTED_COMMAND = "ghostline.suggestionAccepted"  # the item's command: the whole suggestion was taken
 EVENT_METHOD = "ghostline/suggestionEvent"
 EVENTS = ("shown", "accepted", "partial", "typedOver")
-SOURCES = ("line memory", "model", "adapted model")
+SOURCES = ("line memory", "model", "adapted model", "remote model")
 # The keys of one log line; "text" only when telemetryIncludeText is on.
 FIELDS = ("time", "event", "id", "source", "language", "shownChars", "acceptedChars", "latencyMs", "confidence",
           "model", "text")

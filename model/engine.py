@@ -11,9 +11,11 @@ line and the generated tokens cost compute.
 
 from __future__ import annotations
 
+import atexit
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +69,57 @@ def end_of_line(text: str) -> int | None:
     return None if i < 0 else i
 
 
+def first_stop(text: str, stops: tuple[str, ...]) -> int | None:
+    """Where the earliest of the ``stops`` strings begins in ``text``, or None."""
+    cuts = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return min(cuts) if cuts else None
+
+
+def shown_part(text: str, stops: tuple[str, ...]) -> str:
+    """The part of ``text`` that may be shown while generation goes on: without half a
+    UTF-8 character, and without an ending that could still grow into a stop string (it
+    is held back until the next token settles it)."""
+    text = text.rstrip("\ufffd")
+    hold = max((k for s in stops for k in range(min(len(s) - 1, len(text)), 0, -1) if text.endswith(s[:k])),
+               default=0)
+    return text[:len(text) - hold]
+
+
+@dataclass
+class BatchRequest:
+    """One prompt of a batch, with limits of its own (a batch shares only the sampling)."""
+
+    ids: list[int]
+    max_tokens: int
+    stop: tuple[str, ...] = ()  # strings that end the text; the text stops before the first one
+    on_text: Callable[[str], None] | None = None  # called with the text so far that may be shown
+    cancelled: Callable[[], bool] = lambda: False
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a batch picks tokens: greedy at temperature 0, else sampled (nucleus ``top_p``)."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+
+
+class _Decoding:
+    """The state of one request inside ``complete_batch``: its tokens and why it ended."""
+
+    def __init__(self, request: BatchRequest) -> None:
+        self.request = request
+        self.ids: list[int] = []
+        self.logprob = 0.0
+        self.text = ""
+        self.reason: str | None = None  # set once the request is done
+        self.shown = ""
+
+    def completion(self, seconds: float) -> Completion:
+        return Completion(text=self.text.rstrip("\ufffd"), tokens=len(self.ids), stop_reason=self.reason or "eot",
+                          seconds=seconds, logprob=self.logprob)
+
+
 def _context_and_languages(model_dir: Path) -> tuple[int, tuple[str, ...] | None]:
     """The context the model was trained with and the languages it knows, from
     ``ghostline_model.json``.
@@ -88,6 +141,15 @@ def _context_and_languages(model_dir: Path) -> tuple[int, tuple[str, ...] | None
     if not isinstance(languages, tuple) or not all(isinstance(lang, str) for lang in languages):
         raise ModelLoadError(f"{MODEL_CONFIG_FILE} of {model_dir} is unusable: languages {languages!r}")
     return length, languages
+
+
+_open_engines: weakref.WeakSet[CompletionEngine] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_engines() -> None:
+    for engine in list(_open_engines):
+        engine.close()
 
 
 class CompletionEngine:
@@ -121,6 +183,23 @@ class CompletionEngine:
         # Past this many distinct prompts the model is reloaded (~20 ms), which frees them.
         self.static_cache_entries = static_cache_entries
         self._static_seen: set[int] = set()
+        _open_engines.add(self)
+
+    def close(self) -> None:
+        """Free the model.
+
+        Needed before the interpreter exits: CTranslate2 keeps the last step callback
+        (``complete_batch``) alive in its worker, and freeing it while Python shuts down
+        aborts the process ("terminate called without an active exception", exit 134).
+        So every engine still open is closed at exit (``atexit`` below).  Waits for a
+        running generation, at most a few seconds.
+        """
+        locked = self._lock.acquire(timeout=5)
+        try:
+            self.__dict__.pop("generator", None)
+        finally:
+            if locked:
+                self._lock.release()
 
     @property
     def compute_type(self) -> str:
@@ -171,6 +250,69 @@ class CompletionEngine:
             self.generator.load_model()
             self._static_seen.clear()
         self._static_seen.add(key)
+
+    def complete_batch(self, requests: list[BatchRequest], sampling: Sampling | None = None) -> list[Completion]:
+        """Generate for several prompts at once (one ``generate_batch``), each to its own
+        ``max_tokens`` and ``stop`` strings; the results in the order of ``requests``.
+
+        Batching pays off where a step is cheaper per sequence in a batch than alone
+        (decoding, and on a GPU everything).  Each request is stopped by the step callback
+        as soon as it is done, so a short answer never waits for a long one's tokens, and
+        ``cancelled()`` stops it within one token.  Stop strings are matched on the decoded
+        text, so they work across token boundaries.
+        """
+        if not requests:
+            return []
+        sampling = sampling or Sampling()
+        t0 = time.perf_counter()
+        states = [_Decoding(r) for r in requests]
+        kwargs: dict = {"sampling_topk": 1}
+        if sampling.temperature > 0:
+            kwargs = {"sampling_topk": 0, "sampling_temperature": sampling.temperature,
+                      "sampling_topp": sampling.top_p}
+
+        def on_step(step) -> bool:
+            state = states[step.batch_id]
+            if state.reason is not None:
+                return True
+            try:
+                return self._advance(state, step.token_id, step.log_prob)
+            except Exception:  # noqa: BLE001 - a failing listener (a closed stream) ends its request only
+                state.reason = "cancelled"
+                return True
+
+        with self._lock:
+            self.generator.generate_batch(
+                [self._token_strings(r.ids) for r in requests], max_length=max(r.max_tokens for r in requests),
+                include_prompt_in_result=False, end_token=[self.special.eot], return_scores=True,  # log-probs
+                callback=on_step, **kwargs)
+        seconds = time.perf_counter() - t0
+        return [state.completion(seconds) for state in states]
+
+    def _advance(self, state: _Decoding, token_id: int, log_prob: float) -> bool:
+        """Take one generated token into ``state``; True when the request is done."""
+        request = state.request
+        if token_id == self.special.eot:
+            state.reason = "eot"
+            return True
+        state.ids.append(token_id)
+        state.logprob += log_prob
+        text = self.tokenizer.decode(state.ids, skip_special_tokens=False)
+        cut = first_stop(text, request.stop) if request.stop else None
+        if cut is not None:
+            state.text, state.reason = text[:cut], "stop_string"
+        elif len(state.ids) >= request.max_tokens:
+            state.text, state.reason = text, "max_tokens"
+        elif request.cancelled():
+            state.text, state.reason = text, "cancelled"
+        else:
+            state.text = text
+        if request.on_text is not None and state.reason != "cancelled":
+            shown = state.text.rstrip("\ufffd") if state.reason else shown_part(text, request.stop)
+            if shown != state.shown:
+                state.shown = shown
+                request.on_text(shown)
+        return state.reason is not None
 
     def complete(self, prompt: Prompt, options: GenerationOptions | None = None,
                  cancelled: Callable[[], bool] = lambda: False,

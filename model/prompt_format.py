@@ -61,7 +61,7 @@ def split_prefix(prefix: str) -> tuple[str, str]:
 _MAX_CHARS_PER_TOKEN = 8
 
 
-def _tail_lines(text: str, chars: int) -> str:
+def tail_lines(text: str, chars: int) -> str:
     """The last ``chars`` characters of ``text``, widened to start at a line break.
 
     Tokenizing only this window instead of a whole file keeps prompt building cheap on
@@ -73,7 +73,7 @@ def _tail_lines(text: str, chars: int) -> str:
     return text[cut:] if cut >= 0 else text
 
 
-def _head_lines(text: str, chars: int) -> str:
+def head_lines(text: str, chars: int) -> str:
     """The first ``chars`` characters of ``text``, widened to end at a line break."""
     if len(text) <= chars:
         return text
@@ -112,11 +112,11 @@ def completion_prompt(
     prefix budget (minified code) keeps only its end: the prompt never outgrows the budget.
     """
     before, line = split_prefix(prefix)
-    before_ids = encode(tok, _tail_lines(before, max_prefix_tokens * _MAX_CHARS_PER_TOKEN))
+    before_ids = encode(tok, tail_lines(before, max_prefix_tokens * _MAX_CHARS_PER_TOKEN))
     line_ids = encode(tok, line[-max_prefix_tokens * _MAX_CHARS_PER_TOKEN:])[-max_prefix_tokens:]
     budget = max(0, max_prefix_tokens - len(line_ids))
     before_ids = before_ids[-budget:] if budget else []
-    suffix_ids = encode(tok, _head_lines(suffix, max_suffix_tokens * _MAX_CHARS_PER_TOKEN))[:max_suffix_tokens]
+    suffix_ids = encode(tok, head_lines(suffix, max_suffix_tokens * _MAX_CHARS_PER_TOKEN))[:max_suffix_tokens]
     static = [
         *header_ids(tok, sp, path),
         sp.fim_suffix,
@@ -126,3 +126,24 @@ def completion_prompt(
         *before_ids,
     ]
     return Prompt(static=static, dynamic=[*line_ids, sp.fim_middle])
+
+
+def fitted_prompt(tok: Tokenizer, sp: SpecialIds, path: str, prefix: str, suffix: str | None,
+                  budget: int) -> list[int]:
+    """A prompt of at most ``budget`` tokens for text that arrives without an editor around
+    it (the team server's API): fill-in-the-middle when there is a ``suffix`` (``""`` too:
+    the cursor at the end of a file), else left-to-right.
+
+    Keeps the end of the prefix and the start of the suffix; the suffix gets at most a
+    fifth of the budget, as in the language server's prompts, and what it leaves unused
+    goes to the prefix.
+    """
+    header = header_ids(tok, sp, path)
+    if suffix is None:
+        room = max(0, budget - len(header))
+        tail = encode(tok, tail_lines(prefix, room * _MAX_CHARS_PER_TOKEN))
+        return [*header, *(tail[-room:] if room else [])]
+    room = max(2, budget - len(header) - 3)  # the three FIM markers
+    suffix_tokens = min(len(encode(tok, head_lines(suffix, room // 5 * _MAX_CHARS_PER_TOKEN))), room // 5)
+    return completion_prompt(tok, sp, path, prefix, suffix, max_prefix_tokens=room - suffix_tokens,
+                             max_suffix_tokens=suffix_tokens).ids
