@@ -41,7 +41,8 @@ def test_version_is_defined_once_and_printed_by_ghostline_version():
 
 def test_one_parser_knows_every_command():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"train", "adapt", "export", "eval", "serve", "complete", "index", "similar", "stats"}
+    assert set(sub.choices) == {"train", "adapt", "export", "eval", "serve", "tokens", "complete", "index", "similar",
+                                "stats"}
 
 
 def test_the_serving_cli_never_imports_training_or_torch():

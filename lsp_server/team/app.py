@@ -84,15 +84,19 @@ class TeamServer:
         self.store = store
         self.metrics = metrics or Metrics()
         self.limiter = RateLimiter(config.rate_limit_per_minute)
-        self.open_without_tokens = is_loopback(config.host)
+        # Open (no token asked) only on loopback while no token was ever configured: once
+        # there are tokens, revoking the last one must not open the door.
+        self.open_without_tokens = is_loopback(config.host) and len(store) == 0
         self.batcher: Batcher | None = None
 
     # -- checks, in the order a request meets them ----------------------------------------
     def caller(self, request: Request) -> str:
         """The token's name; 401 without a valid token (unless open: loopback, no tokens)."""
         self.store.refresh()
-        if self.open_without_tokens and len(self.store) == 0:
-            return "(loopback)"
+        if self.open_without_tokens:
+            if len(self.store) == 0:
+                return "(loopback)"
+            self.open_without_tokens = False
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         record = self.store.verify(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
         if record is None:
