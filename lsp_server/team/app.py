@@ -20,7 +20,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -138,7 +138,7 @@ class TeamServer:
         ids = [prompt_ids(self.engine, parsed, p) for p in parsed.prompts]
         cancel = threading.Event()
         if parsed.stream:
-            events = asyncio.Queue()
+            events: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
             loop = asyncio.get_running_loop()
             futures = self._submit(parsed, ids, cancel, lambda i: lambda text: loop.call_soon_threadsafe(
                 events.put_nowait, (i, text)))
@@ -160,7 +160,8 @@ class TeamServer:
         })
 
     def _submit(self, parsed: CompletionRequest, ids: list[list[int]], cancel: threading.Event,
-                listener=None) -> list[asyncio.Future[Completion]]:
+                listener: Callable[[int], Callable[[str], None]] | None = None) -> list[asyncio.Future[Completion]]:
+        """Queue each prompt; ``listener(i)`` hears prompt ``i``'s text as it grows (streaming)."""
         assert self.batcher is not None, "the batcher starts with the app"
         futures = []
         try:
