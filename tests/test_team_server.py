@@ -351,6 +351,8 @@ def _get(url: str) -> str:
 def test_a_stream_left_early_stops_its_generation(live):
     server, token = live
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=token, max_retries=0)
+    whole = client.completions.create(model="ghostline", prompt=PREFIX, max_tokens=200)
+    assert whole.usage.completion_tokens == 200  # left alone, this prompt runs to its limit
     before = float(re.search(r"^ghostline_generated_tokens_total (\S+)", _get(f"{server.url}/metrics"), re.M)[1])
     stream = client.completions.create(model="ghostline", prompt=PREFIX, max_tokens=200, stream=True)
     next(iter(stream))
