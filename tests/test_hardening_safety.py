@@ -153,16 +153,21 @@ def test_serving_code_imports_no_unsafe_loader():
 
     banned = {"pickle", "torch", "subprocess", "socket", "urllib.request", "http.client", "requests",
               "shelve", "marshal", "dill", "joblib"}
+    # What the exceptions need, and nothing more: the CLI client and the team server's test
+    # harness start servers as child processes by design; the remote backend (off unless
+    # the user sets ``backend: "remote"``) makes one HTTP POST.
+    allowed = {"lsp_server/client.py": banned, "lsp_server/team/process.py": {"socket", "subprocess", "urllib.request"},
+               "lsp_server/remote.py": {"urllib.request"}}
     root = Path(__file__).resolve().parents[1]
     found = []
     for path in [*root.joinpath("lsp_server").rglob("*.py"), root / "model" / "engine.py",
                  root / "model" / "tokenizer.py", root / "model" / "prompt_format.py"]:
-        if path.name == "client.py":
-            continue  # the test/CLI client starts the server as a subprocess by design
+        name = path.relative_to(root).as_posix()
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            found += [f"{path.relative_to(root)}: {n}" for n in names if n in banned or n.split(".")[0] in banned]
+            found += [f"{name}: {n}" for n in names
+                      if (n in banned or n.split(".")[0] in banned) and n not in allowed.get(name, ())]
     assert found == []
 
 
