@@ -38,6 +38,13 @@ class GenerationOptions:
     max_tokens: int = 48
     single_line: bool = True
     reuse_static_prompt: bool = True
+    # Token healing: the cursor often splits what the tokenizer would keep whole (``json.du``
+    # before ``dump``, ``x = `` before `` None``), and a prompt ending in such a fragment is
+    # one the model rarely saw in training.  The fragment's token is taken back out of the
+    # prompt and the first generated token must start with its text.
+    heal: bool = False
+    heal_alternatives: int = 16  # first tokens considered for the fragment
+    heal_tokens: int = 3  # the most tokens taken back
 
 
 @dataclass
@@ -165,6 +172,8 @@ class CompletionEngine:
             self.special = special_ids(self.tokenizer)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"tokenizer of {self.model_dir} is unusable: {exc}") from exc
+        sp = self.special
+        self._special_ids = {sp.eot, sp.fim_prefix, sp.fim_middle, sp.fim_suffix, sp.file_sep}
         self.device = resolve_device(device)
         try:
             self.generator = ctranslate2.Generator(
@@ -314,6 +323,47 @@ class CompletionEngine:
                 request.on_text(shown)
         return state.reason is not None
 
+    def _heal(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, int, float, str] | None:
+        """Token healing: the prompt without the cursor's last tokens, the first token to
+        generate after them (the likeliest whose text starts with theirs), its
+        log-probability, and the fragment's text; None where there is nothing to heal (no
+        text before the cursor on its line) or no likely token continues the fragment.
+
+        A half-typed word is often several tokens (``ret`` is ``re`` + ``t``), so the last
+        three tokens are tried first, then two, then one: the longest fragment that one
+        token continues wins (`` ret`` -> `` return``; ``self.na`` -> ``na`` -> ``name``).
+        """
+        dynamic = prompt.dynamic
+        if not dynamic or dynamic[-1] != self.special.fim_middle:
+            return None
+        for k in range(min(options.heal_tokens, len(dynamic) - 1), 0, -1):
+            tail = dynamic[-1 - k:-1]
+            if any(t in self._special_ids for t in tail):
+                continue
+            fragment = self.tokenizer.decode(tail, skip_special_tokens=False)
+            if not fragment or "\n" in fragment or "\r" in fragment or "\ufffd" in fragment:
+                continue
+            healed = Prompt(prompt.static, [*dynamic[:-1 - k], self.special.fim_middle])
+            for first, log_prob in self._first_tokens(healed, options):
+                if self.tokenizer.decode([first], skip_special_tokens=False).startswith(fragment):
+                    return Prompt(healed.static, [*healed.dynamic, first]), first, log_prob, fragment
+        return None
+
+    def _first_tokens(self, prompt: Prompt, options: GenerationOptions) -> list[tuple[int, float]]:
+        """The likeliest first tokens after ``prompt`` and their log-probabilities, best first."""
+        kwargs = dict(max_length=1, return_alternatives=True, num_hypotheses=options.heal_alternatives,
+                      return_scores=True, include_prompt_in_result=False, end_token=[self.special.eot])
+        if options.reuse_static_prompt:
+            self._track_static_prompt(prompt.static)
+            results = self.generator.generate_batch([self._token_strings(prompt.dynamic)],
+                                                    static_prompt=self._token_strings(prompt.static),
+                                                    cache_static_prompt=True, **kwargs)
+        else:
+            results = self.generator.generate_batch([self._token_strings(prompt.ids)], **kwargs)
+        # One token long: a hypothesis's score is its token's log-probability.
+        return [(seq[0], float(score)) for seq, score in zip(results[0].sequences_ids, results[0].scores, strict=True)
+                if seq]
+
     def complete(self, prompt: Prompt, options: GenerationOptions | None = None,
                  cancelled: Callable[[], bool] = lambda: False,
                  stop: StopRule | None = None) -> Completion:
@@ -325,12 +375,22 @@ class CompletionEngine:
         log_probs: list[float] = []
         text, reason = "", "max_tokens"
         with self._lock:
+            fragment, healed = "", self._heal(prompt, options) if options.heal else None
+            if healed is not None:
+                prompt, first, first_log_prob, fragment = healed
+                ids.append(first)
+                log_probs.append(first_log_prob)
+                text = self.tokenizer.decode(ids, skip_special_tokens=False)[len(fragment):]
+            cut = stop(text) if stop and text and not text.endswith("\ufffd") else None
+            if cut is not None:  # the healed token alone ends the line
+                return Completion(text=text[:cut], tokens=len(ids), stop_reason="eol" if stop is end_of_line
+                                  else "stop_rule", seconds=time.perf_counter() - t0, logprob=float(sum(log_probs)))
             gen = self.stream(prompt, options, cancelled)
             try:
                 for token_id, log_prob in gen:
                     ids.append(token_id)
                     log_probs.append(log_prob)
-                    text = self.tokenizer.decode(ids, skip_special_tokens=False)
+                    text = self.tokenizer.decode(ids, skip_special_tokens=False)[len(fragment):]
                     if text.endswith("\ufffd"):
                         continue  # half a UTF-8 character: wait for the rest
                     cut = stop(text) if stop else None

@@ -73,3 +73,37 @@ async def test_multiline_on_an_empty_function_body_returns_a_block_ending_at_the
         single = await client.protocol.send_request_async(
             "ghostline/explainPrompt", {"textDocument": {"uri": uri}, "position": {"line": 8, "character": 10}})
         assert single.mode == "line"
+
+
+HALF_TYPED = [  # (text before the cursor, how the word the cursor is in must go on)
+    ("def bump(x):\n    y = x + 1\n    ret", "urn"),
+    ("class User:\n    def __init__(self, name):\n        self.na", "me"),
+]
+
+
+def test_a_half_typed_word_is_finished_not_restarted():
+    """With the cursor inside a word the tokenizer splits (``ret`` is ``re`` + ``t``), the
+    model continues the word (``urn ...``) instead of starting a new one after it."""
+    engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
+    for prefix, rest in HALF_TYPED:
+        prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, "\n")
+        healed = engine.complete(prompt, GenerationOptions(max_tokens=16, heal=True))
+        assert healed.text.startswith(rest), (prefix, healed.text)
+        assert 0 < healed.confidence <= 1
+
+
+def test_healing_leaves_a_cursor_at_the_start_of_a_line_alone():
+    engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
+    prefix = PROMPTS[2].rsplit("\n", 1)[0] + "\n"
+    prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, "\n")
+    plain = engine.complete(prompt, GenerationOptions(max_tokens=16))
+    healed = engine.complete(prompt, GenerationOptions(max_tokens=16, heal=True))
+    assert (healed.text, healed.tokens) == (plain.text, plain.tokens)
+
+
+async def test_the_server_finishes_the_word_at_the_cursor(workspace, options):
+    uri = (workspace / "bump.py").as_uri()
+    source = "def bump(x):\n    y = x + 1\n    ret\n"
+    async with running_server(workspace, {**options, "lineMemory": False}) as client:
+        client.open(uri, source)
+        assert (await client.inline(uri, 2, 7)).startswith("urn")

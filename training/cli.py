@@ -108,7 +108,8 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
 
     if not args.examples.is_file():
         raise CliError(f"no such file: {args.examples}")
-    options: dict = {"retrieval": not args.no_retrieval, "lineMemory": not args.no_line_memory}
+    options: dict = {"retrieval": not args.no_retrieval, "lineMemory": not args.no_line_memory,
+                     "tokenHealing": not args.no_token_healing}
     if args.model:
         options["modelPath"] = str(args.model)
     try:
@@ -121,7 +122,8 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
 
         args.dump.write_text("\n".join(json.dumps(r) for r in report.rows) + "\n")
     mode = ("no retrieval" if args.no_retrieval else "with retrieval") + \
-        (", no line memory" if args.no_line_memory else "") + (", adapted" if args.adapt else "")
+        (", no line memory" if args.no_line_memory else "") + \
+        (", no token healing" if args.no_token_healing else "") + (", adapted" if args.adapt else "")
     print(f"line completion ({mode}): {report.line()}")
 
 
@@ -189,6 +191,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--model", type=existing_dir, help="CTranslate2 model folder (default: the shipped model)")
     e.add_argument("--no-retrieval", action="store_true", help="switch off repository context")
     e.add_argument("--no-line-memory", action="store_true", help="always ask the model (no copying of existing lines)")
+    e.add_argument("--no-token-healing", action="store_true",
+                   help="the model starts after the cursor's last token instead of finishing it")
     e.add_argument("--limit", type=positive_int, help="only the first N examples")
     e.add_argument("--dump", type=Path, help="write per-example predictions (JSON lines) here")
     e.add_argument("--adapt", action="store_true",
