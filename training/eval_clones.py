@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lsp_server.similarity.chunking import Chunk
-from lsp_server.similarity.embedder import CodeEmbedder
+from lsp_server.similarity.encoder import CodeEncoder
 from lsp_server.similarity.index import SimilarityIndex, make_entry
 
 SIGNALS = ("fused", "lexical", "dense")
@@ -74,30 +74,30 @@ def average_precision_at_r(ranked_labels: list[str], label: str, r: int) -> floa
     return float((precision * hits).sum() / r)
 
 
-def evaluate_clones(path: Path, embedder: CodeEmbedder | None = None,
+def evaluate_clones(path: Path, encoder: CodeEncoder | None = None,
                     signals: tuple[str, ...] = SIGNALS, split: str = "all") -> ClonesReport:
     t0 = time.perf_counter()
     rows = load_items(path, split)
-    embedder = embedder or CodeEmbedder.load()
-    index = SimilarityIndex(embedder)
+    encoder = encoder or CodeEncoder.load()
+    index = SimilarityIndex(encoder.dim)
     labels = [str(r["label"]) for r in rows]
     counts = Counter(labels)
+    vectors = encoder.embed_many([row["code"] for row in rows])
     entries = []
     for i, row in enumerate(rows):
         code = row["code"]
         chunk = Chunk("function", str(row.get("index", i)), 0, code.count("\n"), code, "python")
         entries.append(make_entry(f"item:{i}", chunk))
-        index.set_file(f"item:{i}", None, [entries[-1]])
+        index.set_file(f"item:{i}", None, [entries[-1]], vectors[i:i + 1])
     scores = {}
     for signal in signals:
-        if signal == "dense" and embedder is None:
-            continue
         aps = []
         for i, entry in enumerate(entries):
             r = counts[labels[i]] - 1
             if r == 0:
                 continue
-            hits = index.search(entry.fingerprint, limit=r, exclude_file=f"item:{i}", signals=signal)
+            hits = index.search(entry.fingerprint, limit=r, exclude_file=f"item:{i}", signals=signal,
+                                vector=vectors[i])
             ranked = [labels[int(h.entry.file.split(":")[1])] for h in hits]
             aps.append(average_precision_at_r(ranked, labels[i], r))
         scores[signal] = float(np.mean(aps))

@@ -2,7 +2,7 @@
 
 A query chunk is scored against every indexed chunk twice -- by the lexical fingerprint
 (TF-IDF cosine of the words bag mixed with that of the shape bag, ``lexical.py``) and by
-the dense encoder (cosine of unit vectors, ``embedder.py``) -- and the two rankings are
+the dense encoder (cosine of unit vectors, ``encoder.py``) -- and the two rankings are
 fused by reciprocal-rank fusion (Cormack et al. 2009): ``sum_s w_s / (k + rank_s)``.
 RRF needs no calibration between signals whose scores live on different scales, and a
 chunk both signals like beats one that only one of them loves.
@@ -14,6 +14,10 @@ a dependency and recall loss for nothing; docs/similarity.md has the measurement
 The index is keyed by file: ``set_file`` replaces all chunks of one file at once, which is
 how saves, file events and edits of open documents arrive.  Slots are never reused while
 postings may still point at them; ``compact`` renumbers when too many are dead.
+
+Lexical features go in at once; a chunk's vector may come later (``set_vectors``): the
+encoder runs in the background (``service.py``) and, until a chunk's vector is there, the
+chunk is ranked by the signals it has -- its dense score is NaN and it is no dense candidate.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import numpy as np
 
 from lsp_server.documents import utf16_len
 from lsp_server.similarity.chunking import Chunk
-from lsp_server.similarity.embedder import CodeEmbedder
 from lsp_server.similarity.fingerprint import SHAPE_WEIGHT, Fingerprint, fingerprint
 from lsp_server.similarity.lexical import TfidfField
 
@@ -88,14 +91,16 @@ def make_entry(file: str, chunk: Chunk, preview_lines: int = 3, fp: Fingerprint 
 class SimilarityIndex:
     """Thread-safe: one lock around every read and write (searches take milliseconds)."""
 
-    def __init__(self, embedder: CodeEmbedder | None, config: IndexConfig | None = None) -> None:
-        self.embedder = embedder
+    def __init__(self, dim: int = 0, config: IndexConfig | None = None) -> None:
+        """``dim``: the length of the dense vectors (0: no dense signal)."""
+        self.dim = dim
         self.config = config or IndexConfig()
         self.lock = threading.RLock()
         self.files: dict[str, FileRecord] = {}
         self.entries: list[Entry | None] = []
-        self.vectors = np.zeros((0, embedder.dim if embedder else 0), np.float32)
+        self.vectors = np.zeros((0, dim), np.float32)
         self.alive = np.zeros(0, bool)
+        self.embedded = np.zeros(0, bool)  # slot's vector is in ``vectors`` (else: pending)
         self.words = TfidfField()
         self.shape = TfidfField()
 
@@ -105,9 +110,8 @@ class SimilarityIndex:
     # -- updates -----------------------------------------------------------------------------
 
     def set_file(self, file: str, stamp: object, entries: list[Entry], vectors: np.ndarray | None = None) -> None:
-        """Replace every chunk of ``file``; ``vectors`` are the entries' embeddings if known."""
-        if vectors is None and self.embedder is not None:
-            vectors = self.embedder.embed_many([e.fingerprint for e in entries])
+        """Replace every chunk of ``file``; ``vectors`` are the entries' embeddings if known
+        (else they are pending until ``set_vectors``)."""
         with self.lock:
             self._drop(file)
             slots = []
@@ -120,11 +124,30 @@ class SimilarityIndex:
             self._grow(len(self.entries))
             if slots:
                 self.alive[slots[0]:slots[-1] + 1] = True
-                if self.embedder is not None:
+                if vectors is not None and self.dim:
                     self.vectors[slots[0]:slots[-1] + 1] = vectors
+                    self.embedded[slots[0]:slots[-1] + 1] = True
             self.files[file] = FileRecord(stamp, slots)
             if len(self.entries) > 2 * len(self.words) + 2000:
                 self.compact()
+
+    def set_vectors(self, file: str, stamp: object, vectors: np.ndarray) -> bool:
+        """The embeddings of ``file``'s chunks, computed for the version ``stamp``; False (and
+        nothing changes) if the file has changed or gone since."""
+        with self.lock:
+            record = self.files.get(file)
+            if record is None or record.stamp != stamp or len(record.slots) != len(vectors) or not self.dim:
+                return False
+            if record.slots:
+                self.vectors[record.slots] = vectors
+                self.embedded[record.slots] = True
+            return True
+
+    def embedding_progress(self) -> tuple[int, int]:
+        """(chunks embedded, chunks) over the live chunks."""
+        with self.lock:
+            n = len(self.entries)
+            return int((self.embedded[:n] & self.alive[:n]).sum()), len(self)
 
     def remove_file(self, file: str) -> None:
         with self.lock:
@@ -140,6 +163,7 @@ class SimilarityIndex:
             self.shape.remove(slot)
             self.entries[slot] = None
         self.alive[record.slots] = False
+        self.embedded[record.slots] = False
         record.slots = []
 
     def _grow(self, n: int) -> None:
@@ -149,46 +173,55 @@ class SimilarityIndex:
             grown[:len(self.vectors)] = self.vectors
             self.vectors = grown
             self.alive = np.concatenate([self.alive, np.zeros(size - len(self.alive), bool)])
+            self.embedded = np.concatenate([self.embedded, np.zeros(size - len(self.embedded), bool)])
 
     def compact(self) -> None:
         """Renumber the live chunks densely and rebuild the postings."""
         with self.lock:
             old_files, old_entries, old_vectors = self.files, self.entries, self.vectors
+            old_embedded = self.embedded
             self.files, self.entries = {}, []
             self.vectors = np.zeros((0, old_vectors.shape[1]), np.float32)
             self.alive = np.zeros(0, bool)
+            self.embedded = np.zeros(0, bool)
             self.words, self.shape = TfidfField(), TfidfField()
             for file, record in old_files.items():
                 live = [s for s in record.slots if old_entries[s] is not None]
-                vecs = old_vectors[live] if self.embedder is not None else None
-                self.set_file(file, record.stamp, [old_entries[s] for s in live], vecs)
+                self.set_file(file, record.stamp, [old_entries[s] for s in live])
+                done = [i for i, s in enumerate(live) if old_embedded[s]]
+                new = self.files[file].slots
+                self.vectors[[new[i] for i in done]] = old_vectors[[live[i] for i in done]]
+                self.embedded[[new[i] for i in done]] = True
             self.words.rebuild()
             self.shape.rebuild()
 
     # -- search ------------------------------------------------------------------------------
 
-    def signals(self, fp: Fingerprint) -> tuple[np.ndarray, np.ndarray | None]:
-        """Lexical and dense similarity of ``fp`` to every slot."""
-        lexical, _, dense = self._signals(fp)
+    def signals(self, fp: Fingerprint, vector: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Lexical and dense similarity of ``fp`` (embedded as ``vector``) to every slot."""
+        lexical, _, dense = self._signals(fp, vector)
         return lexical, dense
 
-    def _signals(self, fp: Fingerprint) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _signals(self, fp: Fingerprint, vector: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Dense scores of chunks whose vectors are still pending are NaN (no score, not a low one)."""
         with self.lock:
             n = len(self.entries)
             shape = self.shape.scores(fp.shape, n)
             lexical = (self.words.scores(fp.words, n) + SHAPE_WEIGHT * shape) / (1 + SHAPE_WEIGHT)
             dense = None
-            if self.embedder is not None:
-                dense = self.vectors[:n] @ self.embedder.embed(fp)
+            if vector is not None and self.dim:
+                dense = np.where(self.embedded[:n], self.vectors[:n] @ vector, np.nan)
             return lexical, shape, dense
 
     def search(self, fp: Fingerprint, limit: int = 10, exclude_file: str | None = None,
-               exclude_lines: tuple[int, int] | None = None, signals: str = "fused") -> list[Hit]:
-        """The ``limit`` best chunks for ``fp``; chunks of ``exclude_file`` overlapping
-        ``exclude_lines`` (the query itself, its class, its methods) are skipped."""
+               exclude_lines: tuple[int, int] | None = None, signals: str = "fused",
+               vector: np.ndarray | None = None) -> list[Hit]:
+        """The ``limit`` best chunks for ``fp`` (whose embedding is ``vector``, if known);
+        chunks of ``exclude_file`` overlapping ``exclude_lines`` (the query itself, its
+        class, its methods) are skipped."""
         cfg = self.config
         with self.lock:
-            lexical, shape, dense = self._signals(fp)
+            lexical, shape, dense = self._signals(fp, vector)
             n = len(lexical)
             alive = self.alive[:n].copy()
             if exclude_file is not None and exclude_file in self.files:
@@ -203,10 +236,11 @@ class SimilarityIndex:
             for scores, weight in ranked:
                 if weight == 0.0:
                     continue
-                masked = np.where(alive, scores, -np.inf)
-                k = min(cfg.candidates, int(alive.sum()))
+                usable = alive & ~np.isnan(scores)  # a pending vector is no dense candidate
+                masked = np.where(usable, scores, -np.inf)
+                k = min(cfg.candidates, int(usable.sum()))
                 if k == 0:
-                    return []
+                    continue
                 top = np.argpartition(-masked, k - 1)[:k]
                 top = top[np.lexsort((top, -masked[top]))]
                 fused[top] += weight / (cfg.rrf_k + np.arange(1, k + 1))
@@ -215,6 +249,6 @@ class SimilarityIndex:
             out = []
             for s in order:
                 lex, shp = float(lexical[s]), float(shape[s])
-                d = float(dense[s]) if dense is not None else lex
+                d = float(dense[s]) if dense is not None and not np.isnan(dense[s]) else lex
                 out.append(Hit(self.entries[s], round(clone_score(lex, shp, d), 4), lex, shp, d, float(fused[s])))
             return out
