@@ -21,7 +21,7 @@ import numpy as np
 
 from lsp_server.similarity.chunking import Chunk
 from lsp_server.similarity.encoder import CodeEncoder
-from lsp_server.similarity.index import SimilarityIndex, make_entry
+from lsp_server.similarity.index import IndexConfig, SimilarityIndex, make_entry
 
 SIGNALS = ("fused", "lexical", "dense")
 SPLITS = ("all", "train", "heldout")
@@ -75,11 +75,12 @@ def average_precision_at_r(ranked_labels: list[str], label: str, r: int) -> floa
 
 
 def evaluate_clones(path: Path, encoder: CodeEncoder | None = None,
-                    signals: tuple[str, ...] = SIGNALS, split: str = "all") -> ClonesReport:
+                    signals: tuple[str, ...] = SIGNALS, split: str = "all",
+                    config: IndexConfig | None = None) -> ClonesReport:
     t0 = time.perf_counter()
     rows = load_items(path, split)
     encoder = encoder or CodeEncoder.load()
-    index = SimilarityIndex(encoder.dim)
+    index = SimilarityIndex(encoder.dim, config)
     labels = [str(r["label"]) for r in rows]
     counts = Counter(labels)
     vectors = encoder.embed_many([row["code"] for row in rows])

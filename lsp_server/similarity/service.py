@@ -42,7 +42,7 @@ class WorkspaceConfig:
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    embed_batch: int = 64  # chunks per encoder call in the background (one lock hold per batch)
+    embed_batch: int = 256  # chunks per encoder call in the background (progress and staleness checks per batch)
     cache_dir: Path | None = None  # None: nothing persisted
     duplicate_threshold: float = 0.8  # hint when a chunk's best match scores at least this
 
