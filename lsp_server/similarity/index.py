@@ -245,6 +245,11 @@ class SimilarityIndex:
                 top = np.argpartition(-masked, k - 1)[:k]
                 top = top[np.lexsort((top, -masked[top]))]
                 fused[top] += weight / (cfg.rrf_k + np.arange(1, k + 1))
+            if dense is not None and signals == "fused" and cfg.lexical_weight > 0:
+                # A chunk whose vector is pending has the lexical vote only: let it stand for
+                # both, or a fresh exact copy loses to chunks that merely have two votes.
+                pending = np.isnan(dense)
+                fused[pending] *= (cfg.lexical_weight + cfg.dense_weight) / cfg.lexical_weight
             order = np.flatnonzero(fused > 0)
             order = order[np.lexsort((order, -fused[order]))][:limit]
             out = []

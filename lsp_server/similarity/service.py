@@ -266,11 +266,27 @@ class WorkspaceIndex:
         chunk = self.query_chunk(file, text, start_line, end_line)
         if not chunk.text.strip():
             return []  # a blank selection or an empty file is like nothing (fusion would rank anything)
-        vector = self.encoder.embed(chunk.text) if signals != "lexical" else None
+        vector = self._stored_vector(file, chunk) if signals != "lexical" else None
+        if vector is None and signals != "lexical":
+            vector = self.encoder.embed(chunk.text)
         with self._lock:  # an update in progress (a document being chunked) lands first
             return self.index.search(fingerprint(chunk.text, chunk.language), limit, exclude_file=file,
                                      exclude_lines=(chunk.start_line, chunk.end_line), signals=signals,
                                      vector=vector)
+
+    def _stored_vector(self, file: str, chunk: Chunk):
+        """The index's vector for ``chunk`` when the query is an indexed chunk of ``file`` as
+        it stands (same lines, same opening lines): it saves running the encoder per query."""
+        index = self.index
+        preview = "\n".join(chunk.text.split("\n")[:self.config.index.preview_lines])
+        with index.lock:
+            record = index.files.get(file)
+            for slot in record.slots if record is not None else ():
+                e = index.entries[slot]
+                if (e is not None and index.embedded[slot] and e.name == chunk.name and e.preview == preview
+                        and (e.start_line, e.end_line) == (chunk.start_line, chunk.end_line)):
+                    return index.vectors[slot].copy()
+        return None
 
     def duplicates(self, file: str) -> list[Duplicate]:
         """Functions and classes of ``file`` whose best match elsewhere reaches the threshold."""
