@@ -276,14 +276,15 @@ class WorkspaceIndex:
 
     def _stored_vector(self, file: str, chunk: Chunk):
         """The index's vector for ``chunk`` when the query is an indexed chunk of ``file`` as
-        it stands (same lines, same opening lines): it saves running the encoder per query."""
+        it stands (same lines, same opening lines -- a selection of a method's whole lines
+        keeps its indentation, so it differs and is embedded): it saves running the encoder."""
         index = self.index
         preview = "\n".join(chunk.text.split("\n")[:self.config.index.preview_lines])
         with index.lock:
             record = index.files.get(file)
             for slot in record.slots if record is not None else ():
                 e = index.entries[slot]
-                if (e is not None and index.embedded[slot] and e.name == chunk.name and e.preview == preview
+                if (e is not None and index.embedded[slot] and e.preview == preview
                         and (e.start_line, e.end_line) == (chunk.start_line, chunk.end_line)):
                     return index.vectors[slot].copy()
         return None
