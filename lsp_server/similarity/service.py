@@ -5,11 +5,17 @@ Owns the policy the raw index does not: which files (``crawl``), what a file's c
 closed), when to persist (``store``), and what counts as a near-duplicate.  The language
 server and the ``ghostline index`` / ``ghostline similar`` commands both drive this class,
 so the command line shows exactly what the editor would.
+
+Indexing is two passes.  ``refresh`` (and every file update) puts chunks in with their
+lexical features at once, so lexical results are ready in seconds; the chunks' texts wait
+in a queue, and ``embed_pending`` -- run by ``EmbeddingWorker`` in the background, or by
+``ghostline index`` in the foreground -- runs the transformer encoder over them in batches
+and fills the vectors in.  Only what changed is queued (a file from the cache keeps its
+vectors), and a vector computed for a text that has since changed is dropped.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -22,7 +28,7 @@ from lsp_server.files import read_regular_text
 from lsp_server.languages import TEXT, language_of
 from lsp_server.similarity.chunking import Chunk, ChunkConfig, chunk_text
 from lsp_server.similarity.crawl import CrawlConfig, crawl
-from lsp_server.similarity.embedder import DEFAULT_EMBEDDER, CodeEmbedder
+from lsp_server.similarity.encoder import CodeEncoder, EncoderConfig
 from lsp_server.similarity.fingerprint import fingerprint
 from lsp_server.similarity.index import Entry, Hit, IndexConfig, SimilarityIndex, make_entry
 from lsp_server.similarity.store import cache_folder, load_index, save_index
@@ -35,6 +41,8 @@ class WorkspaceConfig:
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    embed_batch: int = 256  # chunks per encoder call in the background (progress and staleness checks per batch)
     cache_dir: Path | None = None  # None: nothing persisted
     duplicate_threshold: float = 0.8  # hint when a chunk's best match scores at least this
 
@@ -55,10 +63,6 @@ class Duplicate:
     match: Hit  # its nearest neighbour elsewhere
 
 
-def embedder_identity(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
-
-
 def _stamp(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
@@ -68,25 +72,77 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 
 class WorkspaceIndex:
-    def __init__(self, root: Path, config: WorkspaceConfig | None = None, embedder_path: Path | None = None) -> None:
+    def __init__(self, root: Path, config: WorkspaceConfig | None = None, encoder: CodeEncoder | None = None) -> None:
         self.root = root.resolve()
         self.config = config or WorkspaceConfig()
-        path = embedder_path or DEFAULT_EMBEDDER
-        self.embedder = CodeEmbedder.load(path)
-        self.embedder_id = embedder_identity(path)
-        self.index = SimilarityIndex(self.embedder, self.config.index)
+        self.encoder = encoder or CodeEncoder.load(config=self.config.encoder)
+        self.embedder_id = self.encoder.identity
+        self.index = SimilarityIndex(self.encoder.dim, self.config.index)
         self.open_docs: dict[str, int] = {}  # file -> version of the open document shadowing it
         self._lock = threading.RLock()  # one refresh or update at a time
+        self._save_lock = threading.Lock()
         self._cache_read = False  # the first refresh reads the cache folder
+        # file -> (stamp, chunk texts) whose vectors are still to compute, oldest first
+        self._pending: dict[str, tuple[object, list[str]]] = {}
+        self._pending_lock = threading.Lock()
+        self.on_pending: Callable[[], None] | None = None  # the background worker's wake-up
+
+    # -- embeddings, behind the lexical index ------------------------------------------------
+
+    def _queue(self, file: str, stamp: object, texts: list[str]) -> None:
+        with self._pending_lock:
+            self._pending.pop(file, None)  # re-queued at the end: newest edits last
+            if texts:
+                self._pending[file] = (stamp, texts)
+        if texts and self.on_pending is not None:
+            self.on_pending()
+
+    def _unqueue(self, file: str) -> None:
+        with self._pending_lock:
+            self._pending.pop(file, None)
+
+    def pending_chunks(self) -> int:
+        with self._pending_lock:
+            return sum(len(texts) for _, texts in self._pending.values())
+
+    def embed_pending(self, cancel: threading.Event | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> int:
+        """Embed every queued chunk, a batch at a time, without holding the index's lock while
+        the encoder runs (searches go on meanwhile); the number of chunks embedded.
+        ``progress(embedded, chunks)`` is called after each batch."""
+        embedded = 0
+        while cancel is None or not cancel.is_set():
+            with self._pending_lock:
+                batch, size = [], 0
+                for file in list(self._pending):
+                    if batch and size + len(self._pending[file][1]) > self.config.embed_batch:
+                        break
+                    stamp, texts = self._pending.pop(file)
+                    batch.append((file, stamp, texts))
+                    size += len(texts)
+            if not batch:
+                break
+            vectors = self.encoder.embed_many([t for _, _, texts in batch for t in texts])
+            at = 0
+            for file, stamp, texts in batch:
+                # False when the file changed meanwhile: its new text is queued already.
+                if self.index.set_vectors(file, stamp, vectors[at:at + len(texts)]):
+                    embedded += len(texts)
+                at += len(texts)
+            if progress is not None:
+                progress(*self.index.embedding_progress())
+        return embedded
 
     # -- keeping in step ---------------------------------------------------------------------
 
-    def _entries(self, file: str, text: str) -> list[Entry]:
+    def _entries(self, file: str, text: str) -> tuple[list[Entry], list[str]]:
+        """The chunks of ``file`` as index entries, and their texts (for the encoder)."""
         language = language_of(file)
         if language is None:
-            return []
+            return [], []
         preview = self.config.index.preview_lines
-        return [make_entry(file, c, preview) for c in chunk_text(text, language.grammar, self.config.chunk)]
+        chunks = chunk_text(text, language.grammar, self.config.chunk)
+        return [make_entry(file, c, preview) for c in chunks], [c.text for c in chunks]
 
     def refresh(self, progress: Callable[[int, int], None] | None = None,
                 cancel: threading.Event | None = None) -> RefreshReport:
@@ -119,7 +175,7 @@ class WorkspaceIndex:
             on_disk = {str(p) for p in paths}
             gone = [f for f in self.index.files if f not in on_disk and f not in self.open_docs]
             for file in gone:
-                self.index.remove_file(file)
+                self.remove_file(Path(file))
             self.save()
         return RefreshReport(len(self.index.files), indexed, from_cache, len(gone), len(self.index),
                              time.perf_counter() - t0)
@@ -131,17 +187,20 @@ class WorkspaceIndex:
             return False  # the editor's text wins until the document closes
         stamp = _stamp(path)
         if stamp is None or language_of(file) is None or stamp[1] > self.config.crawl.max_file_bytes:
-            self.index.remove_file(file)
+            self.remove_file(Path(file))
             return False
         try:
             text = read_regular_text(path, self.config.crawl.max_file_bytes)
         except (OSError, UnicodeDecodeError):
-            self.index.remove_file(file)
+            self.remove_file(Path(file))
             return False
-        self.index.set_file(file, stamp, self._entries(file, text))
+        entries, texts = self._entries(file, text)
+        self.index.set_file(file, stamp, entries)
+        self._queue(file, stamp, texts)
         return True
 
     def remove_file(self, path: Path) -> None:
+        self._unqueue(str(path))
         self.index.remove_file(str(path))
 
     def set_document(self, path: Path, version: int, text: str) -> bool:
@@ -158,12 +217,13 @@ class WorkspaceIndex:
         # vendored code) shadows its file with no chunks; parsing it would hold the GIL for
         # seconds on every edit, stalling the server's event loop.
         too_big = len(text) > self.config.crawl.max_file_bytes
-        entries = [] if too_big else self._entries(file, lsp_line_breaks(text))
+        entries, texts = ([], []) if too_big else self._entries(file, lsp_line_breaks(text))
         with self._lock:
             held = self.open_docs.get(file)
             if held is not None and held > version:
                 return False
             self.index.set_file(file, ("open", version), entries)
+            self._queue(file, ("open", version), texts)
             self.open_docs[file] = version  # after the chunks: a reader seeing it finds them
         return True
 
@@ -176,8 +236,9 @@ class WorkspaceIndex:
         if self.config.cache_dir is None:
             return None
         disk_files = {f for f in self.index.files if f not in self.open_docs}
-        return save_index(self.index, cache_folder(self.config.cache_dir, self.root), self.root,
-                          self.embedder_id, disk_files)
+        with self._save_lock:  # the refresh and the embedding worker both save
+            return save_index(self.index, cache_folder(self.config.cache_dir, self.root), self.root,
+                              self.embedder_id, disk_files)
 
     # -- questions ---------------------------------------------------------------------------
 
@@ -205,9 +266,28 @@ class WorkspaceIndex:
         chunk = self.query_chunk(file, text, start_line, end_line)
         if not chunk.text.strip():
             return []  # a blank selection or an empty file is like nothing (fusion would rank anything)
-        with self._lock:  # an update in progress (a document being embedded) lands first
+        vector = self._stored_vector(file, chunk) if signals != "lexical" else None
+        if vector is None and signals != "lexical":
+            vector = self.encoder.embed(chunk.text)
+        with self._lock:  # an update in progress (a document being chunked) lands first
             return self.index.search(fingerprint(chunk.text, chunk.language), limit, exclude_file=file,
-                                     exclude_lines=(chunk.start_line, chunk.end_line), signals=signals)
+                                     exclude_lines=(chunk.start_line, chunk.end_line), signals=signals,
+                                     vector=vector)
+
+    def _stored_vector(self, file: str, chunk: Chunk):
+        """The index's vector for ``chunk`` when the query is an indexed chunk of ``file`` as
+        it stands (same lines, same opening lines -- a selection of a method's whole lines
+        keeps its indentation, so it differs and is embedded): it saves running the encoder."""
+        index = self.index
+        preview = "\n".join(chunk.text.split("\n")[:self.config.index.preview_lines])
+        with index.lock:
+            record = index.files.get(file)
+            for slot in record.slots if record is not None else ():
+                e = index.entries[slot]
+                if (e is not None and index.embedded[slot] and e.preview == preview
+                        and (e.start_line, e.end_line) == (chunk.start_line, chunk.end_line)):
+                    return index.vectors[slot].copy()
+        return None
 
     def duplicates(self, file: str) -> list[Duplicate]:
         """Functions and classes of ``file`` whose best match elsewhere reaches the threshold."""
@@ -219,8 +299,50 @@ class WorkspaceIndex:
             entry = self.index.entries[slot]
             if entry is None or entry.kind not in ("function", "class"):
                 continue
+            with self.index.lock:
+                vector = self.index.vectors[slot].copy() if self.index.embedded[slot] else None
             hits = self.index.search(entry.fingerprint, 1, exclude_file=file,
-                                     exclude_lines=(entry.start_line, entry.end_line))
+                                     exclude_lines=(entry.start_line, entry.end_line), vector=vector)
             if hits and hits[0].score >= self.config.duplicate_threshold:
                 out.append(Duplicate(entry, hits[0]))
         return out
+
+
+class EmbeddingWorker:
+    """A daemon thread that embeds ``workspace``'s queued chunks whenever some arrive.
+
+    ``progress(embedded, chunks)`` after every batch; ``done()`` each time the queue runs
+    dry (the server re-publishes hints and status, and the cache is saved with the vectors)."""
+
+    def __init__(self, workspace: WorkspaceIndex, progress: Callable[[int, int], None] | None = None,
+                 done: Callable[[], None] | None = None) -> None:
+        self.workspace = workspace
+        self._progress = progress
+        self._done = done
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="similarity-embed", daemon=True)
+        workspace.on_pending = self._wake.set
+
+    def start(self) -> None:
+        self._wake.set()  # whatever the first refresh queued
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                n = self.workspace.embed_pending(self._stop, self._progress)
+                if n and not self._stop.is_set():
+                    self.workspace.save()
+                    if self._done is not None:
+                        self._done()
+            except Exception:  # noqa: BLE001 - logged; lexical search goes on without vectors
+                log.exception("embedding chunks failed")
