@@ -233,7 +233,10 @@ def _corrupt(folder: Path, how: str) -> None:
                                  "older format"])
 async def test_a_bad_similarity_cache_is_rebuilt_not_trusted(workspace, tmp_path, how, options):
     cache = tmp_path / "cache"
-    WorkspaceIndex(workspace, WorkspaceConfig(cache_dir=cache)).refresh()  # what the server saves
+    saved = WorkspaceIndex(workspace, WorkspaceConfig(cache_dir=cache))  # what the server saves:
+    saved.refresh()
+    saved.embed_pending()  # the vectors too (a file saved with vectors pending is re-read)
+    saved.save()
     folder = cache_folder(cache, workspace)
     assert (folder / "index.npz").is_file()
     _corrupt(folder, how)

@@ -314,6 +314,8 @@ class EmbeddingWorker:
     ``progress(embedded, chunks)`` after every batch; ``done()`` each time the queue runs
     dry (the server re-publishes hints and status, and the cache is saved with the vectors)."""
 
+    QUIET_SECONDS = 1.0
+
     def __init__(self, workspace: WorkspaceIndex, progress: Callable[[int, int], None] | None = None,
                  done: Callable[[], None] | None = None) -> None:
         self.workspace = workspace
@@ -335,11 +337,18 @@ class EmbeddingWorker:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait()
-            self._wake.clear()
+            # Every edit of an open document queues its chunks again: wait until nothing has
+            # arrived for ``QUIET_SECONDS``, so the encoder does not run between keystrokes,
+            # competing with the completions the user is waiting for.
+            while self._wake.is_set() and not self._stop.is_set():
+                self._wake.clear()
+                self._wake.wait(self.QUIET_SECONDS)
             if self._stop.is_set():
                 return
             try:
-                n = self.workspace.embed_pending(self._stop, self._progress)
+                # New work arriving (the user typing again) ends this round after the current
+                # batch; what is left stays queued for the next quiet moment.
+                n = self.workspace.embed_pending(self._wake, self._progress)
                 if n and not self._stop.is_set():
                     self.workspace.save()
                     if self._done is not None:
