@@ -105,7 +105,7 @@ class WorkspaceIndex:
         with self._pending_lock:
             return sum(len(texts) for _, texts in self._pending.values())
 
-    def embed_pending(self, cancel: threading.Event | None = None,
+    def embed_pending(self, cancel: threading.Event | _Interrupt | None = None,
                       progress: Callable[[int, int], None] | None = None) -> int:
         """Embed every queued chunk, a batch at a time, without holding the index's lock while
         the encoder runs (searches go on meanwhile); the number of chunks embedded.
@@ -308,6 +308,16 @@ class WorkspaceIndex:
         return out
 
 
+class _Interrupt:
+    """``embed_pending``'s cancel flag: stopping, or new work queued since the round began."""
+
+    def __init__(self, stop: threading.Event, newer: Callable[[], bool]) -> None:
+        self._stop, self._newer = stop, newer
+
+    def is_set(self) -> bool:
+        return self._stop.is_set() or self._newer()
+
+
 class EmbeddingWorker:
     """A daemon thread that embeds ``workspace``'s queued chunks whenever some arrive.
 
@@ -323,8 +333,13 @@ class EmbeddingWorker:
         self._done = done
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._queued = 0  # chunks queued so far (a counter: set from the editing thread, read here)
         self._thread = threading.Thread(target=self._run, name="similarity-embed", daemon=True)
-        workspace.on_pending = self._wake.set
+        workspace.on_pending = self._on_pending
+
+    def _on_pending(self) -> None:
+        self._queued += 1
+        self._wake.set()
 
     def start(self) -> None:
         self._wake.set()  # whatever the first refresh queued
@@ -337,18 +352,23 @@ class EmbeddingWorker:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait()
+            self._wake.clear()  # before the quiet wait: anything queued from here on wakes the next round
             # Every edit of an open document queues its chunks again: wait until nothing has
-            # arrived for ``QUIET_SECONDS``, so the encoder does not run between keystrokes,
-            # competing with the completions the user is waiting for.
-            while self._wake.is_set() and not self._stop.is_set():
-                self._wake.clear()
-                self._wake.wait(self.QUIET_SECONDS)
-            if self._stop.is_set():
-                return
+            # been queued for ``QUIET_SECONDS``, so the encoder does not run between
+            # keystrokes, competing with the completions the user is waiting for.  The thread
+            # sleeps through the edits (a counter is compared, nothing wakes it per keystroke:
+            # a thousand wake-ups a second cost the event loop the GIL).
+            while True:
+                seen = self._queued
+                if self._stop.wait(self.QUIET_SECONDS):
+                    return
+                if self._queued == seen:
+                    break
             try:
                 # New work arriving (the user typing again) ends this round after the current
                 # batch; what is left stays queued for the next quiet moment.
-                n = self.workspace.embed_pending(self._wake, self._progress)
+                n = self.workspace.embed_pending(_Interrupt(self._stop, lambda seen=seen: self._queued != seen),
+                                                 self._progress)
                 if n and not self._stop.is_set():
                     self.workspace.save()
                     if self._done is not None:
