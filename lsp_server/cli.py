@@ -38,44 +38,31 @@ def existing_dir(text: str) -> Path:
     return p
 
 
-def positive_float(text: str) -> float:
+def _number(text: str, parse: Callable[[str], float], kind: str, ok: Callable[[float], bool], rule: str):
+    """``parse(text)``, or an argparse error saying it is not ``kind`` or breaks ``rule``."""
     try:
-        value = float(text)
+        value = parse(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number: {text}")
+        raise argparse.ArgumentTypeError(f"not {kind}: {text}") from None
+    if not ok(value) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{rule}: {text}")
     return value
+
+
+def positive_float(text: str) -> float:
+    return _number(text, float, "a number", lambda v: v > 0, "must be a positive number")
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
-    return value
+    return _number(text, int, "an integer", lambda v: v > 0, "must be positive")
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return value
+    return _number(text, int, "an integer", lambda v: v >= 0, "must not be negative")
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number from 0 up: {text}")
-    return value
+    return _number(text, float, "a number", lambda v: v >= 0, "must be a number from 0 up")
 
 
 def run(command: Callable[[argparse.Namespace], object], args: argparse.Namespace) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from lsp_server.similarity.encoder import CodeEncoder
 from lsp_server.similarity.index import FUSION_WEIGHTS_FILE, SIGNALS
-from training.eval_clones import CloneSet
+from training.eval_clones import CloneSet, average_precision_at_r
 
 GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0)
 
@@ -34,6 +34,7 @@ class ScoredSet:
     name: str
     labels: np.ndarray
     scores: dict[str, np.ndarray]
+    queries: list[tuple[int, int]]  # (item, R), as ``CloneSet.queries``
 
     @staticmethod
     def of(path: Path, split: str, encoder: CodeEncoder | None) -> ScoredSet:
@@ -46,19 +47,14 @@ class ScoredSet:
                 matrix[i] = row[name][:n]
         for matrix in scores.values():
             np.fill_diagonal(matrix, -np.inf)
-        return ScoredSet(f"{path.name} ({split})", np.array(clones.labels), scores)
+        return ScoredSet(f"{path.name} ({split})", np.array(clones.labels), scores, clones.queries())
 
     def map_at_r(self, weights: dict[str, float]) -> float:
         fused = sum(w * self.scores[name] for name, w in weights.items() if w and name in self.scores)
-        same = self.labels[:, None] == self.labels[None, :]
         aps = []
-        for i in range(len(self.labels)):
-            r = int(same[i].sum()) - 1
-            if r == 0:
-                continue
+        for i, r in self.queries:
             top = np.argsort(-fused[i], kind="stable")[:r]
-            hits = same[i, top]
-            aps.append(float((np.cumsum(hits) / np.arange(1, r + 1) * hits).sum() / r))
+            aps.append(average_precision_at_r(list(self.labels[top]), self.labels[i], r))
         return float(np.mean(aps))
 
 

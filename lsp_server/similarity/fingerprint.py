@@ -21,6 +21,7 @@ import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -105,8 +106,13 @@ def feature_counts(tokens: list[Token]) -> tuple[Counter, Counter]:
     return words, shape
 
 
+@lru_cache(maxsize=2048)
 def fingerprint(code: str, language: str = "python") -> Fingerprint:
-    """Every bag of ``code``; ``language`` is a tree-sitter grammar name or "text"."""
+    """Every bag of ``code``; ``language`` is a tree-sitter grammar name or "text".
+
+    Cached: every edit of an open document re-chunks the whole file, and all its chunks but
+    the one being typed in are the same text as a keystroke ago.  (Fingerprints are frozen,
+    so sharing one is safe.)"""
     words = fingerprint_tokens(tokenize(code, language))
     interface, structure = structure_counts(code, language)
     return replace(words, interface=Bag.from_counts(Counter({"i:" + k: v for k, v in interface.items()})),

@@ -50,7 +50,8 @@ def shipped_fusion_weights() -> dict[str, float]:
 
 @dataclass(frozen=True)
 class IndexConfig:
-    weights: dict[str, float] = field(default_factory=shipped_fusion_weights)
+    # a copy per config: the cached dict is shared by every caller
+    weights: dict[str, float] = field(default_factory=lambda: dict(shipped_fusion_weights()))
     preview_lines: int = 3
 
 
