@@ -234,6 +234,8 @@ class SimilarityService:
         """didOpen / didChange: coalesce into one queued update of the open documents."""
         if self.workspace is None:
             return
+        if self.embedder is not None:
+            self.embedder.touch()
         with self._dirty_lock:
             queued = bool(self._dirty or self._closed)
             self._dirty.add(params.text_document.uri)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -295,6 +296,70 @@ def test_embeddings_fill_in_behind_lexical_results(tmp_path, encoder):
     report = again.refresh()
     assert report.from_cache == 2 and again.pending_chunks() == 0  # vectors came from the cache
     assert again.index.embedding_progress() == (n, n)
+
+
+class CountingEncoder:
+    """The real encoder, counting the texts it is asked to embed."""
+
+    def __init__(self, encoder: CodeEncoder) -> None:
+        self.inner, self.texts = encoder, 0
+        self.dim, self.identity = encoder.dim, encoder.identity
+
+    def embed(self, text: str) -> np.ndarray:
+        return self.inner.embed(text)
+
+    def embed_many(self, texts: list[str]) -> np.ndarray:
+        self.texts += len(texts)
+        return self.inner.embed_many(texts)
+
+
+def test_an_edit_re_embeds_only_the_chunk_that_changed(tmp_path, encoder):
+    """Typing in one function of an open document must not send the whole file back to the
+    encoder, and undoing an edit gets every vector back at once."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "a.py").write_text(PY)
+    counting = CountingEncoder(encoder)
+    ws = WorkspaceIndex(root, WorkspaceConfig(), counting)
+    ws.refresh()
+    ws.set_document(root / "a.py", 1, PY)
+    ws.embed_pending()
+    chunks = len(ws.index.files[str(root / "a.py")].slots)
+    assert chunks >= 3
+    counting.texts = 0
+    edited = PY.replace("size += os.path.getsize(path)", "size += os.stat(path).st_size")
+    ws.set_document(root / "a.py", 2, edited)
+    ws.embed_pending()
+    assert counting.texts == 1  # total_size only
+    assert ws.index.embedding_progress() == (len(ws.index), len(ws.index))
+    ws.set_document(root / "a.py", 3, PY)  # undo: every chunk's text is known
+    assert ws.pending_chunks() == 0 and counting.texts == 1
+    assert ws.index.embedding_progress() == (len(ws.index), len(ws.index))
+
+
+def test_the_encoder_waits_while_the_user_types(tmp_path, encoder):
+    """The background encoder competes with completions for the cores: while edits keep
+    coming it embeds nothing, and once they stop it finishes the queue."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    for i in range(3):
+        (root / f"m{i}.py").write_text(PY.replace("total_size", f"total_size_{i}"))
+    ws = WorkspaceIndex(root, WorkspaceConfig(), encoder)
+    ws.refresh()
+    n = len(ws.index)
+    drained = threading.Event()
+    worker = EmbeddingWorker(ws, done=drained.set)
+    worker.start()
+    try:
+        typing_until = time.monotonic() + 3 * EmbeddingWorker.QUIET_SECONDS
+        while time.monotonic() < typing_until:
+            worker.touch()  # what the server does on every didChange
+            time.sleep(0.05)
+        assert ws.index.embedding_progress() == (0, n) and ws.pending_chunks() == n
+        assert drained.wait(60)
+        assert ws.index.embedding_progress() == (n, n)
+    finally:
+        worker.stop()
 
 
 def test_average_precision_at_r():

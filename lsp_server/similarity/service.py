@@ -19,9 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from lsp_server.documents import lsp_line_breaks
 from lsp_server.files import read_regular_text
@@ -42,7 +45,10 @@ class WorkspaceConfig:
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    embed_batch: int = 256  # chunks per encoder call in the background (progress and staleness checks per batch)
+    # Chunks per encoder call in the background: the worker yields to the user's typing
+    # between calls, so one call (~0.25 s at 64 on two cores) is the most it can delay them.
+    embed_batch: int = 64
+    remembered_vectors: int = 4096  # open documents' chunk vectors kept by text (~0.5 KB each)
     cache_dir: Path | None = None  # None: nothing persisted
     duplicate_threshold: float = 0.8  # hint when a chunk's best match scores at least this
 
@@ -61,6 +67,10 @@ class RefreshReport:
 class Duplicate:
     entry: Entry  # the chunk in the document
     match: Hit  # its nearest neighbour elsewhere
+
+
+def _is_open(stamp: object) -> bool:
+    return isinstance(stamp, tuple) and stamp[:1] == ("open",)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -86,6 +96,9 @@ class WorkspaceIndex:
         self._pending: dict[str, tuple[object, list[str]]] = {}
         self._pending_lock = threading.Lock()
         self.on_pending: Callable[[], None] | None = None  # the background worker's wake-up
+        self._known: OrderedDict[str, np.ndarray] = OrderedDict()  # open documents' chunk text -> vector
+        self._known_lock = threading.Lock()
+        self._unsaved = False  # vectors of files on disk computed since the last save
 
     # -- embeddings, behind the lexical index ------------------------------------------------
 
@@ -100,6 +113,12 @@ class WorkspaceIndex:
     def _unqueue(self, file: str) -> None:
         with self._pending_lock:
             self._pending.pop(file, None)
+
+    def take_unsaved(self) -> bool:
+        """Whether vectors of files on disk were computed since the last call (the cache is
+        worth saving; an open document's are not saved)."""
+        unsaved, self._unsaved = self._unsaved, False
+        return unsaved
 
     def pending_chunks(self) -> int:
         with self._pending_lock:
@@ -122,16 +141,47 @@ class WorkspaceIndex:
                     size += len(texts)
             if not batch:
                 break
-            vectors = self.encoder.embed_many([t for _, _, texts in batch for t in texts])
-            at = 0
-            for file, stamp, texts in batch:
+            texts = [t for _, _, file_texts in batch for t in file_texts]
+            with self._known_lock:
+                computed = {t: self._known[t] for t in texts if t in self._known}
+            new = list(dict.fromkeys(t for t in texts if t not in computed))
+            if new:
+                computed.update(zip(new, self.encoder.embed_many(new), strict=True))
+            for file, stamp, file_texts in batch:
+                vectors = np.stack([computed[t] for t in file_texts])
                 # False when the file changed meanwhile: its new text is queued already.
-                if self.index.set_vectors(file, stamp, vectors[at:at + len(texts)]):
-                    embedded += len(texts)
-                at += len(texts)
+                if self.index.set_vectors(file, stamp, vectors):
+                    embedded += len(file_texts)
+                    if _is_open(stamp):
+                        self._remember(file_texts, vectors)
+                    else:
+                        self._unsaved = True
             if progress is not None:
                 progress(*self.index.embedding_progress())
         return embedded
+
+    def _remember(self, texts: list[str], vectors: np.ndarray) -> None:
+        """Keep open documents' chunk vectors by text: an edit changes one chunk of a file,
+        and its other chunks get their vectors back at once instead of waiting to be
+        embedded again."""
+        with self._known_lock:
+            for text, vector in zip(texts, vectors, strict=True):
+                self._known[text] = vector
+                self._known.move_to_end(text)
+            while len(self._known) > self.config.remembered_vectors:
+                self._known.popitem(last=False)
+
+    def _put(self, file: str, stamp: object, entries: list[Entry], texts: list[str]) -> None:
+        """Index ``file``'s chunks: with their vectors when every text is remembered, else
+        queued for the encoder."""
+        with self._known_lock:
+            known = [self._known.get(t) for t in texts]
+        vectors = np.stack(known) if texts and all(v is not None for v in known) else None
+        self.index.set_file(file, stamp, entries, vectors)
+        if vectors is None:
+            self._queue(file, stamp, texts)
+        else:
+            self._unqueue(file)
 
     # -- keeping in step ---------------------------------------------------------------------
 
@@ -195,8 +245,7 @@ class WorkspaceIndex:
             self.remove_file(Path(file))
             return False
         entries, texts = self._entries(file, text)
-        self.index.set_file(file, stamp, entries)
-        self._queue(file, stamp, texts)
+        self._put(file, stamp, entries, texts)
         return True
 
     def remove_file(self, path: Path) -> None:
@@ -222,8 +271,7 @@ class WorkspaceIndex:
             held = self.open_docs.get(file)
             if held is not None and held > version:
                 return False
-            self.index.set_file(file, ("open", version), entries)
-            self._queue(file, ("open", version), texts)
+            self._put(file, ("open", version), entries, texts)
             self.open_docs[file] = version  # after the chunks: a reader seeing it finds them
         return True
 
@@ -309,20 +357,24 @@ class WorkspaceIndex:
 
 
 class _Interrupt:
-    """``embed_pending``'s cancel flag: stopping, or new work queued since the round began."""
+    """``embed_pending``'s cancel flag: stopping, or the user busy again."""
 
-    def __init__(self, stop: threading.Event, newer: Callable[[], bool]) -> None:
-        self._stop, self._newer = stop, newer
+    def __init__(self, stop: threading.Event, busy: Callable[[], bool]) -> None:
+        self._stop, self._busy = stop, busy
 
     def is_set(self) -> bool:
-        return self._stop.is_set() or self._newer()
+        return self._stop.is_set() or self._busy()
 
 
 class EmbeddingWorker:
-    """A daemon thread that embeds ``workspace``'s queued chunks whenever some arrive.
+    """A daemon thread that embeds ``workspace``'s queued chunks while the user is not typing.
 
+    The encoder competes with completions for the same cores, so it runs only after
+    ``QUIET_SECONDS`` without editor activity (``touch()``, called by the server on every
+    open and edit, on the event loop: one clock read, nothing woken) and stops between two
+    batches as soon as the user is active again; what is left waits for the next pause.
     ``progress(embedded, chunks)`` after every batch; ``done()`` each time the queue runs
-    dry (the server re-publishes hints and status, and the cache is saved with the vectors)."""
+    dry (the server re-publishes hints and status)."""
 
     QUIET_SECONDS = 1.0
 
@@ -333,13 +385,16 @@ class EmbeddingWorker:
         self._done = done
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._queued = 0  # chunks queued so far (a counter: set from the editing thread, read here)
+        self._active_at = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="similarity-embed", daemon=True)
-        workspace.on_pending = self._on_pending
+        workspace.on_pending = self._wake.set
 
-    def _on_pending(self) -> None:
-        self._queued += 1
-        self._wake.set()
+    def touch(self) -> None:
+        """The user did something: hold the encoder back for a quiet moment."""
+        self._active_at = time.monotonic()
+
+    def _busy(self) -> bool:
+        return time.monotonic() - self._active_at < self.QUIET_SECONDS
 
     def start(self) -> None:
         self._wake.set()  # whatever the first refresh queued
@@ -350,28 +405,23 @@ class EmbeddingWorker:
         self._wake.set()
 
     def _run(self) -> None:
+        workspace = self.workspace
         while not self._stop.is_set():
             self._wake.wait()
-            self._wake.clear()  # before the quiet wait: anything queued from here on wakes the next round
-            # Every edit of an open document queues its chunks again: wait until nothing has
-            # been queued for ``QUIET_SECONDS``, so the encoder does not run between
-            # keystrokes, competing with the completions the user is waiting for.  The thread
-            # sleeps through the edits (a counter is compared, nothing wakes it per keystroke:
-            # a thousand wake-ups a second cost the event loop the GIL).
-            while True:
-                seen = self._queued
-                if self._stop.wait(self.QUIET_SECONDS):
-                    return
-                if self._queued == seen:
+            self._wake.clear()  # before looking at the queue: anything queued from here on wakes the next round
+            embedded = 0
+            while not self._stop.is_set() and workspace.pending_chunks():
+                idle = time.monotonic() - self._active_at
+                if idle < self.QUIET_SECONDS:
+                    self._stop.wait(self.QUIET_SECONDS - idle)
+                    continue
+                try:
+                    embedded += workspace.embed_pending(_Interrupt(self._stop, self._busy), self._progress)
+                except Exception:  # noqa: BLE001 - logged; lexical search goes on without vectors
+                    log.exception("embedding chunks failed")
                     break
-            try:
-                # New work arriving (the user typing again) ends this round after the current
-                # batch; what is left stays queued for the next quiet moment.
-                n = self.workspace.embed_pending(_Interrupt(self._stop, lambda seen=seen: self._queued != seen),
-                                                 self._progress)
-                if n and not self._stop.is_set():
-                    self.workspace.save()
-                    if self._done is not None:
-                        self._done()
-            except Exception:  # noqa: BLE001 - logged; lexical search goes on without vectors
-                log.exception("embedding chunks failed")
+            if embedded and not self._stop.is_set():
+                if workspace.take_unsaved():
+                    workspace.save()
+                if self._done is not None:
+                    self._done()
