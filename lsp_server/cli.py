@@ -196,11 +196,25 @@ def _workspace(root: Path, cache_dir: Path | None):
 
 
 def _cmd_index(args: argparse.Namespace) -> None:
+    import time
+
     workspace = _workspace(args.folder, args.cache_dir)
     report = workspace.refresh()
     print(f"indexed {args.folder}: {report.files:,} files, {report.chunks:,} chunks "
           f"({report.indexed:,} read, {report.from_cache:,} from cache, {report.removed:,} gone) "
-          f"in {report.seconds:.1f}s; cache in {workspace.save()}")
+          f"in {report.seconds:.1f}s; lexical search ready", flush=True)
+    # The second pass the server runs in the background: embeddings of what is new or changed.
+    t0, shown = time.perf_counter(), [0.0]
+
+    def progress(done: int, total: int) -> None:
+        if time.perf_counter() - shown[0] >= 5 or done == total:
+            shown[0] = time.perf_counter()
+            print(f"  embedded {done:,}/{total:,} chunks", flush=True)
+
+    n = workspace.embed_pending(progress=progress)
+    done, total = workspace.index.embedding_progress()
+    print(f"embedded {n:,} chunks in {time.perf_counter() - t0:.1f}s ({done:,}/{total:,} have vectors); "
+          f"cache in {workspace.save()}")
 
 
 def _cmd_similar(args: argparse.Namespace) -> None:
@@ -208,6 +222,8 @@ def _cmd_similar(args: argparse.Namespace) -> None:
     path = where.path
     workspace = _workspace(args.workspace or path.resolve().parent, args.cache_dir)
     workspace.refresh()
+    if args.signals != "lexical" and workspace.embed_pending():
+        workspace.save()  # the vectors, for the next run
     hits = workspace.find_similar(str(path.resolve()), where.text, where.start - 1, where.end - 1, args.limit,
                                   signals=args.signals)
     if not hits:

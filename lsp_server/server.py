@@ -54,7 +54,7 @@ class GhostlineServer(LanguageServer):
         self.similarity = SimilarityService(
             settings=lambda: self.settings, documents=lambda: self.workspace,
             publish_diagnostics=self.text_document_publish_diagnostics, progress=self.client_progress,
-            show_error=self.show_error, on_loop=self.on_loop)
+            show_error=self.show_error, on_loop=self.on_loop, on_status=self.send_status)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
 
@@ -112,6 +112,8 @@ class GhostlineServer(LanguageServer):
             "model": models.label(self.settings),
             "lastLatencyMs": None if latency is None else round(1000 * latency, 1),
             "message": message or models.error,
+            # {files, chunks, embedded, ready}: lexical search works once ready, dense as chunks embed
+            "similarity": self.similarity.status(),
         })
 
     def show_warning(self, message: str) -> None:

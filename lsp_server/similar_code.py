@@ -4,7 +4,9 @@
 (``similarity/service.py``); the server's handlers call it on each event:
 
 * after ``initialized`` the workspace is indexed in a worker thread, with ``$/progress``
-  when the client supports it, and the cache folder makes restarts cheap;
+  when the client supports it, and the cache folder makes restarts cheap; lexical search is
+  ready when that pass ends, and the chunks' embeddings fill in behind it in a second
+  thread (``EmbeddingWorker``), counted in ``ghostline/status`` (``similarity``);
 * open documents shadow their files: edits (``didChange``, no save needed) re-chunk the
   document, ``didClose`` goes back to the disk copy, ``workspace/didChangeWatchedFiles``
   and ``didSave`` re-read files changed outside the editor;
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,7 +41,7 @@ from lsp_server.jsonrpc import param
 from lsp_server.settings import ServerSettings
 from lsp_server.similarity.crawl import CrawlConfig
 from lsp_server.similarity.index import Hit
-from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex
+from lsp_server.similarity.service import EmbeddingWorker, WorkspaceConfig, WorkspaceIndex
 from model.adapted import default_cache_dir
 
 FIND_SIMILAR = "ghostline/findSimilar"
@@ -59,13 +62,16 @@ class SimilarityService:
     def __init__(self, *, settings: Callable[[], ServerSettings], documents: Callable[[], Workspace],
                  publish_diagnostics: Callable[[types.PublishDiagnosticsParams], None],
                  progress: Callable[[], Progress | None], show_error: Callable[[str], None],
-                 on_loop: Callable[..., None]) -> None:
+                 on_loop: Callable[..., None], on_status: Callable[[], None] | None = None) -> None:
         self._settings = settings
         self._documents = documents
         self._publish = publish_diagnostics
         self._progress = progress
         self._show_error = show_error
         self._on_loop = on_loop
+        self._on_status = on_status  # re-send ghostline/status (called on the event loop)
+        self._status_sent = 0.0
+        self.embedder: EmbeddingWorker | None = None
         self.workspace: WorkspaceIndex | None = None
         self.ready: Future | None = None
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="similarity-index")
@@ -140,6 +146,35 @@ class SimilarityService:
         log.info("similarity index: %d files, %d chunks (%d re-read, %d from cache) in %.1fs",
                  report.files, report.chunks, report.indexed, report.from_cache, report.seconds)
         self._publish_hints()
+        if not self._stopping:
+            self.embedder = EmbeddingWorker(workspace, progress=self._embedding_progress, done=self._embedded)
+            self.embedder.start()
+        self._send_status(force=True)
+
+    # -- embeddings in the background --------------------------------------------------------
+
+    def status(self) -> dict | None:
+        """What ``ghostline/status`` says of the index: chunks, and how many have vectors yet."""
+        workspace = self.workspace
+        if workspace is None:
+            return None
+        embedded, chunks = workspace.index.embedding_progress()
+        return {"files": len(workspace.index.files), "chunks": chunks, "embedded": embedded,
+                "ready": self.ready is not None and self.ready.done()}
+
+    def _send_status(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._on_status is not None and (force or now - self._status_sent >= 1.0):  # a status bar, not a log
+            self._status_sent = now
+            self._on_loop(self._on_status)
+
+    def _embedding_progress(self, embedded: int, chunks: int) -> None:
+        self._send_status(force=embedded == chunks)
+
+    def _embedded(self) -> None:
+        """The queue ran dry: hints may change now that renamed copies have vectors."""
+        self._send_status(force=True)
+        self._submit(self._publish_hints)
 
     def _sync_open_documents(self) -> None:
         """Make every open document's current text what the index holds for its file."""
@@ -171,6 +206,8 @@ class SimilarityService:
         if self._stopping:
             return
         self._cancel.set()
+        if self.embedder is not None:
+            self.embedder.stop()
         if self.workspace is not None:
             self._saved = self._submit(self.workspace.save)
         self._stopping = True
@@ -187,6 +224,8 @@ class SimilarityService:
     def abandon(self) -> None:
         """At ``exit`` without ``shutdown``: stop indexing; nothing is waited for."""
         self._cancel.set()
+        if self.embedder is not None:
+            self.embedder.stop()
         self._stopping = True
 
     # -- events ------------------------------------------------------------------------------
@@ -195,6 +234,8 @@ class SimilarityService:
         """didOpen / didChange: coalesce into one queued update of the open documents."""
         if self.workspace is None:
             return
+        if self.embedder is not None:
+            self.embedder.touch()
         with self._dirty_lock:
             queued = bool(self._dirty or self._closed)
             self._dirty.add(params.text_document.uri)

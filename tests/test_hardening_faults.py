@@ -233,7 +233,10 @@ def _corrupt(folder: Path, how: str) -> None:
                                  "older format"])
 async def test_a_bad_similarity_cache_is_rebuilt_not_trusted(workspace, tmp_path, how, options):
     cache = tmp_path / "cache"
-    WorkspaceIndex(workspace, WorkspaceConfig(cache_dir=cache)).refresh()  # what the server saves
+    saved = WorkspaceIndex(workspace, WorkspaceConfig(cache_dir=cache))  # what the server saves:
+    saved.refresh()
+    saved.embed_pending()  # the vectors too (a file saved with vectors pending is re-read)
+    saved.save()
     folder = cache_folder(cache, workspace)
     assert (folder / "index.npz").is_file()
     _corrupt(folder, how)
@@ -326,6 +329,8 @@ async def test_exit_without_shutdown_while_indexing_ends_at_once_with_code_1(tmp
     send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "processId": None, "rootUri": root.as_uri(), "initializationOptions": {"cacheDir": str(tmp_path / "c")},
         "capabilities": {"window": {"workDoneProgress": True}}}})
+    header = await asyncio.wait_for(proc.stdout.readuntil(b"\r\n\r\n"), 60)  # the initialize result
+    await proc.stdout.readexactly(int(header.split(b"\r\n")[0].split(b":")[1]))
     send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
     await asyncio.sleep(1.5)  # indexing is under way (progress requests go unanswered)
     proc.stdout._transport.close()  # the client is gone: its end of our stdout too

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +13,10 @@ import pytest
 from lsp_server.languages import language_of
 from lsp_server.similarity.chunking import chunk_text
 from lsp_server.similarity.crawl import CrawlConfig, crawl, parse_gitignore
-from lsp_server.similarity.embedder import CodeEmbedder
+from lsp_server.similarity.encoder import CodeEncoder
 from lsp_server.similarity.fingerprint import BAGS, fingerprint
 from lsp_server.similarity.index import SimilarityIndex, make_entry
-from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex
+from lsp_server.similarity.service import EmbeddingWorker, WorkspaceConfig, WorkspaceIndex
 from lsp_server.similarity.tokens import subwords, tokenize
 from training.eval_clones import average_precision_at_r
 
@@ -68,8 +70,8 @@ function greet(name: string) {
 
 
 @pytest.fixture(scope="module")
-def embedder() -> CodeEmbedder:
-    return CodeEmbedder.load()
+def encoder() -> CodeEncoder:
+    return CodeEncoder.load()
 
 
 def test_subwords_split_every_naming_style():
@@ -133,13 +135,14 @@ def test_crawl_honours_gitignore_size_limit_and_symlink_loops(tmp_path):
     assert len(list(crawl(tmp_path, CrawlConfig(max_files=1)))) == 1
 
 
-def test_index_updates_replace_a_files_chunks(embedder):
-    index = SimilarityIndex(embedder)
+def test_index_updates_replace_a_files_chunks(encoder):
+    index = SimilarityIndex(encoder.dim)
     chunks = chunk_text(PY, "python")
-    index.set_file("a.py", 1, [make_entry("a.py", c) for c in chunks])
-    index.set_file("b.py", 1, [make_entry("b.py", c) for c in chunks])
+    vectors = encoder.embed_many([c.text for c in chunks])
+    index.set_file("a.py", 1, [make_entry("a.py", c) for c in chunks], vectors)
+    index.set_file("b.py", 1, [make_entry("b.py", c) for c in chunks], vectors)
     query = fingerprint(chunks[-1].text)
-    best = index.search(query, 1, exclude_file="a.py")[0]
+    best = index.search(query, 1, exclude_file="a.py", vector=vectors[-1])[0]
     assert (best.entry.file, best.entry.name) == ("b.py", "total_size")
     assert best.score == pytest.approx(1.0, abs=1e-3)
     index.set_file("b.py", 2, [make_entry("b.py", chunks[0])])  # b.py edited: only the class is left
@@ -150,16 +153,16 @@ def test_index_updates_replace_a_files_chunks(embedder):
     assert len(index) == len(chunks) and len(index.entries) == len(chunks)
 
 
-def test_many_updates_keep_search_exact(embedder):
+def test_many_updates_keep_search_exact(encoder):
     """Delta segment, rebuilds and compaction must give the same scores as a fresh index."""
     rng = np.random.default_rng(0)
     bodies = [f"def f{i}(x):\n    y = x * {i}\n    return y + {i % 7} - len(str(x))\n" for i in range(300)]
-    index = SimilarityIndex(embedder)
+    index = SimilarityIndex(encoder.dim)
     for step in range(900):
         i = int(rng.integers(300))
         c = chunk_text(bodies[i], "python")
         index.set_file(f"m{i}.py", step, [make_entry(f"m{i}.py", ch) for ch in c])
-    fresh = SimilarityIndex(embedder)
+    fresh = SimilarityIndex(encoder.dim)
     for file, record in index.files.items():
         fresh.set_file(file, 0, [index.entries[s] for s in record.slots])
     q = fingerprint(bodies[5])
@@ -176,8 +179,11 @@ def test_workspace_index_persists_and_reuses_the_cache(tmp_path):
     (root / "a.py").write_text(PY)
     (root / "b.py").write_text(PY.replace("total_size", "sum_sizes"))
     config = WorkspaceConfig(cache_dir=tmp_path / "cache")
-    first = WorkspaceIndex(root, config).refresh()
+    ws = WorkspaceIndex(root, config)
+    first = ws.refresh()
     assert (first.files, first.indexed, first.from_cache) == (2, 2, 0)
+    ws.embed_pending()  # a file is cached once its vectors are in
+    ws.save()
     (root / "c.py").write_text(PY)
     (root / "b.py").unlink()
     again = WorkspaceIndex(root, config)
@@ -219,6 +225,141 @@ def test_an_older_text_of_an_open_document_never_replaces_a_newer_one(tmp_path):
     assert not ws.set_document(b, 1, PY)  # the copy, read before the edit, lands late
     hits = ws.find_similar(str(root / "a.py"), PY, 19, 24, limit=3)
     assert all(Path(h.entry.file).name == "a.py" for h in hits)
+
+
+def test_encoder_vectors_are_unit_length_and_batch_independent(encoder):
+    texts = [c.text for c in chunk_text(PY, "python")]
+    together = encoder.embed_many(texts)
+    assert together.shape == (len(texts), encoder.dim) and together.dtype == np.float32
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-4)
+    # Padding to the longest chunk of a batch must not change a chunk's vector.
+    alone = np.stack([encoder.embed(t) for t in texts])
+    assert np.allclose(together, alone, atol=2e-2)
+
+
+def test_pending_vectors_are_no_dense_candidates(encoder):
+    """A chunk whose vector is not computed yet has no dense score (NaN), is ranked by the
+    lexical signal alone, and ranks once ``set_vectors`` fills it in."""
+    chunks = chunk_text(PY, "python")
+    vectors = encoder.embed_many([c.text for c in chunks])
+    index = SimilarityIndex(encoder.dim)
+    index.set_file("a.py", 1, [make_entry("a.py", c) for c in chunks], vectors)
+    index.set_file("b.py", 7, [make_entry("b.py", c) for c in chunks])  # vectors pending
+    assert index.embedding_progress() == (len(chunks), 2 * len(chunks))
+    query, vector = fingerprint(chunks[-1].text), vectors[-1]
+    dense = index.scores(query, vector)["dense"]
+    assert np.isnan(dense[index.files["b.py"].slots]).all() and not np.isnan(dense[index.files["a.py"].slots]).any()
+    assert {h.entry.file for h in index.search(query, 10, signals="dense", vector=vector)} == {"a.py"}
+    assert index.search(query, 1, exclude_file="a.py", vector=vector)[0].entry.file == "b.py"  # lexical finds it
+    assert not index.set_vectors("b.py", 6, vectors)  # computed for an older version: dropped
+    assert index.set_vectors("b.py", 7, vectors)
+    assert index.embedding_progress() == (2 * len(chunks), 2 * len(chunks))
+    dense_hits = index.search(query, 10, signals="dense", vector=vector)
+    assert {h.entry.file for h in dense_hits} == {"a.py", "b.py"}
+    index.compact()  # renumbering keeps every vector with its chunk
+    assert index.embedding_progress() == (2 * len(chunks), 2 * len(chunks))
+    best = index.search(query, 1, exclude_file="a.py", signals="dense", vector=vector)[0]
+    assert (best.entry.name, round(best.dense, 4)) == ("total_size", 1.0)
+
+
+def test_embeddings_fill_in_behind_lexical_results(tmp_path, encoder):
+    """Lexical search works as soon as the refresh returns; the background worker then gives
+    every chunk its vector, only changed files are embedded again, and the cache keeps them."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "a.py").write_text(PY)
+    (root / "b.py").write_text(PY.replace("total_size", "sum_sizes"))
+    ws = WorkspaceIndex(root, WorkspaceConfig(cache_dir=tmp_path / "cache"), encoder)
+    ws.refresh()
+    n = len(ws.index)
+    assert ws.index.embedding_progress() == (0, n) and ws.pending_chunks() == n
+    hits = ws.find_similar(str(root / "a.py"), PY, 19, 24, limit=1)
+    assert hits[0].entry.name == "sum_sizes"  # lexical results before any vector
+    seen: list[tuple[int, int]] = []
+    drained = threading.Event()
+    worker = EmbeddingWorker(ws, progress=lambda done, total: seen.append((done, total)), done=drained.set)
+    worker.start()
+    assert drained.wait(60)
+    assert seen[-1] == (n, n) and ws.pending_chunks() == 0
+    hits = ws.find_similar(str(root / "a.py"), PY, 19, 24, limit=1)
+    assert hits[0].entry.name == "sum_sizes" and hits[0].dense > 0.9  # the dense signal is in
+    drained.clear()
+    ws.set_document(root / "b.py", 1, "def other(x):\n    y = x + 1\n    return y\n")
+    assert drained.wait(60)
+    assert ws.index.embedding_progress() == (len(ws.index), len(ws.index))
+    assert seen[-1] == (len(ws.index), len(ws.index)) and len(seen) == 2  # one more batch: the document
+    worker.stop()
+    ws.close_document(root / "b.py")
+    ws.embed_pending()
+    ws.save()
+    again = WorkspaceIndex(root, WorkspaceConfig(cache_dir=tmp_path / "cache"), encoder)
+    report = again.refresh()
+    assert report.from_cache == 2 and again.pending_chunks() == 0  # vectors came from the cache
+    assert again.index.embedding_progress() == (n, n)
+
+
+class CountingEncoder:
+    """The real encoder, counting the texts it is asked to embed."""
+
+    def __init__(self, encoder: CodeEncoder) -> None:
+        self.inner, self.texts = encoder, 0
+        self.dim, self.identity = encoder.dim, encoder.identity
+
+    def embed(self, text: str) -> np.ndarray:
+        return self.inner.embed(text)
+
+    def embed_many(self, texts: list[str]) -> np.ndarray:
+        self.texts += len(texts)
+        return self.inner.embed_many(texts)
+
+
+def test_an_edit_re_embeds_only_the_chunk_that_changed(tmp_path, encoder):
+    """Typing in one function of an open document must not send the whole file back to the
+    encoder, and undoing an edit gets every vector back at once."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "a.py").write_text(PY)
+    counting = CountingEncoder(encoder)
+    ws = WorkspaceIndex(root, WorkspaceConfig(), counting)
+    ws.refresh()
+    ws.set_document(root / "a.py", 1, PY)
+    ws.embed_pending()
+    chunks = len(ws.index.files[str(root / "a.py")].slots)
+    assert chunks >= 3
+    counting.texts = 0
+    edited = PY.replace("size += os.path.getsize(path)", "size += os.stat(path).st_size")
+    ws.set_document(root / "a.py", 2, edited)
+    ws.embed_pending()
+    assert counting.texts == 1  # total_size only
+    assert ws.index.embedding_progress() == (len(ws.index), len(ws.index))
+    ws.set_document(root / "a.py", 3, PY)  # undo: every chunk's text is known
+    assert ws.pending_chunks() == 0 and counting.texts == 1
+    assert ws.index.embedding_progress() == (len(ws.index), len(ws.index))
+
+
+def test_the_encoder_waits_while_the_user_types(tmp_path, encoder):
+    """The background encoder competes with completions for the cores: while edits keep
+    coming it embeds nothing, and once they stop it finishes the queue."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    for i in range(3):
+        (root / f"m{i}.py").write_text(PY.replace("total_size", f"total_size_{i}"))
+    ws = WorkspaceIndex(root, WorkspaceConfig(), encoder)
+    ws.refresh()
+    n = len(ws.index)
+    drained = threading.Event()
+    worker = EmbeddingWorker(ws, done=drained.set)
+    worker.start()
+    try:
+        typing_until = time.monotonic() + 3 * EmbeddingWorker.QUIET_SECONDS
+        while time.monotonic() < typing_until:
+            worker.touch()  # what the server does on every didChange
+            time.sleep(0.05)
+        assert ws.index.embedding_progress() == (0, n) and ws.pending_chunks() == n
+        assert drained.wait(60)
+        assert ws.index.embedding_progress() == (n, n)
+    finally:
+        worker.stop()
 
 
 def test_average_precision_at_r():

@@ -9,7 +9,7 @@ import pytest
 from lsprotocol import types
 
 from clone_pair import COMBINE, MERGE
-from lsp_helpers import find_similar, running_server, start_line
+from lsp_helpers import find_similar, running_server, start_line, status, until
 
 OTHERS = [
     '''def read_config(path):
@@ -110,6 +110,25 @@ async def test_find_similar_finds_a_rewrite_with_other_names_and_loops(workspace
         items = await find_similar(client, uri, first, first + 7, limit=5)
         assert items[0]["uri"] == (workspace / "d.py").as_uri(), [(i["uri"][-4:], i["preview"][:25]) for i in items]
         assert items[0]["preview"].startswith("def load_settings(filename):")
+
+
+async def test_status_counts_chunks_as_their_embeddings_fill_in(workspace, options):
+    """``ghostline/status`` tells the client how far the background encoder has got: every
+    chunk of the workspace ends up embedded, and findSimilar answers all along."""
+    uri = (workspace / "a.py").as_uri()
+    async with running_server(workspace, options) as client:
+        client.open(uri, A)
+        items = await find_similar(client, uri, 0, 10, limit=5)
+        assert items[0]["uri"] == (workspace / "b.py").as_uri()
+
+        def similarity() -> dict | None:
+            value = status(client, "similarity")
+            return value if value is None or isinstance(value, dict) else value._asdict()
+        await until(lambda: (s := similarity()) is not None and s["ready"] and s["chunks"] > 0
+                    and s["embedded"] == s["chunks"], timeout=60)
+        assert similarity()["files"] == 3
+        items = await find_similar(client, uri, 0, 10, limit=5)
+        assert items[0]["uri"] == (workspace / "b.py").as_uri()
 
 
 async def test_editing_an_open_document_changes_the_results_without_saving(workspace, options):

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from lsp_server.similarity.chunking import Chunk
-from lsp_server.similarity.embedder import CodeEmbedder
-from lsp_server.similarity.index import RANKINGS, Entry, SimilarityIndex, make_entry
+from lsp_server.similarity.encoder import CodeEncoder
+from lsp_server.similarity.index import RANKINGS, Entry, IndexConfig, SimilarityIndex, make_entry
 
 SIGNALS = RANKINGS  # fused, lexical (words + shape), and each signal alone
 SPLITS = ("all", "train", "heldout")
@@ -76,23 +76,30 @@ def average_precision_at_r(ranked_labels: list[str], label: str, r: int) -> floa
 
 @dataclass
 class CloneSet:
-    """One labelled set in one ``SimilarityIndex``, every item a chunk of its own file."""
+    """One labelled set in one ``SimilarityIndex``, every item a chunk of its own file,
+    embedded up front (``vectors``: one row per item, or None without an encoder)."""
 
     labels: list[str]
     entries: list[Entry]
+    vectors: np.ndarray | None
     index: SimilarityIndex
 
     @staticmethod
-    def build(path: Path, embedder: CodeEmbedder | None, split: str = "all") -> CloneSet:
+    def build(path: Path, encoder: CodeEncoder | None, split: str = "all",
+              config: IndexConfig | None = None) -> CloneSet:
         rows = load_items(path, split)
-        index = SimilarityIndex(embedder)
+        index = SimilarityIndex(encoder.dim if encoder else 0, config)
+        vectors = encoder.embed_many([row["code"] for row in rows]) if encoder else None
         entries = []
         for i, row in enumerate(rows):
             code = row["code"]
             chunk = Chunk("function", str(row.get("index", i)), 0, code.count("\n"), code, "python")
             entries.append(make_entry(f"item:{i}", chunk))
-            index.set_file(f"item:{i}", None, [entries[-1]])
-        return CloneSet([str(r["label"]) for r in rows], entries, index)
+            index.set_file(f"item:{i}", None, [entries[-1]], vectors[i:i + 1] if vectors is not None else None)
+        return CloneSet([str(r["label"]) for r in rows], entries, vectors, index)
+
+    def vector(self, i: int) -> np.ndarray | None:
+        return self.vectors[i] if self.vectors is not None else None
 
     def queries(self) -> list[tuple[int, int]]:
         """(item, R) for every item with at least one other item of its label."""
@@ -102,19 +109,21 @@ class CloneSet:
     def map_at_r(self, signal: str) -> float:
         aps = []
         for i, r in self.queries():
-            hits = self.index.search(self.entries[i].fingerprint, limit=r, exclude_file=f"item:{i}", signals=signal)
+            hits = self.index.search(self.entries[i].fingerprint, limit=r, exclude_file=f"item:{i}", signals=signal,
+                                     vector=self.vector(i))
             ranked = [self.labels[int(h.entry.file.split(":")[1])] for h in hits]
             aps.append(average_precision_at_r(ranked, self.labels[i], r))
         return float(np.mean(aps))
 
 
-def evaluate_clones(path: Path, embedder: CodeEmbedder | None = None,
-                    signals: tuple[str, ...] = SIGNALS, split: str = "all") -> ClonesReport:
+def evaluate_clones(path: Path, encoder: CodeEncoder | None = None,
+                    signals: tuple[str, ...] = SIGNALS, split: str = "all",
+                    config: IndexConfig | None = None) -> ClonesReport:
     unknown = [s for s in signals if s not in SIGNALS]
     if unknown:
         raise ValueError(f"unknown signal {unknown[0]!r}; choose from {', '.join(SIGNALS)}")
     t0 = time.perf_counter()
-    embedder = embedder or CodeEmbedder.load()
-    clones = CloneSet.build(path, embedder, split)
-    scores = {signal: clones.map_at_r(signal) for signal in signals if signal != "dense" or embedder is not None}
+    encoder = encoder or CodeEncoder.load()
+    clones = CloneSet.build(path, encoder, split, config)
+    scores = {signal: clones.map_at_r(signal) for signal in signals}
     return ClonesReport(path, len(clones.labels), len(set(clones.labels)), scores, time.perf_counter() - t0)

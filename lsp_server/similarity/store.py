@@ -1,8 +1,11 @@
 """Save and load a SimilarityIndex under the cache folder, so a restart costs a stat per file.
 
 Layout: ``<cache_dir>/similarity-v<FORMAT>/<sha1 of the workspace root>/`` holds ``index.json``
-(format version, root, the embedder's identity, and per file: stamp and chunk metadata)
-and ``index.npz`` (feature bags as flat arrays with offsets, and the dense vectors).  Plain
+(format version, root, the encoder's identity, and per file: stamp, chunk metadata and
+whether its vectors are in) and ``index.npz`` (feature bags as flat arrays with offsets,
+and the dense vectors).  A file whose vectors were still pending at save time is not
+loaded back: the next refresh re-reads it (lexical features in milliseconds) and the
+background encoder embeds it again, since its chunk texts are not cached.  Plain
 JSON and ``allow_pickle=False`` arrays only.  Anything that does not match -- another
 format, another embedder, a truncated file -- is treated as no cache: the index is rebuilt
 from the files, which is always correct, only slower.  Writes go to a temporary file and
@@ -23,7 +26,7 @@ import numpy as np
 from lsp_server.similarity.fingerprint import BAGS, Bag, Fingerprint
 from lsp_server.similarity.index import Entry, SimilarityIndex
 
-FORMAT = 2  # 2: interface and structure bags
+FORMAT = 3  # 3: interface and structure bags, transformer encoder vectors, per-file "embedded" flag
 log = logging.getLogger("lsp_server.similarity")
 
 
@@ -50,14 +53,15 @@ def save_index(index: SimilarityIndex, folder: Path, root: Path, embedder_id: st
             if files is not None and file not in files:
                 continue
             live = [s for s in record.slots if index.entries[s] is not None]
-            records[file] = {"stamp": record.stamp, "chunks": len(live)}
+            records[file] = {"stamp": record.stamp, "chunks": len(live),
+                             "embedded": bool(index.dim) and bool(index.embedded[live].all())}
             for s in live:
                 e = index.entries[s]
                 entries.append([e.kind, e.name, e.start_line, e.end_line, e.end_character, e.preview,
                                 e.fingerprint.n_tokens])
                 slots.append(s)
         bags = {name: _flat([index.entries[s].fingerprint.bag(name) for s in slots]) for name in BAGS}
-        vectors = index.vectors[slots] if index.embedder is not None else np.zeros((len(slots), 0), np.float32)
+        vectors = index.vectors[slots] if index.dim else np.zeros((len(slots), 0), np.float32)
     meta = {"format": FORMAT, "root": str(root), "embedder": embedder_id, "files": records, "entries": entries}
     tmp_npz, tmp_json = folder / "index.tmp.npz", folder / "index.tmp.json"
     arrays = {f"{name}_{part}": a for name, flat in bags.items()
@@ -88,7 +92,7 @@ def load_index(index: SimilarityIndex, folder: Path, embedder_id: str, skip: Col
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("embedder") != embedder_id:
         log.info("similarity cache in %s is for another format or embedder; rebuilding", folder)
         return 0
-    dim = index.vectors.shape[1] if index.embedder is not None else None
+    dim = index.dim or None
     try:
         files = _read_files(meta, folder, dim)
     except Exception as exc:  # noqa: BLE001 - any fault in untrusted cache data means "rebuild"
@@ -119,7 +123,8 @@ def _read_files(meta: dict, folder: Path, dim: int | None) -> list[tuple[str, ob
             fp = Fingerprint(n_tokens=n_tokens, **{name: _bag(arrays, name, j) for name in BAGS})
             batch.append(Entry(file, kind, name, start, end, end_char, preview, fp))
         stamp = tuple(record["stamp"]) if isinstance(record["stamp"], list) else record["stamp"]
-        out.append((file, stamp, batch, vectors[i:i + n] if dim is not None else None))
+        if record.get("embedded", False) or dim is None:
+            out.append((file, stamp, batch, vectors[i:i + n] if dim is not None else None))
         i += n
     return out
 
