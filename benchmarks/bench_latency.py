@@ -2,7 +2,8 @@
 
 Opens a 2,000-line Python file, then simulates typing: at each of N cursor lines it types a
 few characters one by one (didChange) and asks for an inline completion after each
-keystroke.  Reports p50/p95 of request latency with the static-prompt cache on and off,
+keystroke.  Reports p50/p95 of request latency with the static-prompt cache on and off and
+with token healing off (healing re-reads the cursor's line once more per request),
 the first keystroke on each line apart (its prompt is new: nothing is cached yet), and the
 server's resident memory at the end.
 
@@ -44,7 +45,7 @@ def server_rss_mb(client) -> float:
 
 
 async def run(model: str | None, reuse: bool, n_lines: int, keys: int, workdir: Path,
-              line_memory: bool = False) -> tuple[list[float], list[float], float]:
+              line_memory: bool = False, healing: bool = True) -> tuple[list[float], list[float], float]:
     """Latencies of every keystroke, of the first keystroke on each line, and the RSS (MB)."""
     text = two_thousand_lines()
     path = workdir / "big.py"
@@ -52,7 +53,8 @@ async def run(model: str | None, reuse: bool, n_lines: int, keys: int, workdir: 
     uri = path.as_uri()
     # Line memory off by default: this measures the model (with it, many keystrokes on this
     # file are answered by copying an existing line, in well under a millisecond).
-    options = {"debounceMs": 0, "staticPromptReuse": reuse, "maxTokens": 24, "lineMemory": line_memory}
+    options = {"debounceMs": 0, "staticPromptReuse": reuse, "maxTokens": 24, "lineMemory": line_memory,
+               "tokenHealing": healing}
     if model:
         options["modelPath"] = model
     lines = text.split("\n")
@@ -107,11 +109,13 @@ def main() -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        for reuse in (True, False):
-            lat, first, rss = asyncio.run(run(args.model, reuse, args.lines, args.keys, Path(tmp), args.line_memory))
+        for reuse, healing in ((True, True), (True, False), (False, True)):
+            lat, first, rss = asyncio.run(run(args.model, reuse, args.lines, args.keys, Path(tmp), args.line_memory,
+                                              healing))
             ms = [1000 * x for x in lat]
             first_ms = [1000 * x for x in first]
-            print(f"static prompt reuse {'on ' if reuse else 'off'}: {len(ms)} requests, "
+            print(f"static prompt reuse {'on ' if reuse else 'off'}{'' if healing else ', no token healing'}: "
+                  f"{len(ms)} requests, "
                   f"p50 {pct(ms, 0.5):.1f} ms, p95 {pct(ms, 0.95):.1f} ms, mean {statistics.mean(ms):.1f} ms; "
                   f"first key on a line p50 {pct(first_ms, 0.5):.1f} ms, max {max(first_ms):.1f} ms; "
                   f"server RSS {rss:.0f} MB")
