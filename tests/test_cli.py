@@ -68,6 +68,9 @@ def test_bad_serving_and_eval_arguments_get_one_line(tmp_path):
         (["similar", "nofile.py:1-2"], "no such file: nofile.py"),
         (["index", str(tmp_path / "missing")], "not a folder"),
         (["eval", "clones", str(tmp_path / "none.jsonl")], "no such file"),
+        (["eval", "lines", "x.jsonl", "--repos", ".", "--setting", "maxPrefixTokens=many"], "maxPrefixTokens"),
+        (["eval", "lines", "x.jsonl", "--repos", ".", "--setting", "noSuchThing=1"], "unknown setting"),
+        (["eval", "lines", "x.jsonl", "--repos", ".", "--setting", "tokenHealing"], "expected NAME=VALUE"),
         (["serve", "--model", str(tmp_path / "missing")], "not a folder"),
         (["bogus"], "invalid choice"),
     ]

@@ -103,6 +103,26 @@ def _cmd_adapt(args: argparse.Namespace) -> None:
           f"{adapted_dir(root, cache)}; a language server opened on this folder uses it")
 
 
+def setting_pair(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` for ``eval lines --setting``: a server setting's camelCase name and a
+    JSON value (a bare word is a string), checked as the server would check it."""
+    import json
+
+    from lsp_server.settings import parse_settings
+
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    _, warnings = parse_settings({name: value})
+    if warnings:
+        raise argparse.ArgumentTypeError("; ".join(warnings))
+    return name, value
+
+
 def _cmd_eval_lines(args: argparse.Namespace) -> None:
     from training.eval_lines import evaluate_lines
 
@@ -112,6 +132,7 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
                      "tokenHealing": not args.no_token_healing}
     if args.model:
         options["modelPath"] = str(args.model)
+    options.update(dict(args.setting or ()))
     try:
         report = evaluate_lines(args.examples, args.repos, options, limit=args.limit, verbose=True,
                                 adapt_steps=args.adapt_steps if args.adapt else None)
@@ -193,6 +214,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--no-line-memory", action="store_true", help="always ask the model (no copying of existing lines)")
     e.add_argument("--no-token-healing", action="store_true",
                    help="the model starts after the cursor's last token instead of finishing it")
+    e.add_argument("--setting", type=setting_pair, action="append", metavar="NAME=VALUE",
+                   help="a server setting for the run, as the editor would send it (maxPrefixTokens=640); repeatable")
     e.add_argument("--limit", type=positive_int, help="only the first N examples")
     e.add_argument("--dump", type=Path, help="write per-example predictions (JSON lines) here")
     e.add_argument("--adapt", action="store_true",
