@@ -1,9 +1,10 @@
 """Similarity index benchmark: index a repository, restart from the cache, time queries.
 
-    .venv/bin/python benchmarks/bench_index.py [/work/shared/corpus/sqlalchemy] [--queries 300]
+    .venv/bin/python benchmarks/bench_index.py [/work/shared/corpus/sqlalchemy] [--queries 300] [--workers 2]
 
-Reports cold indexing time (crawl, tree-sitter chunking, fingerprints, embeddings, save),
-peak resident memory, the cache's size on disk, a warm restart from the cache, and the
+Reports cold indexing time (crawl, tree-sitter chunking, fingerprints, embeddings, save;
+wall clock and CPU seconds, worker processes included), peak resident memory, the cache's
+size on disk, a warm restart from the cache, and the
 latency of ``find_similar`` (what ``ghostline/findSimilar`` runs: fingerprint the query,
 score both signals over every chunk, fuse) for randomly chosen functions, p50 and p95.
 The figures in docs/similarity.md come from this script.
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from lsp_server.similarity.build import BuildConfig  # noqa: E402
 from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex  # noqa: E402
 
 threadpool_limits(limits=1, user_api="blas")  # as the server does (lsp_server/__main__.py)
@@ -30,8 +32,15 @@ threadpool_limits(limits=1, user_api="blas")  # as the server does (lsp_server/_
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "sqlalchemy"
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the index's worker processes):
+    on a shared machine, the figure that does not depend on what else runs."""
+    return sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, (resource.RUSAGE_SELF,
+                                                                         resource.RUSAGE_CHILDREN)))
 
 
 def _folder_mb(folder: Path) -> float:
@@ -43,16 +52,18 @@ def main() -> None:
     parser.add_argument("root", type=Path, nargs="?", default=DEFAULT_CORPUS)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=BuildConfig().workers,
+                        help="processes for the cold index (0: all in this one)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = WorkspaceConfig(cache_dir=Path(tmp))
+        config = WorkspaceConfig(cache_dir=Path(tmp), build=BuildConfig(workers=args.workers))
         rss0 = _rss_mb()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), _cpu_s()
         workspace = WorkspaceIndex(args.root, config)
         report = workspace.refresh()
-        cold = time.perf_counter() - t0
-        rss1 = _rss_mb()
+        cold, cold_cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+        rss1, rss_worker = _rss_mb(), _rss_mb(resource.RUSAGE_CHILDREN)
         size = _folder_mb(Path(tmp))
 
         t0 = time.perf_counter()
@@ -83,8 +94,9 @@ def main() -> None:
 
     print(f"corpus            {args.root}")
     print(f"files / chunks    {report.files:,} / {report.chunks:,}")
-    print(f"cold index        {cold:.1f} s (refresh {report.seconds:.1f} s)")
-    print(f"peak RSS          {rss1:.0f} MB (before indexing {rss0:.0f} MB)")
+    print(f"cold index        {cold:.1f} s (refresh {report.seconds:.1f} s; CPU {cold_cpu:.1f} s; "
+          f"workers {args.workers})")
+    print(f"peak RSS          {rss1:.0f} MB (before indexing {rss0:.0f} MB; largest worker {rss_worker:.0f} MB)")
     print(f"cache on disk     {size:.1f} MB")
     print(f"warm restart      {warm_s:.1f} s ({warm_report.from_cache:,} files from cache, "
           f"{warm_report.indexed} re-read)")

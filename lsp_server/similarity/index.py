@@ -120,13 +120,10 @@ class SimilarityIndex:
             vectors = self.embedder.embed_many([e.fingerprint for e in entries])
         with self.lock:
             self._drop(file)
-            slots = []
-            for entry in entries:
-                slot = len(self.entries)
-                self.entries.append(entry)
-                for name, tfidf in self.fields.items():
-                    tfidf.add(slot, entry.fingerprint.bag(name))
-                slots.append(slot)
+            slots = list(range(len(self.entries), len(self.entries) + len(entries)))
+            self.entries.extend(entries)
+            for name, tfidf in self.fields.items():
+                tfidf.add_many(slots, [entry.fingerprint.bag(name) for entry in entries])
             self._grow(len(self.entries))
             if slots:
                 self.alive[slots[0]:slots[-1] + 1] = True
@@ -135,6 +132,12 @@ class SimilarityIndex:
             self.files[file] = FileRecord(stamp, slots)
             if len(self.entries) > 2 * len(self) + 2000:
                 self.compact()
+
+    def settle(self) -> None:
+        """Fold recent additions into the postings now (after a refresh), not in the next search."""
+        with self.lock:
+            for tfidf in self.fields.values():
+                tfidf.settle()
 
     def remove_file(self, file: str) -> None:
         with self.lock:

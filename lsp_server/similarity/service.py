@@ -13,14 +13,14 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lsp_server.documents import lsp_line_breaks
 from lsp_server.files import read_regular_text
 from lsp_server.languages import TEXT, language_of
-from lsp_server.similarity.build import file_entries
+from lsp_server.similarity.build import BuildConfig, FileResult, file_entries, read_in_workers
 from lsp_server.similarity.chunking import Chunk, ChunkConfig, chunk_file
 from lsp_server.similarity.crawl import CrawlConfig, crawl
 from lsp_server.similarity.embedder import DEFAULT_EMBEDDER, CodeEmbedder
@@ -34,6 +34,7 @@ log = logging.getLogger("lsp_server.similarity")
 @dataclass(frozen=True)
 class WorkspaceConfig:
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    build: BuildConfig = field(default_factory=BuildConfig)
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     cache_dir: Path | None = None  # None: nothing persisted
@@ -102,34 +103,49 @@ class WorkspaceIndex:
                 self._cache_read = True
                 from_cache = load_index(self.index, folder, self.embedder_id, skip=set(self.open_docs))
             paths = list(crawl(self.root, self.config.crawl))
+            changed = [p for p in paths if str(p) not in self.open_docs
+                       and getattr(self.index.files.get(str(p)), "stamp", None) != _stamp(p)]
+            ahead = self._read_ahead(changed, cancel)
+            changed_files = {str(p) for p in changed}
             indexed = 0
-            for i, path in enumerate(paths):
-                if cancel is not None and cancel.is_set():
-                    break
-                if progress is not None and (i % 50 == 0 or i == len(paths) - 1):
-                    progress(i + 1, len(paths))
-                file = str(path)
-                if file in self.open_docs:
-                    continue
-                record = self.index.files.get(file)
-                stamp = _stamp(path)
-                if record is not None and record.stamp == stamp:
-                    continue
-                indexed += self.update_file(path)
+            try:
+                for i, path in enumerate(paths):
+                    if cancel is not None and cancel.is_set():
+                        break
+                    if progress is not None and (i % 50 == 0 or i == len(paths) - 1):
+                        progress(i + 1, len(paths))
+                    if str(path) in changed_files:
+                        indexed += self.update_file(path, next(ahead, None) if ahead is not None else None)
+            finally:
+                if ahead is not None:
+                    ahead.close()
             on_disk = {str(p) for p in paths}
             gone = [f for f in self.index.files if f not in on_disk and f not in self.open_docs]
             for file in gone:
                 self.index.remove_file(file)
+            self.index.settle()
             self.save()
         return RefreshReport(len(self.index.files), indexed, from_cache, len(gone), len(self.index),
                              time.perf_counter() - t0)
 
-    def update_file(self, path: Path) -> bool:
-        """Re-read one file from disk (a save or a file event); False if it is not indexable."""
+    def _read_ahead(self, paths: list[Path], cancel: threading.Event | None) -> Iterator[FileResult] | None:
+        """Many files to read (a first index): worker processes read them, in ``paths``' order."""
+        build = self.config.build
+        if build.workers <= 1 or len(paths) < build.min_files:
+            return None
+        return read_in_workers([str(p) for p in paths], build, self.config.chunk, self.config.index.preview_lines,
+                               self.config.crawl.max_file_bytes, cancel)
+
+    def update_file(self, path: Path, read: FileResult | None = None) -> bool:
+        """Re-read one file from disk (a save or a file event); False if it is not indexable.
+        ``read``: the file as a worker read it, used if the file has not changed since."""
         file = str(path.resolve()) if not path.is_absolute() else str(path)
         if file in self.open_docs:
             return False  # the editor's text wins until the document closes
         stamp = _stamp(path)
+        if read is not None and read.file == file and read.stamp is not None and read.stamp == stamp:
+            self.index.set_file(file, stamp, read.entries)
+            return True
         if stamp is None or language_of(file) is None or stamp[1] > self.config.crawl.max_file_bytes:
             self.index.remove_file(file)
             return False
