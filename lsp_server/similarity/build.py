@@ -16,6 +16,7 @@ import multiprocessing
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,9 @@ def read_in_workers(files: list[str], config: BuildConfig, chunk_config: ChunkCo
     worker = config.worker or read_batch
     try:
         # spawn, not fork: the server runs this in a thread beside its event loop and others,
-        # and a forked child would inherit their locks mid-use.
+        # and a forked child would inherit their locks mid-use.  (A spawned child imports the
+        # main module again: a script without an ``if __name__ == "__main__"`` guard makes
+        # every worker fail, and the files are read in-process.)
         pool = ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"))
     except (OSError, ValueError) as exc:
         log.warning("similarity index: no worker processes (%s); indexing in-process", exc)
@@ -93,12 +96,20 @@ def read_in_workers(files: list[str], config: BuildConfig, chunk_config: ChunkCo
         return
     try:
         futures = [pool.submit(worker, batch, chunk_config, preview_lines, max_file_bytes) for batch in batches]
+        broken = False
         for future, batch in zip(futures, batches, strict=True):
             if cancel is not None and cancel.is_set():
                 return
+            if broken:
+                yield from (FileResult(f, None, []) for f in batch)
+                continue
             try:
                 yield from future.result()
-            except Exception as exc:  # noqa: BLE001 - whatever broke a worker, its files are read here
+            except BrokenProcessPool as exc:  # a worker died: every batch still queued fails the same way
+                log.warning("similarity index: a worker failed (%s); reading the rest in-process", exc)
+                broken = True
+                yield from (FileResult(f, None, []) for f in batch)
+            except Exception as exc:  # noqa: BLE001 - whatever broke a batch, its files are read here
                 log.warning("similarity index: a worker failed (%s); reading its %d files in-process",
                             exc, len(batch))
                 yield from (FileResult(f, None, []) for f in batch)

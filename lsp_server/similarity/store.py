@@ -23,7 +23,7 @@ import numpy as np
 from lsp_server.similarity.fingerprint import BAGS, Bag, Fingerprint
 from lsp_server.similarity.index import Entry, SimilarityIndex
 
-FORMAT = 2  # 2: interface and structure bags
+FORMAT = 3  # 2: interface and structure bags; 3: a JavaScript method's tree bags come from its file's tree
 log = logging.getLogger("lsp_server.similarity")
 
 
