@@ -1,6 +1,6 @@
 """Similarity index benchmark: index a repository, restart from the cache, time queries.
 
-    .venv/bin/python benchmarks/bench_index.py [/work/shared/corpus/sqlalchemy] [--queries 300] [--workers 2]
+    .venv/bin/python benchmarks/bench_index.py [/work/shared/corpus/sqlalchemy] [--queries 300] [--workers 0]
 
 Reports cold indexing time (crawl, tree-sitter chunking, fingerprints, embeddings, save;
 wall clock and CPU seconds, worker processes included), peak resident memory, the cache's

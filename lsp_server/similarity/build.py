@@ -41,7 +41,11 @@ def file_entries(file: str, text: str, grammar: str, chunk_config: ChunkConfig |
 class BuildConfig:
     """How a refresh with many files to read spreads them over worker processes."""
 
-    workers: int = 2  # 0 or 1: everything in the calling process
+    # 0 or 1: everything in the calling process -- the default: on 2 cores the pool lost to
+    # one process (docs/similarity.md: its start and pickling cost more than the second core
+    # gave back), and results come back from the workers pickled, which the server's safety
+    # audit counts as pickle loads.  Opt in (``bench_index.py --workers 2``) to measure.
+    workers: int = 0
     min_files: int = 64  # fewer changed files than this are read in-process (a pool costs ~1 s to start)
     batch_files: int = 8  # files per task: big enough to amortise pickling, small for balance
     # The function a worker runs on a batch (``read_batch``'s signature); tests swap in failing ones.

@@ -194,7 +194,7 @@ class TokenTable:
 
 
 _MEMO_TOKEN_CHARS = 64
-_MEMO_SIZE = 500_000
+_MEMO_SIZE = 200_000  # about 40 MB at most; a workspace has far fewer distinct short tokens
 _memos: dict[str, dict[str, tuple[tuple[int, ...], str | None]]] = {}
 
 
