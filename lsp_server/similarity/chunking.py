@@ -9,11 +9,13 @@ past it the class is a module in disguise, and its methods carry the similarity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 
 import tree_sitter
 
 from lsp_server.languages import parser
+from lsp_server.similarity.structure import FLOW_GRAMMARS, tree_patterns
 
 _FUNCTIONS = frozenset(("function_definition", "function_declaration", "generator_function_declaration",
                         "method_definition", "function_expression", "arrow_function", "function"))
@@ -42,28 +44,50 @@ class Chunk:
     language: str
 
 
+@dataclass(frozen=True)
+class ChunkedText:
+    """A file's chunks and the syntax tree they came from (None for line windows), which the
+    tree signals read instead of parsing each chunk again."""
+
+    text: str
+    language: str
+    chunks: list[Chunk]
+    tree: tree_sitter.Tree | None
+    captures: dict[str, list[tree_sitter.Node]] = field(default_factory=dict)  # ``structure.tree_patterns``'
+
+
 def chunk_text(text: str, language: str, config: ChunkConfig | None = None) -> list[Chunk]:
     """Chunks of one file's text, in source order."""
+    return chunk_file(text, language, config).chunks
+
+
+def chunk_file(text: str, language: str, config: ChunkConfig | None = None) -> ChunkedText:
+    """``chunk_text`` with the tree it parsed."""
     config = config or ChunkConfig()
     if language == "text":
-        return _windows(text, config)
-    data = text.encode("utf-8")
-    tree = parser(language).parse(data)
+        return ChunkedText(text, language, _windows(text, config), None)
+    tree = parser(language).parse(text.encode("utf-8"))
     lines = text.split("\n")
+    # Every definition at any depth (JavaScript's function-valued expressions included),
+    # found by one query in C; sorted outer before inner as a walk of the tree meets them.
+    captures = tree_sitter.QueryCursor(_query(language)).captures(tree.root_node)
+    nodes = captures.pop("d", [])
     out: list[Chunk] = []
-    stack = [tree.root_node]
-    while stack:
-        node = stack.pop()
-        kind = "function" if node.type in _FUNCTIONS else "class" if node.type in _CLASSES else None
-        if kind is not None:
-            chunk = _chunk(node, kind, lines, language, config)
-            if chunk is not None:
-                out.append(chunk)
-        # Definitions live in statement lists; expressions below a body only matter for
-        # JavaScript's function-valued expressions, which are found through the same walk.
-        stack.extend(reversed(node.named_children))
+    for _, _, _, node in sorted((n.start_byte, -n.end_byte, i, n) for i, n in enumerate(nodes)):
+        chunk = _chunk(node, "function" if node.type in _FUNCTIONS else "class", lines, language, config)
+        if chunk is not None:
+            out.append(chunk)
     out.sort(key=lambda c: (c.start_line, -c.end_line))
-    return out
+    return ChunkedText(text, language, out, tree, captures)
+
+
+@cache
+def _query(language: str) -> tree_sitter.Query:
+    """Definitions (``@d``), and the nodes the tree signals read: one walk of the tree."""
+    grammar = parser(language).language
+    names = sorted(t for t in _FUNCTIONS | _CLASSES if grammar.id_for_node_kind(t, True) not in (None, 0))
+    tree_signals = "\n" + tree_patterns(language) if language in FLOW_GRAMMARS else ""
+    return tree_sitter.Query(grammar, "[" + " ".join(f"({t})" for t in names) + "] @d" + tree_signals)
 
 
 def _chunk(node: tree_sitter.Node, kind: str, lines: list[str], language: str,

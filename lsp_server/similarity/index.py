@@ -124,13 +124,10 @@ class SimilarityIndex:
         (else they are pending until ``set_vectors``)."""
         with self.lock:
             self._drop(file)
-            slots = []
-            for entry in entries:
-                slot = len(self.entries)
-                self.entries.append(entry)
-                for name, tfidf in self.fields.items():
-                    tfidf.add(slot, entry.fingerprint.bag(name))
-                slots.append(slot)
+            slots = list(range(len(self.entries), len(self.entries) + len(entries)))
+            self.entries.extend(entries)
+            for name, tfidf in self.fields.items():
+                tfidf.add_many(slots, [entry.fingerprint.bag(name) for entry in entries])
             self._grow(len(self.entries))
             if slots:
                 self.alive[slots[0]:slots[-1] + 1] = True
@@ -158,6 +155,12 @@ class SimilarityIndex:
         with self.lock:
             n = len(self.entries)
             return int((self.embedded[:n] & self.alive[:n]).sum()), len(self)
+
+    def settle(self) -> None:
+        """Fold recent additions into the postings now (after a refresh), not in the next search."""
+        with self.lock:
+            for tfidf in self.fields.values():
+                tfidf.settle()
 
     def remove_file(self, file: str) -> None:
         with self.lock:

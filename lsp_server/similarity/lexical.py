@@ -36,15 +36,28 @@ class TfidfField:
         return (np.log((1.0 + n) / (1.0 + self.df[ids])) + 1.0).astype(np.float32)
 
     def add(self, slot: int, bag: Bag) -> None:
-        if slot in self.bags:
-            self.remove(slot)
-        self.bags[slot] = bag
-        self.df[bag.ids] += 1
-        self._delta.add(slot)
-        if slot >= len(self.norms):
-            self.norms = np.concatenate([self.norms, np.zeros(max(slot + 1, 2 * len(self.norms)) - len(self.norms),
+        self.add_many([slot], [bag])
+
+    def add_many(self, slots: list[int], bags: list[Bag]) -> None:
+        """Add documents at once (a file's chunks): one numpy pass, not one per chunk.  Their
+        norms use the idf with all of them counted (any rebuild refreshes every norm)."""
+        for slot in slots:
+            if slot in self.bags:
+                self.remove(slot)
+        if not slots:
+            return
+        self.bags.update(zip(slots, bags, strict=True))
+        ids = np.concatenate([bag.ids for bag in bags])
+        np.add.at(self.df, ids, 1)
+        self._delta.update(slots)
+        top = max(slots) + 1
+        if top > len(self.norms):
+            self.norms = np.concatenate([self.norms, np.zeros(max(top, 2 * len(self.norms)) - len(self.norms),
                                                               np.float32)])
-        self.norms[slot] = self._norm(bag)
+        weighted = np.concatenate([bag.weights for bag in bags]) * self.idf(ids)
+        owner = np.repeat(np.arange(len(bags)), [len(bag.ids) for bag in bags])
+        sq = np.bincount(owner, weights=weighted.astype(np.float64) ** 2, minlength=len(bags))
+        self.norms[slots] = np.sqrt(sq).astype(np.float32)
 
     def remove(self, slot: int) -> None:
         bag = self.bags.pop(slot, None)
@@ -56,9 +69,6 @@ class TfidfField:
         else:
             self._dead += 1
         self.norms[slot] = 0.0
-
-    def _norm(self, bag: Bag) -> float:
-        return float(np.linalg.norm(bag.weights * self.idf(bag.ids)))
 
     def rebuild(self) -> None:
         """Fold the delta into the base, drop dead postings, refresh norms for the current idf."""
@@ -82,7 +92,8 @@ class TfidfField:
         self._dead = 0
         self._norm_docs = len(self.bags)
 
-    def _maybe_rebuild(self) -> None:
+    def settle(self) -> None:
+        """Rebuild if enough changed since the last build (as the next search would)."""
         n = len(self.bags)
         stale = abs(n - self._norm_docs) > 0.2 * max(self._norm_docs, 1)
         if len(self._delta) > max(500, n // 10) or self._dead > max(500, n // 5) or stale:
@@ -90,7 +101,7 @@ class TfidfField:
 
     def scores(self, bag: Bag, capacity: int) -> np.ndarray:
         """Cosine of ``bag`` with every slot (0 for empty or dead slots)."""
-        self._maybe_rebuild()
+        self.settle()
         out = np.zeros(capacity, np.float32)
         if not len(bag.ids) or not self.bags:
             return out

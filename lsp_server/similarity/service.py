@@ -21,7 +21,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +29,12 @@ import numpy as np
 from lsp_server.documents import lsp_line_breaks
 from lsp_server.files import read_regular_text
 from lsp_server.languages import TEXT, language_of
-from lsp_server.similarity.chunking import Chunk, ChunkConfig, chunk_text
+from lsp_server.similarity.build import file_entries
+from lsp_server.similarity.chunking import Chunk, ChunkConfig, chunk_file
 from lsp_server.similarity.crawl import CrawlConfig, crawl
 from lsp_server.similarity.encoder import CodeEncoder, EncoderConfig
-from lsp_server.similarity.fingerprint import fingerprint
-from lsp_server.similarity.index import Entry, Hit, IndexConfig, SimilarityIndex, make_entry
+from lsp_server.similarity.fingerprint import Fingerprint, fingerprint, fingerprint_chunks
+from lsp_server.similarity.index import Entry, Hit, IndexConfig, SimilarityIndex
 from lsp_server.similarity.store import cache_folder, load_index, save_index
 
 log = logging.getLogger("lsp_server.similarity")
@@ -190,9 +191,7 @@ class WorkspaceIndex:
         language = language_of(file)
         if language is None:
             return [], []
-        preview = self.config.index.preview_lines
-        chunks = chunk_text(text, language.grammar, self.config.chunk)
-        return [make_entry(file, c, preview) for c in chunks], [c.text for c in chunks]
+        return file_entries(file, text, language.grammar, self.config.chunk, self.config.index.preview_lines)
 
     def refresh(self, progress: Callable[[int, int], None] | None = None,
                 cancel: threading.Event | None = None) -> RefreshReport:
@@ -226,6 +225,7 @@ class WorkspaceIndex:
             gone = [f for f in self.index.files if f not in on_disk and f not in self.open_docs]
             for file in gone:
                 self.remove_file(Path(file))
+            self.index.settle()  # the postings folded in now, not in the first search
             self.save()
         return RefreshReport(len(self.index.files), indexed, from_cache, len(gone), len(self.index),
                              time.perf_counter() - t0)
@@ -294,6 +294,10 @@ class WorkspaceIndex:
         """What to search for: the selected lines, or with an empty selection the innermost
         function or class around the cursor (in a document small enough to index: a bigger
         one is searched by the selected lines, at most ``max_file_bytes`` of them)."""
+        return self._query(file, text, start_line, end_line)[0]
+
+    def _query(self, file: str, text: str, start_line: int, end_line: int) -> tuple[Chunk, Fingerprint]:
+        """``query_chunk`` and its fingerprint (a chunk's as the index made it, from its file's tree)."""
         small = len(text) <= self.config.crawl.max_file_bytes
         text = lsp_line_breaks(text)
         lines = text.split("\n")
@@ -302,23 +306,25 @@ class WorkspaceIndex:
         language = (language_of(file) or TEXT).grammar
         selected = "\n".join(lines[start_line:end_line + 1])[:self.config.crawl.max_file_bytes]
         if start_line == end_line and language != "text" and small:
-            around = [c for c in chunk_text(text, language, self.config.chunk)
-                      if c.start_line <= start_line <= c.end_line]
+            chunked = chunk_file(text, language, self.config.chunk)
+            around = [c for c in chunked.chunks if c.start_line <= start_line <= c.end_line]
             if around:
-                return min(around, key=lambda c: c.end_line - c.start_line)
-        return Chunk("selection", "selection", start_line, end_line, selected,
-                     language if language != "text" else "python")
+                chunk = min(around, key=lambda c: c.end_line - c.start_line)
+                return chunk, fingerprint_chunks(replace(chunked, chunks=[chunk]))[0]
+        chunk = Chunk("selection", "selection", start_line, end_line, selected,
+                      language if language != "text" else "python")
+        return chunk, fingerprint(chunk.text, chunk.language)
 
     def find_similar(self, file: str, text: str, start_line: int, end_line: int, limit: int = 10,
                      signals: str = "fused") -> list[Hit]:
-        chunk = self.query_chunk(file, text, start_line, end_line)
+        chunk, fp = self._query(file, text, start_line, end_line)
         if not chunk.text.strip():
             return []  # a blank selection or an empty file is like nothing (fusion would rank anything)
         vector = self._stored_vector(file, chunk) if signals != "lexical" else None
         if vector is None and signals != "lexical":
             vector = self.encoder.embed(chunk.text)
         with self._lock:  # an update in progress (a document being chunked) lands first
-            return self.index.search(fingerprint(chunk.text, chunk.language), limit, exclude_file=file,
+            return self.index.search(fp, limit, exclude_file=file,
                                      exclude_lines=(chunk.start_line, chunk.end_line), signals=signals,
                                      vector=vector)
 

@@ -26,7 +26,8 @@ import numpy as np
 from lsp_server.similarity.fingerprint import BAGS, Bag, Fingerprint
 from lsp_server.similarity.index import Entry, SimilarityIndex
 
-FORMAT = 3  # 3: interface and structure bags, transformer encoder vectors, per-file "embedded" flag
+FORMAT = 4  # 3: interface and structure bags, transformer encoder vectors, per-file "embedded" flag;
+#           4: a JavaScript method's tree bags come from its file's tree (one parse per file)
 log = logging.getLogger("lsp_server.similarity")
 
 

@@ -20,6 +20,7 @@ anonymised (docs/similarity.md).  Nodes are found with one tree-sitter query per
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections import Counter
 from functools import cache
 
@@ -40,20 +41,27 @@ _FLOW = {
                    "subscript_expression", "binary_expression", "ternary_expression", "call_expression"),
 }
 _FLOW["typescript"] = _FLOW["tsx"] = _FLOW["javascript"]
+FLOW_GRAMMARS = frozenset(_FLOW)  # grammars with tree features
 _FUNCTIONS = ("function_definition", "function_declaration", "method_definition", "arrow_function",
               "function_expression", "generator_function_declaration")
 _SPHINX_TYPE = re.compile(r":type\s+(\w+)\s*:\s*([^\n]+)")
 _SPHINX_RTYPE = re.compile(r":rtype\s*:\s*([^\n]+)")
 _SELF = frozenset(("self", "cls"))
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def tree_patterns(grammar: str) -> str:
+    """Query patterns capturing the flow nodes (``@n``) and functions (``@f``) of ``grammar``;
+    the chunker runs them in its own query, so the tree is walked once for both."""
+    language = parser(grammar).language
+    functions = sorted(t for t in _FUNCTIONS if _has_node_type(language, t))
+    return ("[" + " ".join(f"({t})" for t in _FLOW[grammar]) + "] @n\n"
+            "[" + " ".join(f"({t})" for t in functions) + "] @f")
 
 
 @cache
-def _queries(grammar: str) -> tuple[tree_sitter.Query, tree_sitter.Query]:
-    language = parser(grammar).language
-    flow = tree_sitter.Query(language, "[" + " ".join(f"({t})" for t in _FLOW[grammar]) + "] @n")
-    names = {t for t in _FUNCTIONS if _has_node_type(language, t)}
-    functions = tree_sitter.Query(language, "[" + " ".join(f"({t})" for t in sorted(names)) + "] @f")
-    return flow, functions
+def _query(grammar: str) -> tree_sitter.Query:
+    return tree_sitter.Query(parser(grammar).language, tree_patterns(grammar))
 
 
 def _has_node_type(language: tree_sitter.Language, name: str) -> bool:
@@ -63,7 +71,7 @@ def _has_node_type(language: tree_sitter.Language, name: str) -> bool:
 def _type_text(text: str) -> str:
     """``Optional[List[int]]`` and ``typing.List[ int ]`` read alike: ``list int``."""
     text = text.replace("typing.", "").replace("Optional[", "")
-    return " ".join(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)).lower()
+    return " ".join(_IDENTIFIER.findall(text)).lower()
 
 
 def structure_counts(code: str, grammar: str) -> tuple[Counter, Counter]:
@@ -71,33 +79,69 @@ def structure_counts(code: str, grammar: str) -> tuple[Counter, Counter]:
     text without a grammar."""
     if grammar not in _FLOW:
         return Counter(), Counter()
-    tree = parser(grammar).parse(code.encode("utf-8"))
-    flow_query, function_query = _queries(grammar)
-    root = tree.root_node
-    structure = _structure(tree_sitter.QueryCursor(flow_query).captures(root).get("n", []))
-    interface: Counter = Counter()
-    for function in tree_sitter.QueryCursor(function_query).captures(root).get("f", []):
-        _interface(function, interface)
-    if grammar == "python":
-        for name, type_text in _SPHINX_TYPE.findall(code):
-            interface[f"t:{name}:{_type_text(type_text)}"] += 1
-        for type_text in _SPHINX_RTYPE.findall(code):
-            interface["r:" + _type_text(type_text)] += 1
-    return interface, structure
+    data = code.encode("utf-8")
+    return TreeFeatures.of_tree(parser(grammar).parse(data), grammar).counts(0, len(data), code)
 
 
-def _structure(nodes: list[tree_sitter.Node]) -> Counter:
+class TreeFeatures:
+    """The flow and function nodes of one parsed file, found once, so that each chunk's
+    features are read from the chunker's tree instead of a second parse of the chunk's text.
+
+    A chunk's features are those of the nodes inside its byte range.  Parsed alone, its text
+    gives the same nodes (a definition does not parse differently out of context; checked
+    on every chunk of sqlalchemy), so indexed chunks and queries agree."""
+
+    def __init__(self, captures: dict[str, list[tree_sitter.Node]], grammar: str) -> None:
+        """``captures``: what the ``tree_patterns`` of ``grammar`` captured in the file."""
+        self.grammar = grammar
+        # outer before inner; nodes with one range keep the query's order
+        flow = sorted((n.start_byte, -n.end_byte, i, n.type) for i, n in enumerate(captures.get("n", [])))
+        self._flow_start = [start for start, _, _, _ in flow]
+        self._flow = [(start, -neg_end, kind) for start, neg_end, _, kind in flow]
+        functions = sorted(captures.get("f", []), key=lambda n: (n.start_byte, -n.end_byte))
+        self._function_start = [n.start_byte for n in functions]
+        self._functions = functions
+        self._interfaces: dict[int, Counter] = {}  # function index -> its features (a class holds its methods)
+
+    @staticmethod
+    def of_tree(tree: tree_sitter.Tree, grammar: str) -> TreeFeatures:
+        return TreeFeatures(tree_sitter.QueryCursor(_query(grammar)).captures(tree.root_node), grammar)
+
+    def counts(self, start: int, end: int, code: str) -> tuple[Counter, Counter]:
+        """The ``interface`` and ``structure`` counters of the bytes ``start:end``, whose text is ``code``."""
+        i, j = bisect_left(self._flow_start, start), bisect_left(self._flow_start, end)
+        structure = _structure([node for node in self._flow[i:j] if node[1] <= end])
+        interface: Counter = Counter()
+        for k in range(bisect_left(self._function_start, start), bisect_left(self._function_start, end)):
+            function = self._functions[k]
+            if function.end_byte <= end:
+                counts = self._interfaces.get(k)
+                if counts is None:
+                    counts = self._interfaces[k] = Counter()
+                    _interface(function, counts)
+                interface.update(counts)
+        if self.grammar == "python":
+            for name, type_text in _SPHINX_TYPE.findall(code):
+                interface[f"t:{name}:{_type_text(type_text)}"] += 1
+            for type_text in _SPHINX_RTYPE.findall(code):
+                interface["r:" + _type_text(type_text)] += 1
+        return interface, structure
+
+
+def _structure(nodes: list[tuple[int, int, str]]) -> Counter:
+    """``nodes``: (start byte, end byte, type), sorted by start, outer before inner."""
     counts: Counter = Counter()
-    nodes = sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))
-    open_nodes: list[tree_sitter.Node] = []  # enclosing flow nodes, outermost first
+    open_ends: list[int] = []  # end bytes of the enclosing flow nodes, outermost first
+    open_types: list[str] = []
     sequence: list[str] = []
-    for node in nodes:
-        while open_nodes and open_nodes[-1].end_byte <= node.start_byte:
-            open_nodes.pop()
-        path = [n.type for n in open_nodes[-2:]] + [node.type]
-        counts["p:" + ">".join(path)] += 1
-        sequence.append(node.type)
-        open_nodes.append(node)
+    for start, end, kind in nodes:
+        while open_ends and open_ends[-1] <= start:
+            open_ends.pop()
+            open_types.pop()
+        counts["p:" + ">".join((*open_types[-2:], kind))] += 1
+        sequence.append(kind)
+        open_ends.append(end)
+        open_types.append(kind)
     for i in range(len(sequence) - 2):
         counts["s:" + " ".join(sequence[i:i + 3])] += 1
     return counts

@@ -30,6 +30,10 @@ _TOKEN_TEMPLATE = r"""
 """
 _PYTHON = re.compile(_TOKEN_TEMPLATE.format(comment=r"\#[^\n]*"), re.VERBOSE | re.DOTALL)
 _C_LIKE = re.compile(_TOKEN_TEMPLATE.format(comment=r"//[^\n]*|/\*.*?\*/"), re.VERBOSE | re.DOTALL)
+# The same alternation without names, after the spaces before it, for ``findall``: skipping
+# spaces in the pattern, not one failed match per space, halves the time of a pass.
+_SPACED = {name: re.compile(r"\s*(" + re.sub(r"\(\?P<\w+>", "(?:", p.pattern) + ")", re.VERBOSE | re.DOTALL)
+           for name, p in (("python", _PYTHON), ("c", _C_LIKE))}
 _SUBWORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _TRIPLE = ("'''", '"""')
 
@@ -45,20 +49,27 @@ def subwords(name: str) -> list[str]:
     return [w.lower() for w in _SUBWORD.findall(name)] or [name.lower()]
 
 
+def token_pattern(language: str) -> re.Pattern:
+    """The token pattern for ``language``: its groups are ``comment``, ``string``, ``number``,
+    ``name`` and ``op``."""
+    return _PYTHON if language == "python" else _C_LIKE
+
+
+def spaced_token_pattern(language: str) -> re.Pattern:
+    """``token_pattern`` whose ``findall`` lists the token texts (comments too), in order."""
+    return _SPACED["python" if language == "python" else "c"]
+
+
+def token_kind(group: str, text: str) -> tuple[str, str]:
+    """(``Token`` kind, text) of a match of ``token_pattern``'s ``group`` (not a comment)."""
+    if group == "string":
+        return ("doc" if text.lstrip("rRbBuUfF")[:3] in _TRIPLE else "str"), text
+    if group == "name":
+        return ("kw" if text in KEYWORDS else "name"), text
+    return group, text
+
+
 def tokenize(code: str, language: str = "python") -> list[Token]:
     """Tokens of ``code`` without comments (``#`` in Python, ``//`` and ``/* */`` elsewhere)."""
-    out: list[Token] = []
-    pattern = _PYTHON if language == "python" else _C_LIKE
-    for m in pattern.finditer(code):
-        kind = m.lastgroup
-        text = m.group()
-        if kind == "comment":
-            continue
-        if kind == "string":
-            body = text.lstrip("rRbBuUfF")
-            out.append(Token("doc" if body[:3] in _TRIPLE else "str", text))
-        elif kind == "name":
-            out.append(Token("kw" if text in KEYWORDS else "name", text))
-        else:
-            out.append(Token(kind, text))
-    return out
+    return [Token(*token_kind(m.lastgroup, m.group())) for m in token_pattern(language).finditer(code)
+            if m.lastgroup != "comment"]

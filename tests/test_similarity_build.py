@@ -1,0 +1,185 @@
+"""Cold indexing's fast paths give the index the plain per-chunk definitions give.
+
+A file's chunks are fingerprinted from one tokenization and the chunker's tree
+(``fingerprint_chunks``), and a file's chunks go into the postings in one numpy pass
+(``TfidfField.add_many``).  Both must change nothing but the time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lsp_server.similarity.chunking import ChunkConfig, chunk_file, chunk_text
+from lsp_server.similarity.fingerprint import BAGS, SHINGLE, Bag, fingerprint, fingerprint_chunks, fingerprint_tokens
+from lsp_server.similarity.index import SimilarityIndex, make_entry
+from lsp_server.similarity.lexical import TfidfField
+from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex
+from lsp_server.similarity.tokens import subwords, tokenize
+
+PY = '''"""Module docstring: loaders and caches."""
+import os
+
+
+class Cache:
+    """Keeps things, keyed by name."""
+
+    def __init__(self, size: int = 10):
+        self.items = {}  # name -> value
+        self.size = size
+
+    def get_or_load(self, key, loader):
+        """Load ``key`` once.
+
+        :type key: str
+        :rtype: object
+        """
+        if key not in self.items:
+            self.items[key] = loader(key)
+        return self.items[key]
+
+
+def total_size(paths: list[str]) -> int:
+    size = 0x10 + 1.5e3 - 7
+    for path in paths:
+        size += os.path.getsize(path) // 2
+    text = """a string
+    over lines"""
+    return size + len(text) + len(r'raw\\d') + len(f"{size}")
+'''
+
+JS = '''class Queue {
+  constructor(limit = 10) {
+    this.items = [];
+    this.limit = limit;
+  }
+
+  push(item) {
+    if (this.items.length >= this.limit) { this.items.shift(); }
+    this.items.push(item);
+  }
+}
+
+function total(values) {
+  let sum = 0;
+  for (const v of values) sum += v * 2;
+  return sum;
+} /* a comment that starts on the function's last line
+     and ends below it */
+
+const area = (w, h) => {
+  const result = w * h;
+  return `${result} square units`;
+};
+'''
+
+
+def _bags_equal(a: Bag, b: Bag) -> bool:
+    return np.array_equal(a.ids, b.ids) and np.array_equal(a.weights, b.weights)
+
+
+def _reference_words_and_shape(code: str, language: str) -> tuple[Bag, Bag, int]:
+    """The bags as first defined: Counters of feature strings, token by token."""
+    words: Counter = Counter()
+    stream = []
+    for tok in tokenize(code, language):
+        if tok.kind == "name":
+            words.update("w:" + w for w in subwords(tok.text))
+            stream.append("I")
+        elif tok.kind == "kw":
+            words["k:" + tok.text] += 1
+            stream.append(tok.text)
+        elif tok.kind == "doc":
+            words.update("w:" + s for w in re.findall("[A-Za-z]+", tok.text) for s in subwords(w))
+        elif tok.kind == "str":
+            words["s:" + tok.text[-16:]] += 1
+            stream.append("S")
+        elif tok.kind == "number":
+            words["#:" + tok.text] += 1
+            stream.append(tok.text if len(tok.text) == 1 else "N")
+        else:
+            words["o:" + tok.text] += 1
+            stream.append(tok.text)
+    shape = Counter(" ".join(stream[i:i + SHINGLE]) for i in range(len(stream) - SHINGLE + 1))
+    return Bag.from_counts(words), Bag.from_counts(shape, "g:"), sum(words.values())
+
+
+@pytest.mark.parametrize(("code", "language"), [(PY, "python"), (JS, "javascript"), (JS, "text")])
+def test_token_bags_match_their_plain_definition(code, language):
+    words, shape, n_tokens = _reference_words_and_shape(code, language)
+    for fp in (fingerprint(code, language), fingerprint_tokens(tokenize(code, language))):
+        assert _bags_equal(fp.words, words) and _bags_equal(fp.shape, shape) and fp.n_tokens == n_tokens
+
+
+@pytest.mark.parametrize(("code", "language"), [(PY, "python"), (JS, "javascript"), (JS, "typescript")])
+def test_a_files_chunks_get_the_fingerprints_of_their_own_text(code, language):
+    chunked = chunk_file(code, language, ChunkConfig(min_chars=10))
+    assert len(chunked.chunks) >= 3
+    for chunk, fp in zip(chunked.chunks, fingerprint_chunks(chunked), strict=True):
+        alone = fingerprint(chunk.text, language)
+        # Token bags always (the comment crossing total()'s last line falls back to the chunk
+        # alone); tree bags too where the text alone parses as it does in its file: Python,
+        # and JavaScript outside classes (a method alone is a syntax error).
+        assert _bags_equal(fp.words, alone.words) and _bags_equal(fp.shape, alone.shape)
+        assert fp.n_tokens == alone.n_tokens
+        if language == "python" or chunk.name in ("total", "area"):
+            assert all(_bags_equal(fp.bag(name), alone.bag(name)) for name in BAGS), chunk.name
+
+
+def test_a_method_keeps_its_tree_features_from_its_class():
+    chunked = chunk_file(JS, "javascript", ChunkConfig(min_chars=10))
+    push = next(fp for c, fp in zip(chunked.chunks, fingerprint_chunks(chunked), strict=True) if c.name == "push")
+    if_statement = Bag.from_counts(Counter({"p:if_statement": 1}), "x:").ids[0]
+    assert if_statement in push.structure.ids  # read from the file's tree, not error recovery's
+
+
+def _workspace(tmp_path: Path, n: int = 12) -> Path:
+    root = tmp_path / "ws"
+    (root / "pkg").mkdir(parents=True)
+    for i in range(n):
+        (root / "pkg" / f"m{i}.py").write_text(PY.replace("Cache", f"Cache{i}").replace("total_size", f"size_{i}"))
+    (root / "pkg" / "broken.py").write_bytes(b"\xff\xfe not utf-8 \x00")
+    return root
+
+
+def test_a_refresh_ranks_as_an_index_of_per_chunk_fingerprints_added_one_by_one(tmp_path):
+    """The refresh's path (one parse per file, a file's postings in one pass, settled at the
+    end) against the plain one (each chunk fingerprinted alone and added on its own)."""
+    root = _workspace(tmp_path)
+    ws = WorkspaceIndex(root, WorkspaceConfig())
+    ws.refresh()
+    assert len(ws.index.files) == 12  # the undecodable file is left out
+    plain = SimilarityIndex()
+    for file, record in ws.index.files.items():
+        chunks = chunk_text(Path(file).read_text(), "python", ws.config.chunk)
+        assert len(chunks) == len(record.slots)
+        for chunk in chunks:
+            plain.set_file(f"{file}#{chunk.start_line}", None, [make_entry(file, chunk)])
+    for file, record in list(ws.index.files.items())[:3]:
+        for slot in record.slots:
+            query = ws.index.entries[slot].fingerprint
+            ours = ws.index.search(query, 8, exclude_file=file, signals="lexical")
+            theirs = [h for h in plain.search(query, 60, signals="lexical") if h.entry.file != file][:8]
+            assert [(h.entry.file, h.entry.name) for h in ours] == [(h.entry.file, h.entry.name) for h in theirs]
+            assert np.allclose([h.score for h in ours], [h.score for h in theirs], atol=1e-5)
+
+
+def test_a_files_postings_added_at_once_score_as_one_by_one():
+    """``add_many``'s norms (used until the next rebuild) are each chunk's TF-IDF length with
+    every added chunk counted in the idf, as adding them one by one and rebuilding gives."""
+    chunked = chunk_file(PY, "python", ChunkConfig(min_chars=10))
+    bags = [fp.words for fp in fingerprint_chunks(chunked)]
+    together, alone = TfidfField(), TfidfField()
+    together.add_many(list(range(len(bags))), bags)
+    for slot, bag in enumerate(bags):
+        alone.add(slot, bag)
+    alone.rebuild()
+    n = len(bags)
+    assert np.allclose(together.norms[:n], alone.norms[:n])
+    assert np.allclose(together.norms[:n], [np.linalg.norm(b.weights * together.idf(b.ids)) for b in bags])
+    for bag in bags:
+        assert np.allclose(together.scores(bag, n), alone.scores(bag, n), atol=1e-6)
