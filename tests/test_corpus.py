@@ -57,6 +57,8 @@ def test_held_out_names():
     assert is_held_out(Path("pip/_vendor/requests/models.py"))
     assert is_held_out(Path("SQLAlchemy-2.0.dist-info/x.py"))
     assert is_held_out(Path("httpx.py"))
+    assert is_held_out(Path("site-packages/httpx2/_client.py"))  # a renamed fork is the same code
+    assert not is_held_out(Path("site-packages/httpxlike/_client.py"))
     assert not is_held_out(Path("requests_toolbelt_like/x.py".replace("requests_", "req_")))
     assert not is_held_out(Path("myflaskless/app.py"))
 
