@@ -371,39 +371,55 @@ class CompletionEngine:
         options = options or GenerationOptions()
         stop = stop or (end_of_line if options.single_line else None)
         t0 = time.perf_counter()
+        with self._lock:
+            healed = self._heal(prompt, options) if options.heal else None
+            if healed is not None:
+                completion = self._generate(healed[0], options, cancelled, stop, healed[1:])
+                # Healed, the model may only give the fragment back and end the line: it
+                # has nothing to add there, but a user who typed it is waiting for more.
+                if completion.text.strip() or completion.stop_reason == "cancelled":
+                    completion.seconds = time.perf_counter() - t0
+                    return completion
+            completion = self._generate(prompt, options, cancelled, stop)
+        completion.seconds = time.perf_counter() - t0
+        return completion
+
+    def _generate(self, prompt: Prompt, options: GenerationOptions, cancelled: Callable[[], bool],
+                  stop: StopRule | None, healed: tuple[int, float, str] | None = None) -> Completion:
+        """Decode after ``prompt``; ``healed``: the first token already chosen (id,
+        log-probability) and the fragment of the prompt its text starts with, left out of
+        the answer."""
         ids: list[int] = []
         log_probs: list[float] = []
-        text, reason = "", "max_tokens"
-        with self._lock:
-            fragment, healed = "", self._heal(prompt, options) if options.heal else None
-            if healed is not None:
-                prompt, first, first_log_prob, fragment = healed
-                ids.append(first)
-                log_probs.append(first_log_prob)
-                text = self.tokenizer.decode(ids, skip_special_tokens=False)[len(fragment):]
+        text, reason, fragment = "", "max_tokens", ""
+        if healed is not None:
+            first, first_log_prob, fragment = healed
+            ids.append(first)
+            log_probs.append(first_log_prob)
+            text = self.tokenizer.decode(ids, skip_special_tokens=False)[len(fragment):]
             cut = stop(text) if stop and text and not text.endswith("\ufffd") else None
             if cut is not None:  # the healed token alone ends the line
                 return Completion(text=text[:cut], tokens=len(ids), stop_reason="eol" if stop is end_of_line
-                                  else "stop_rule", seconds=time.perf_counter() - t0, logprob=float(sum(log_probs)))
-            gen = self.stream(prompt, options, cancelled)
-            try:
-                for token_id, log_prob in gen:
-                    ids.append(token_id)
-                    log_probs.append(log_prob)
-                    text = self.tokenizer.decode(ids, skip_special_tokens=False)[len(fragment):]
-                    if text.endswith("\ufffd"):
-                        continue  # half a UTF-8 character: wait for the rest
-                    cut = stop(text) if stop else None
-                    if cut is not None:
-                        text = text[:cut]
-                        reason = "eol" if stop is end_of_line else "stop_rule"
-                        break
-                else:
-                    if cancelled():
-                        reason = "cancelled"
-                    elif len(ids) < options.max_tokens:
-                        reason = "eot"
-            finally:
-                gen.close()
-        return Completion(text=text.rstrip("\ufffd"), tokens=len(ids), stop_reason=reason,
-                          seconds=time.perf_counter() - t0, logprob=float(sum(log_probs)))
+                                  else "stop_rule", seconds=0.0, logprob=float(sum(log_probs)))
+        gen = self.stream(prompt, options, cancelled)
+        try:
+            for token_id, log_prob in gen:
+                ids.append(token_id)
+                log_probs.append(log_prob)
+                text = self.tokenizer.decode(ids, skip_special_tokens=False)[len(fragment):]
+                if text.endswith("\ufffd"):
+                    continue  # half a UTF-8 character: wait for the rest
+                cut = stop(text) if stop else None
+                if cut is not None:
+                    text = text[:cut]
+                    reason = "eol" if stop is end_of_line else "stop_rule"
+                    break
+            else:
+                if cancelled():
+                    reason = "cancelled"
+                elif len(ids) < options.max_tokens:
+                    reason = "eot"
+        finally:
+            gen.close()
+        return Completion(text=text.rstrip("\ufffd"), tokens=len(ids), stop_reason=reason, seconds=0.0,
+                          logprob=float(sum(log_probs)))
