@@ -60,6 +60,7 @@ class EncoderTrainConfig:
     intermediate: int = 512
     max_tokens: int = 160  # training and serving truncate here
     init_from: str = str(ROOT / "model" / "default")  # token embeddings of the completion model ("" = none)
+    resume: str = ""  # a transformers checkpoint of this encoder (``model/encoder-hf``) to go on training
     # data
     clone_files: tuple[str, ...] = (str(CLONES / "leetcode_dev.jsonl"), str(CLONES / "leetcode_dev.anon.jsonl"))
     # The encoder's half of the train problems; "train-fusion" stays unseen for fit_fusion.
@@ -268,7 +269,13 @@ def train_encoder(cfg: EncoderTrainConfig, out: Path, log=print) -> dict:
     log(f"clone pairs from {len(problems)} train problems; {len(functions):,} corpus functions")
     rewrite_cfg = RewriteConfig()
 
-    model = build_model(cfg, tok.get_vocab_size(), pad_id)
+    if cfg.resume:
+        from transformers import BertModel
+
+        model = BertModel.from_pretrained(cfg.resume, add_pooling_layer=False)
+        log(f"resumed from {cfg.resume}")
+    else:
+        model = build_model(cfg, tok.get_vocab_size(), pad_id)
     params = sum(p.numel() for p in model.parameters())
     log(f"model: {params / 1e6:.2f}M parameters")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -369,6 +376,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layers", type=int, default=EncoderTrainConfig.layers)
     parser.add_argument("--eval-every", type=int, default=EncoderTrainConfig.eval_every)
     parser.add_argument("--temperature", type=float, default=EncoderTrainConfig.temperature)
+    parser.add_argument("--lr", type=float, default=EncoderTrainConfig.lr)
+    parser.add_argument("--resume", default="", help="go on training this checkpoint (an encoder-hf folder); "
+                        "its clone split must be the one given here, or the fusion fit loses its unseen half")
     parser.add_argument("--anon-prob", type=float, default=EncoderTrainConfig.anon_prob,
                         help="share of pairs with both sides anonymised (method names -> method0...)")
     parser.add_argument("--clone-split", default=EncoderTrainConfig.clone_split,
@@ -380,7 +390,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cfg = EncoderTrainConfig(minutes=args.minutes, max_steps=args.max_steps, layers=args.layers,
                              eval_every=args.eval_every, eval_at_start=args.eval_at_start,
-                             temperature=args.temperature, anon_prob=args.anon_prob, clone_split=args.clone_split,
+                             temperature=args.temperature, lr=args.lr, resume=args.resume,
+                             anon_prob=args.anon_prob, clone_split=args.clone_split,
                              init_from="" if args.no_init else EncoderTrainConfig.init_from)
     train_encoder(cfg, args.out)
 
