@@ -232,8 +232,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--signals", nargs="+", metavar="SIGNAL",
                    help="rankings to score (default all): fused, lexical (words and shape), words, shape, "
                         "interface, structure, dense")
-    e.add_argument("--split", choices=["all", "train", "heldout"], default="all",
-                   help="only the problems on one side of the train/held-out split (training.eval_clones.split_of)")
+    e.add_argument("--split", choices=["all", "train", "heldout", "train-encoder", "train-fusion"], default="all",
+                   help="only the problems on one side of the train/held-out split (training.eval_clones.split_of), "
+                        "or of one half of train (train_half_of: the encoder's and the fusion fit's)")
     e.set_defaults(func=_cmd_eval_clones)
 
 

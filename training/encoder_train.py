@@ -7,12 +7,15 @@ model's (``model/default``), which already places code tokens usefully; the laye
 from scratch.  Then contrastive training, symmetric InfoNCE with in-batch negatives, on
 batches that mix:
 
-* **clone pairs**: two solutions of one problem by different authors, from the *train*
-  problems of the clone sets only (``eval_clones.split_of``), named or anonymised rows,
-  each side rewritten at random; problems that look lexically alike go into the same batch
-  (hard negatives: similar words, different algorithm);
+* **clone pairs**: two solutions of one problem by different authors, from the *encoder's
+  half* of the train problems of the clone sets only (``eval_clones.split_of`` and
+  ``train_half_of``: the other half is where ``fit_fusion`` fits the weights, the held-out
+  problems are never seen), named or anonymised rows, each side rewritten at random and
+  both sides anonymised (``rewrites.anonymise``) half the time; problems that look
+  lexically alike go into the same batch (hard negatives: similar words, different algorithm);
 * **rewrite pairs**: two meaning-preserving rewrites (``training/rewrites.py``) of one
-  function from the corpus (``training/corpus.py``, which leaves out the evaluation code).
+  function from the corpus (``training/corpus.py``, which leaves out the evaluation code),
+  both anonymised as often as the clone pairs.
 
 Every few hundred steps the encoder is scored (dense MAP@R) on the held-out problems and
 saved; the end product is exported with CTranslate2's converter (int8) into
@@ -39,7 +42,7 @@ from lsp_server.similarity.chunking import chunk_text
 from model.tokenizer import encode, load_tokenizer
 from training.corpus import CorpusConfig, iter_corpus
 from training.eval_clones import average_precision_at_r, load_items
-from training.rewrites import RewriteConfig, rewrite
+from training.rewrites import RewriteConfig, anonymise, rewrite
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "model" / "encoder"
@@ -57,8 +60,15 @@ class EncoderTrainConfig:
     intermediate: int = 512
     max_tokens: int = 160  # training and serving truncate here
     init_from: str = str(ROOT / "model" / "default")  # token embeddings of the completion model ("" = none)
+    resume: str = ""  # a transformers checkpoint of this encoder (``model/encoder-hf``) to go on training
     # data
     clone_files: tuple[str, ...] = (str(CLONES / "leetcode_dev.jsonl"), str(CLONES / "leetcode_dev.anon.jsonl"))
+    # The encoder's half of the train problems; "train-fusion" stays unseen for fit_fusion.
+    clone_split: str = "train-encoder"
+    # Both sides of a pair anonymised as the anon clone set is (method names -> method0...):
+    # a problem's given method name is the same for every author, a shortcut that the
+    # anonymised files take away.
+    anon_prob: float = 0.5
     max_corpus_bytes: int = 8_000_000
     sample_permille: int = 300
     max_functions: int = 12_000
@@ -248,7 +258,9 @@ def train_encoder(cfg: EncoderTrainConfig, out: Path, log=print) -> dict:
     pad_id = tok.token_to_id("<|endoftext|>")
     batcher = Batcher(tok, cfg.max_tokens, pad_id)
 
-    groups = clone_groups(cfg.clone_files, "train")
+    if cfg.clone_split not in ("train", "train-encoder", "train-fusion"):
+        raise ValueError(f"the encoder learns from train problems only, not {cfg.clone_split!r}")
+    groups = clone_groups(cfg.clone_files, cfg.clone_split)
     # Positives need two authors (or a named and an anonymised copy of one solution).
     problems = [label for label, rows in groups.items() if len(rows) >= 2]
     neighbours = lexical_neighbours(groups, cfg.hard_neighbours)
@@ -257,7 +269,13 @@ def train_encoder(cfg: EncoderTrainConfig, out: Path, log=print) -> dict:
     log(f"clone pairs from {len(problems)} train problems; {len(functions):,} corpus functions")
     rewrite_cfg = RewriteConfig()
 
-    model = build_model(cfg, tok.get_vocab_size(), pad_id)
+    if cfg.resume:
+        from transformers import BertModel
+
+        model = BertModel.from_pretrained(cfg.resume, add_pooling_layer=False)
+        log(f"resumed from {cfg.resume}")
+    else:
+        model = build_model(cfg, tok.get_vocab_size(), pad_id)
     params = sum(p.numel() for p in model.parameters())
     log(f"model: {params / 1e6:.2f}M parameters")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -271,7 +289,10 @@ def train_encoder(cfg: EncoderTrainConfig, out: Path, log=print) -> dict:
             b = rng.choice(other)
         texts = [r[1] if rng.random() >= cfg.rewrite_clone_prob else rewrite(r[1], rng, pool_names, rewrite_cfg)
                  for r in (a, b)]
-        return texts[0], texts[1]
+        return anonymised_pair(texts[0], texts[1])
+
+    def anonymised_pair(a: str, b: str) -> tuple[str, str]:
+        return (anonymise(a), anonymise(b)) if rng.random() < cfg.anon_prob else (a, b)
 
     def make_batch() -> tuple[list[str], list[str]]:
         n_clone = int(cfg.batch_pairs * cfg.clone_share)
@@ -288,8 +309,9 @@ def train_encoder(cfg: EncoderTrainConfig, out: Path, log=print) -> dict:
             right.append(b)
         for code in rng.sample(functions, cfg.batch_pairs - n_clone):
             a = code if rng.random() < 0.3 else rewrite(code, rng, pool_names, rewrite_cfg)
+            a, b = anonymised_pair(a, rewrite(code, rng, pool_names, rewrite_cfg))
             left.append(a)
-            right.append(rewrite(code, rng, pool_names, rewrite_cfg))
+            right.append(b)
         return left, right
 
     history = []
@@ -332,7 +354,7 @@ def train_encoder(cfg: EncoderTrainConfig, out: Path, log=print) -> dict:
     minutes = (time.time() - t0) / 60
     final = evaluate(step)
     info = {"steps": step, "train_minutes": round(minutes, 1), "history": history,
-            "train_problems": len(problems), "corpus_functions": len(functions)}
+            "train_problems": len(problems), "clone_split": cfg.clone_split, "corpus_functions": len(functions)}
     export(model, tok_dir, out, cfg, info)
     size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
     log(f"exported {out} ({size:.1f} MB) after {step} steps, {minutes:.1f} min: {final}")
@@ -353,11 +375,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-steps", type=int, default=EncoderTrainConfig.max_steps)
     parser.add_argument("--layers", type=int, default=EncoderTrainConfig.layers)
     parser.add_argument("--eval-every", type=int, default=EncoderTrainConfig.eval_every)
+    parser.add_argument("--temperature", type=float, default=EncoderTrainConfig.temperature)
+    parser.add_argument("--lr", type=float, default=EncoderTrainConfig.lr)
+    parser.add_argument("--resume", default="", help="go on training this checkpoint (an encoder-hf folder); "
+                        "its clone split must be the one given here, or the fusion fit loses its unseen half")
+    parser.add_argument("--anon-prob", type=float, default=EncoderTrainConfig.anon_prob,
+                        help="share of pairs with both sides anonymised (method names -> method0...)")
+    parser.add_argument("--clone-split", default=EncoderTrainConfig.clone_split,
+                        choices=["train-encoder", "train-fusion", "train"],
+                        help="train problems the clone pairs come from (default: the encoder's half; "
+                             "'train' leaves fit_fusion no unseen problems to fit the dense weight on)")
     parser.add_argument("--no-init", action="store_true", help="random token embeddings (ablation)")
     parser.add_argument("--eval-at-start", action="store_true", help="score the untrained encoder first")
     args = parser.parse_args(argv)
     cfg = EncoderTrainConfig(minutes=args.minutes, max_steps=args.max_steps, layers=args.layers,
                              eval_every=args.eval_every, eval_at_start=args.eval_at_start,
+                             temperature=args.temperature, lr=args.lr, resume=args.resume,
+                             anon_prob=args.anon_prob, clone_split=args.clone_split,
                              init_from="" if args.no_init else EncoderTrainConfig.init_from)
     train_encoder(cfg, args.out)
 

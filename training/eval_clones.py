@@ -24,7 +24,7 @@ from lsp_server.similarity.encoder import CodeEncoder
 from lsp_server.similarity.index import RANKINGS, Entry, IndexConfig, SimilarityIndex, make_entry
 
 SIGNALS = RANKINGS  # fused, lexical (words + shape), and each signal alone
-SPLITS = ("all", "train", "heldout")
+SPLITS = ("all", "train", "heldout", "train-encoder", "train-fusion")
 
 
 def split_of(label: str) -> str:
@@ -34,6 +34,26 @@ def split_of(label: str) -> str:
     A hash of the label, not a random draw, so the named and the anonymised files (the same
     programs) and every tool that trains or evaluates agree without sharing a file."""
     return "train" if zlib.crc32(str(label).encode()) % 5 < 3 else "heldout"
+
+
+def train_half_of(label: str) -> str:
+    """Which half of the ``train`` problems a problem is in: ``encoder`` (the code encoder
+    learns from it) or ``fusion`` (``fit_fusion`` fits the weights on it).
+
+    A learnt signal looks better than it is on the problems it learnt from, so weights
+    fitted there overweight it; the two halves keep the encoder's problems out of the fit.
+    Another hash than ``split_of``'s (salted), so the halves do not follow its residues."""
+    return "encoder" if zlib.crc32(b"fusion-half:" + str(label).encode()) % 2 == 0 else "fusion"
+
+
+def in_split(label: str, split: str) -> bool:
+    """Whether a problem is in ``split`` (one of ``SPLITS``)."""
+    if split == "all":
+        return True
+    side = split_of(label)
+    if split in ("train", "heldout"):
+        return side == split
+    return side == "train" and f"train-{train_half_of(label)}" == split
 
 
 @dataclass(frozen=True)
@@ -61,7 +81,7 @@ def load_items(path: Path, split: str = "all") -> list[dict]:
             row = json.loads(line)
             if "label" not in row or "code" not in row:
                 raise ValueError(f"{path}:{n}: each row needs 'label' and 'code'")
-            if split == "all" or split_of(row["label"]) == split:
+            if in_split(str(row["label"]), split):
                 rows.append(row)
     if not rows:
         raise ValueError(f"{path}: no items" + ("" if split == "all" else f" in the {split} split"))

@@ -2,13 +2,19 @@
 
 The index ranks chunks by a weighted sum of its signals' cosines (``SimilarityIndex.search``).
 This picks the weights that maximise MAP@R -- the metric itself, not a proxy -- averaged over
-the named and the anonymised clone files, using only the problems ``split_of`` puts on the
-``train`` side; the held-out problems are scored once at the end, for the record.  Every
+the named and the anonymised clone files, using only the problems of the ``train-fusion``
+half of the ``train`` side (``eval_clones.split_of``, ``train_half_of``): the code encoder
+learns from the other half, so on these problems its scores are as honest as on new code.
+The held-out problems are scored once at the end, for the record.  Every
 signal's full score matrix is computed once through the index, so a candidate weight vector
 costs a few numpy operations, and a coordinate search over a grid is enough for five weights.
 
     python -m training.fit_fusion ../shared/eval/clones/leetcode_dev.jsonl \\
         ../shared/eval/clones/leetcode_dev.anon.jsonl [--out lsp_server/similarity/fusion_weights.json]
+
+It refuses to weigh the dense signal on problems its encoder learnt from (its
+``encoder.json`` records the clone split it trained on): there a learnt signal looks better
+than it is, and the fit overweights it (weight 2.0 once, and the held-out fusion lost 0.02).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 
 from lsp_server.similarity.encoder import CodeEncoder
 from lsp_server.similarity.index import FUSION_WEIGHTS_FILE, SIGNALS
-from training.eval_clones import CloneSet, average_precision_at_r
+from training.eval_clones import SPLITS, CloneSet, average_precision_at_r
 
 GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0)
 
@@ -83,24 +89,43 @@ def fit(sets: list[ScoredSet], rounds: int = 3, without: tuple[str, ...] = ()) -
     return weights, best
 
 
+def encoder_split(encoder: CodeEncoder) -> str:
+    """The clone split the encoder's pairs came from (encoders from before the halves: all of train)."""
+    meta = json.loads((encoder.path / "encoder.json").read_text())
+    return str(meta.get("clone_split") or meta.get("config", {}).get("clone_split") or "train")
+
+
+def splits_overlap(a: str, b: str) -> bool:
+    """Whether two splits of ``eval_clones.SPLITS`` share problems."""
+    if a == b or "all" in (a, b):
+        return True
+    sides = {"train": {"train-encoder", "train-fusion"}, "heldout": {"heldout"},
+             "train-encoder": {"train-encoder"}, "train-fusion": {"train-fusion"}}
+    return bool(sides[a] & sides[b])
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", type=Path, nargs="+", help="labelled clone sets (JSON lines with label and code)")
     ap.add_argument("--out", type=Path, default=FUSION_WEIGHTS_FILE)
-    # The shipped encoder learnt from the train problems (training/encoder_train.py), so on
-    # them its scores look better than they are: fitted there it took weight 2.0 and the
-    # held-out fusion lost 0.02.  It stays out until it is trained on problems apart from these.
-    ap.add_argument("--without", nargs="*", default=["dense"], choices=SIGNALS,
-                    help="signals kept at weight 0 (default: dense, whose encoder trained on these problems)")
+    ap.add_argument("--without", nargs="*", default=[], choices=SIGNALS, help="signals kept at weight 0")
+    ap.add_argument("--fit-split", default="train-fusion", choices=[s for s in SPLITS if s != "heldout"],
+                    help="problems the weights are fitted on (default: the half the encoder did not learn from)")
+    ap.add_argument("--encoder", type=Path, default=None, help="code encoder folder (default: model/encoder)")
     args = ap.parse_args(argv)
-    encoder = CodeEncoder.load()
-    train = [ScoredSet.of(f, "train", encoder) for f in args.files]
+    encoder = CodeEncoder.load(args.encoder)
+    learnt = encoder_split(encoder)
+    if "dense" not in args.without and splits_overlap(learnt, args.fit_split):
+        ap.error(f"the encoder learnt from the {learnt!r} problems, which overlap --fit-split {args.fit_split}: "
+                 "its dense scores there are too good; fit on another split or pass --without dense")
+    train = [ScoredSet.of(f, args.fit_split, encoder) for f in args.files]
     weights, score = fit(train, without=tuple(args.without))
     heldout = [ScoredSet.of(f, "heldout", encoder) for f in args.files]
     report = {
         "weights": weights,
         "fitted_on": [s.name for s in train],
         "left_out": args.without,
+        "encoder_learnt_from": learnt,
         "train_map_at_r": {s.name: round(s.map_at_r(weights), 4) for s in train},
         "heldout_map_at_r": {s.name: round(s.map_at_r(weights), 4) for s in heldout},
         "heldout_each_signal": {s.name: {n: round(s.map_at_r({n: 1.0}), 4) for n in s.scores} for s in heldout},

@@ -8,7 +8,10 @@ the code encoder must learn to look through (``training/encoder_train.py``):
 * drop docstrings; drop or add comments;
 * swap adjacent independent statements (neither reads nor writes what the other writes);
 * turn ``xs = []; for x in it: xs.append(f(x))`` into ``xs = [f(x) for x in it]`` and back;
-* reformat (``ast.unparse`` normalises spacing and quotes; indentation width varies).
+* reformat (``ast.unparse`` normalises spacing and quotes; indentation width varies);
+* anonymise (``anonymise``) as the anonymised clone set does: the outermost functions or
+  methods become ``method0``, ``method1``... everywhere they are named, numbered classes
+  (``Solution2``) lose their number.
 
 Built on the standard library's ``ast`` (``ast.unparse`` is the reformatter and drops
 comments for free), so no extra dependency; code that does not parse is left as it is.
@@ -243,3 +246,29 @@ def rewrite(code: str, rng: random.Random, pool: list[str], cfg: RewriteConfig |
     if rng.random() < cfg.add_comment_prob:
         text = _add_comments(text, rng)
     return _reindent(text, rng.choice(cfg.indent_choices))
+
+
+_DEF = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)(?=\([^\n])", re.M)
+_NUMBERED_CLASS = re.compile(r"^([ \t]*class[ \t]+[A-Za-z_]*[A-Za-z_])\d+\b", re.M)
+
+
+def anonymise(code: str) -> str:
+    """Rename as ``leetcode_dev.anon.jsonl`` does, text for text (formatting kept): the
+    functions defined at the outermost ``def`` level (a class's methods, or a lone function)
+    become ``method0``, ``method1``... in order of definition, every use of the name
+    included (``self.helper(...)``); like the clone set's anonymiser, a ``def`` whose
+    parameters start on the next line keeps its name; nested functions and private
+    (``_x``) or dunder methods keep theirs;
+    ``class Solution2`` becomes ``class Solution``.  The named and anonymised rows of the
+    clone set differ in exactly this, so training on both views teaches the encoder to read
+    the body rather than the problem's given method name."""
+    defs = [(len(m.group(1).expandtabs()), m.group(2)) for m in _DEF.finditer(code)]
+    if defs:
+        outer = min(indent for indent, _ in defs)
+        mapping: dict[str, str] = {}
+        for indent, name in defs:
+            if indent == outer and name not in mapping and not name.startswith("_"):
+                mapping[name] = f"method{len(mapping)}"
+        if mapping:
+            code = re.sub(r"\b(" + "|".join(map(re.escape, mapping)) + r")\b", lambda m: mapping[m.group(1)], code)
+    return _NUMBERED_CLASS.sub(r"\1", code)
