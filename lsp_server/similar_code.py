@@ -59,6 +59,8 @@ class SimilarityService:
     run a protocol write on the event loop from a worker thread.
     """
 
+    HINTS_QUIET_SECONDS = 0.75  # hints wait for a pause in typing this long
+
     def __init__(self, *, settings: Callable[[], ServerSettings], documents: Callable[[], Workspace],
                  publish_diagnostics: Callable[[types.PublishDiagnosticsParams], None],
                  progress: Callable[[], Progress | None], show_error: Callable[[str], None],
@@ -82,6 +84,8 @@ class SimilarityService:
         self._cancel = threading.Event()  # stops the first index between two files
         self._saved: Future | None = None
         self._hinted: set[str] = set()  # uris holding our diagnostics
+        self._edited_at = 0.0  # monotonic time of the last open or edit
+        self._hints_timer: threading.Timer | None = None
 
     # -- index life cycle --------------------------------------------------------------------
 
@@ -234,6 +238,7 @@ class SimilarityService:
         """didOpen / didChange: coalesce into one queued update of the open documents."""
         if self.workspace is None:
             return
+        self._edited_at = time.monotonic()
         if self.embedder is not None:
             self.embedder.touch()
         with self._dirty_lock:
@@ -250,7 +255,27 @@ class SimilarityService:
         for path in closed:  # back to the disk copy; a document opened again is re-read below
             self.workspace.close_document(path)
         self._sync_open_documents()
-        self._publish_hints()
+        self._publish_hints_when_quiet()
+
+    def _publish_hints_when_quiet(self) -> None:
+        """Hints once the user pauses: they search the workspace for every function of every
+        open document, which on a long file costs more CPU than a keystroke's completion,
+        and nobody reads them mid-word.  One timer at a time; it looks again when it fires."""
+        wait = self.HINTS_QUIET_SECONDS - (time.monotonic() - self._edited_at)
+        if wait <= 0:
+            self._publish_hints()
+            return
+        with self._dirty_lock:
+            if self._hints_timer is not None or self._stopping:
+                return
+            self._hints_timer = threading.Timer(wait, self._hints_timer_fired)
+            self._hints_timer.daemon = True
+            self._hints_timer.start()
+
+    def _hints_timer_fired(self) -> None:
+        with self._dirty_lock:
+            self._hints_timer = None
+        self._submit(self._publish_hints_when_quiet)
 
     def on_close(self, params: types.DidCloseTextDocumentParams) -> None:
         path = file_path(params.text_document.uri)

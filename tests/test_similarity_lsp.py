@@ -3,6 +3,8 @@ LSP client talking to ``python -m lsp_server`` over stdio."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -215,3 +217,25 @@ async def test_index_is_saved_in_the_cache_folder(workspace, tmp_path, options):
         client.open(uri, A)
         await find_similar(client, uri, 0, 10, limit=5)
     assert list((tmp_path / "cache").rglob("index.npz")), "the index was not saved in the cache folder"
+
+
+async def test_hints_wait_for_a_pause_in_typing(workspace, options):
+    """Hints search the workspace for every function of the document: while the user types
+    they would cost the completions CPU, so they come once typing pauses."""
+    a_uri = (workspace / "a.py").as_uri()
+    async with running_server(workspace, options) as client:
+        await find_similar(client, (workspace / "c.py").as_uri(), 0, 3, limit=1)  # the index is built
+        client.open(a_uri, A)
+        text = A + "\n"
+        until = time.monotonic() + 3.0
+        version = 1
+        while time.monotonic() < until:  # a keystroke every 50 ms for 3 s
+            version += 1
+            text += "x"
+            client.text_document_did_change(types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=a_uri, version=version),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))
+            await asyncio.sleep(0.05)
+        assert not client.diagnostics.get(a_uri)
+        await client.wait_for_diagnostics(lambda by_uri: any("combine_ranges" in d.message
+                                                             for d in by_uri.get(a_uri, [])))
