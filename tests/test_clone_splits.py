@@ -62,7 +62,8 @@ def test_fit_fusion_refuses_to_weigh_dense_on_the_problems_its_encoder_learnt(tm
     out = tmp_path / "weights.json"
     with pytest.raises(SystemExit) as err:
         fit_fusion.main([str(clones), "--encoder", str(encoder), "--out", str(out)])
-    assert err.value.code == 2 and "--without dense" in capsys.readouterr().err
+    message = capsys.readouterr().err
+    assert err.value.code == 2 and "--without dense" in message and len(message.strip().splitlines()) == 1
     assert not out.exists()
 
 

@@ -19,13 +19,13 @@ than it is, and the fit overweights it (weight 2.0 once, and the held-out fusion
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lsp_server.cli import OneLineParser
 from lsp_server.similarity.encoder import CodeEncoder
 from lsp_server.similarity.index import FUSION_WEIGHTS_FILE, SIGNALS
 from training.eval_clones import SPLITS, CloneSet, average_precision_at_r
@@ -105,7 +105,7 @@ def splits_overlap(a: str, b: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", type=Path, nargs="+", help="labelled clone sets (JSON lines with label and code)")
     ap.add_argument("--out", type=Path, default=FUSION_WEIGHTS_FILE)
     ap.add_argument("--without", nargs="*", default=[], choices=SIGNALS, help="signals kept at weight 0")
