@@ -18,6 +18,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import ctranslate2
@@ -230,16 +231,9 @@ class CompletionEngine:
         The underlying CTranslate2 generator is closed in ``finally``, which stops decoding
         within one token whether the caller stops iterating or ``cancelled()`` turns true.
         """
-        kwargs = dict(max_length=options.max_tokens, sampling_topk=1, end_token=[self.special.eot],
-                      return_log_prob=True)
-        if options.reuse_static_prompt:
-            self._track_static_prompt(prompt.static)
-            steps = self.generator.generate_tokens(
-                self._token_strings(prompt.dynamic), static_prompt=self._token_strings(prompt.static),
-                cache_static_prompt=True, **kwargs,
-            )
-        else:
-            steps = self.generator.generate_tokens(self._token_strings(prompt.ids), **kwargs)
+        start, cache = self._start(prompt, options)
+        steps = self.generator.generate_tokens(start, max_length=options.max_tokens, sampling_topk=1,
+                                               end_token=[self.special.eot], return_log_prob=True, **cache)
         try:
             for step in steps:
                 if cancelled():
@@ -249,6 +243,15 @@ class CompletionEngine:
                 yield step.token_id, step.log_prob
         finally:
             steps.close()
+
+    def _start(self, prompt: Prompt, options: GenerationOptions) -> tuple[list[str], dict]:
+        """The start tokens for CTranslate2 and the static-prompt arguments that go with them:
+        with reuse on, the static part is handed over (and cached) apart from the rest."""
+        if not options.reuse_static_prompt:
+            return self._token_strings(prompt.ids), {}
+        self._track_static_prompt(prompt.static)
+        return self._token_strings(prompt.dynamic), {"static_prompt": self._token_strings(prompt.static),
+                                                     "cache_static_prompt": True}
 
     def _track_static_prompt(self, static: list[int]) -> None:
         key = hash(tuple(static))
@@ -351,15 +354,11 @@ class CompletionEngine:
 
     def _first_tokens(self, prompt: Prompt, options: GenerationOptions) -> list[tuple[int, float]]:
         """The likeliest first tokens after ``prompt`` and their log-probabilities, best first."""
-        kwargs = dict(max_length=1, return_alternatives=True, num_hypotheses=options.heal_alternatives,
-                      return_scores=True, include_prompt_in_result=False, end_token=[self.special.eot])
-        if options.reuse_static_prompt:
-            self._track_static_prompt(prompt.static)
-            results = self.generator.generate_batch([self._token_strings(prompt.dynamic)],
-                                                    static_prompt=self._token_strings(prompt.static),
-                                                    cache_static_prompt=True, **kwargs)
-        else:
-            results = self.generator.generate_batch([self._token_strings(prompt.ids)], **kwargs)
+        start, cache = self._start(prompt, options)
+        results = self.generator.generate_batch([start], max_length=1, return_alternatives=True,
+                                                num_hypotheses=options.heal_alternatives, return_scores=True,
+                                                include_prompt_in_result=False, end_token=[self.special.eot],
+                                                **cache)
         # One token long: a hypothesis's score is its token's log-probability.
         return [(seq[0], float(score)) for seq, score in zip(results[0].sequences_ids, results[0].scores, strict=True)
                 if seq]
@@ -391,19 +390,14 @@ class CompletionEngine:
         the answer."""
         ids: list[int] = []
         log_probs: list[float] = []
-        text, reason, fragment = "", "max_tokens", ""
-        if healed is not None:
-            first, first_log_prob, fragment = healed
-            ids.append(first)
-            log_probs.append(first_log_prob)
-            text = self.tokenizer.decode(ids, skip_special_tokens=False)[len(fragment):]
-            cut = stop(text) if stop and text and not text.endswith("\ufffd") else None
-            if cut is not None:  # the healed token alone ends the line
-                return Completion(text=text[:cut], tokens=len(ids), stop_reason="eol" if stop is end_of_line
-                                  else "stop_rule", seconds=0.0, logprob=float(sum(log_probs)))
+        text, reason = "", "max_tokens"
+        fragment = healed[2] if healed is not None else ""
         gen = self.stream(prompt, options, cancelled)
+        # The healed first token goes through the same checks as the rest; the stream only
+        # starts decoding when it is asked for the next token.
+        tokens = chain([healed[:2]], gen) if healed is not None else gen
         try:
-            for token_id, log_prob in gen:
+            for token_id, log_prob in tokens:
                 ids.append(token_id)
                 log_probs.append(log_prob)
                 text = self.tokenizer.decode(ids, skip_special_tokens=False)[len(fragment):]
