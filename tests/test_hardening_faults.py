@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -248,9 +249,11 @@ async def test_a_bad_similarity_cache_is_rebuilt_not_trusted(workspace, tmp_path
         assert all(not item["preview"].startswith("STALE") for item in items)
         assert items[0]["preview"].startswith("def combine_ranges(spans):")
         assert client.messages == []  # no "indexing failed"
-        # util.py comes from the cache only when it is intact (app.py is open: its text wins).
-        expected = "1 from cache" if how == "intact" else "0 from cache"
-        assert any(expected in line for line in client.logs), client.logs
+        # util.py comes from the cache only when it is intact. app.py may too: whether its
+        # didOpen reaches the server before the index starts is up to the scheduler.
+        counts = [int(found) for line in client.logs for found in re.findall(r"(\d+) from cache", line)]
+        assert counts, client.logs
+        assert (counts[-1] >= 1) if how == "intact" else (counts[-1] == 0), client.logs
         if how != "intact":
             assert any("rebuilding" in line for line in client.logs), client.logs
         assert (await client.inline(uri, RETURN_LINE, 11)).strip()
