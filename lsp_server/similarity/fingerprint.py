@@ -49,16 +49,7 @@ class Bag:
     @staticmethod
     def from_counts(counts: Counter, prefix: str = "") -> Bag:
         """The bag of features counted by name (each name with ``prefix`` before it)."""
-        if not counts:
-            return EMPTY_BAG
-        pairs: dict[int, float] = {}
-        for feature, n in counts.items():
-            h = _hash(prefix + feature)
-            pairs[h] = pairs.get(h, 0) + n
-        ids = np.fromiter(pairs.keys(), np.uint32, len(pairs))
-        tf = np.fromiter(pairs.values(), np.float32, len(pairs))
-        order = np.argsort(ids)
-        return Bag(ids[order], (1 + np.log(tf[order])).astype(np.float32))
+        return _bags([_feature_ids(counts, prefix)])[0]
 
 
 EMPTY_BAG = Bag(np.zeros(0, np.uint32), np.zeros(0, np.float32))
@@ -84,16 +75,27 @@ def _hash(feature: str) -> int:
     return h
 
 
+def _name_ids(name: str) -> tuple[int, ...]:
+    """The ``words`` feature ids of a name or a docstring's word: its sub-words.  Remembered,
+    since docstrings (too long to be remembered whole) repeat the same words."""
+    ids = _name_memo.get(name)
+    if ids is None:
+        if len(_name_memo) >= _MEMO_SIZE:
+            _name_memo.clear()
+        ids = _name_memo[name] = tuple(_hash("w:" + w) for w in subwords(name))
+    return ids
+
+
 def _token_features(kind: str, text: str) -> tuple[tuple[int, ...], str | None]:
     """One token's hashed ``words`` features and its symbol in the ``shape`` stream (None:
     not part of it).  ``kind`` is a ``Token`` kind.  The one definition of both bags."""
     if kind == "name":
-        return tuple(_hash("w:" + w) for w in subwords(text)), "I"
+        return _name_ids(text), "I"
     if kind == "kw":
         return (_hash("k:" + text),), text
     if kind == "doc":
         # A docstring says what the code does in words; its punctuation is not shape.
-        return tuple(_hash("w:" + s) for w in _WORD.findall(text) for s in subwords(w)), None
+        return tuple(chain.from_iterable(map(_name_ids, _WORD.findall(text)))), None
     if kind == "str":
         return (_hash("s:" + text[-16:]),), "S"
     if kind == "number":
@@ -102,17 +104,35 @@ def _token_features(kind: str, text: str) -> tuple[tuple[int, ...], str | None]:
 
 
 def _bag(ids: np.ndarray) -> Bag:
-    """The bag of a multiset of feature ids (what ``Bag.from_counts`` makes of the same counts);
-    ``np.unique`` by hand, a third of its cost on the small arrays a chunk has."""
-    if not len(ids):
-        return EMPTY_BAG
-    ids = np.sort(ids)
-    first = np.empty(len(ids), bool)
+    """The bag of a multiset of feature ids (what ``Bag.from_counts`` makes of the same counts)."""
+    return _bags([ids])[0]
+
+
+def _bags(multisets: list[np.ndarray]) -> list[Bag]:
+    """``_bag`` of each multiset of feature ids, all in one sort: a file's chunks have
+    hundreds of small arrays, and numpy's fixed cost per call was most of their bags' time.
+    The bags' arrays are views into one array per call."""
+    lengths = np.fromiter(map(len, multisets), np.int64, len(multisets))
+    total = int(lengths.sum())
+    if not total:
+        return [EMPTY_BAG] * len(multisets)
+    owner = np.repeat(np.arange(len(multisets), dtype=np.uint64), lengths)
+    keys = np.concatenate(multisets).astype(np.uint64)
+    keys |= owner << np.uint64(FEATURE_BITS)
+    keys.sort()
+    first = np.empty(total, bool)
     first[0] = True
-    np.not_equal(ids[1:], ids[:-1], out=first[1:])
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
     starts = np.flatnonzero(first)
-    tf = np.diff(starts, append=len(ids)).astype(np.float32)
-    return Bag(ids[starts].astype(np.uint32, copy=False), (1 + np.log(tf)).astype(np.float32))
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = total
+    unique = keys[starts]
+    ids = (unique & np.uint64(FEATURE_MASK)).astype(np.uint32)
+    weights = 1 + np.log((ends - starts).astype(np.float32))
+    bounds = np.searchsorted(unique >> np.uint64(FEATURE_BITS), np.arange(len(multisets) + 1, dtype=np.uint64)).tolist()
+    return [Bag(ids[lo:hi], weights[lo:hi]) if hi > lo else EMPTY_BAG
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 class TokenTable:
@@ -181,21 +201,28 @@ class TokenTable:
     def _token_index(self, cut: int) -> int | None:
         return 0 if cut <= 0 else self._n if cut >= self._length else self._index.get(cut)
 
-    def span(self, start: int, end: int) -> tuple[Bag, Bag, int] | None:
-        """(words, shape, n_tokens) of ``text[start:end]``; None unless both ends are cuts no
-        token crosses."""
+    def span_ids(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ``words`` and ``shape`` feature ids (multisets) of ``text[start:end]``; None
+        unless both ends are cuts no token crosses."""
         ti, tj = self._token_index(start), self._token_index(end)
         if ti is None or tj is None:
             return None
-        words = self._words[self._word_off[ti]:self._word_off[tj]]
         p, q = self._stream_off[ti], self._stream_off[tj]
-        shape = self._shingles[p:max(p, q - SHINGLE + 1)]
-        return _bag(words), _bag(shape), len(words)
+        return self._words[self._word_off[ti]:self._word_off[tj]], self._shingles[p:max(p, q - SHINGLE + 1)]
+
+    def span(self, start: int, end: int) -> tuple[Bag, Bag, int] | None:
+        """(words, shape, n_tokens) of ``text[start:end]``; None as for ``span_ids``."""
+        ids = self.span_ids(start, end)
+        if ids is None:
+            return None
+        words, shape = _bags(list(ids))
+        return words, shape, len(ids[0])
 
 
 _MEMO_TOKEN_CHARS = 64
 _MEMO_SIZE = 200_000  # about 40 MB at most; a workspace has far fewer distinct short tokens
 _memos: dict[str, dict[str, tuple[tuple[int, ...], str | None]]] = {}
+_name_memo: dict[str, tuple[int, ...]] = {}
 
 
 def _token_memo(language: str) -> dict[str, tuple[tuple[int, ...], str | None]]:
@@ -219,6 +246,12 @@ def fingerprint_tokens(tokens: list[Token]) -> Fingerprint:
 
 def tree_bags(interface: Counter, structure: Counter) -> dict[str, Bag]:
     return {"interface": Bag.from_counts(interface, "i:"), "structure": Bag.from_counts(structure, "x:")}
+
+
+def _feature_ids(counts: Counter, prefix: str) -> np.ndarray:
+    """The multiset of hashed feature ids that ``counts`` (feature names, each with ``prefix``) stands for."""
+    hashed = np.fromiter((_hash(prefix + feature) for feature in counts), np.uint32, len(counts))
+    return np.repeat(hashed, np.fromiter(counts.values(), np.int64, len(counts)))
 
 
 _CACHE_SIZE = 4096
@@ -285,17 +318,23 @@ def fingerprint_chunks(chunked: ChunkedText) -> list[Fingerprint]:
     table = TokenTable(text, language, cuts) if whole else None
     trees = chunked.tree is not None and language in FLOW_GRAMMARS
     tree = TreeFeatures(chunked.captures, language) if trees else None
+    multisets: list[np.ndarray] = []  # words, shape, interface, structure of each missing chunk
     for i in missing:
         chunk = chunks[i]
         start = char_start[chunk.start_line]
-        bags = table.span(start, start + len(chunk.text)) if table is not None else None
-        if bags is None:  # a few chunks, or a string or comment crossing this one's ends
-            bags = TokenTable(chunk.text, chunk.language).span(0, len(chunk.text))
+        ids = table.span_ids(start, start + len(chunk.text)) if table is not None else None
+        if ids is None:  # a few chunks, or a string or comment crossing this one's ends
+            ids = TokenTable(chunk.text, chunk.language).span_ids(0, len(chunk.text))
         if tree is not None:
             lo = byte_start[chunk.start_line]
             hi = lo + (len(chunk.text) if byte_start is char_start else len(chunk.text.encode("utf-8")))
             interface, structure = tree.counts(lo, hi, chunk.text)
         else:
             interface, structure = Counter(), Counter()
-        out[i] = _remember(chunk.text, chunk.language, True, Fingerprint(*bags, **tree_bags(interface, structure)))
+        multisets += [*ids, _feature_ids(interface, "i:"), _feature_ids(structure, "x:")]
+    bags = _bags(multisets)
+    for k, i in enumerate(missing):
+        words, shape, interface, structure = bags[4 * k:4 * k + 4]
+        fp = Fingerprint(words, shape, len(multisets[4 * k]), interface, structure)
+        out[i] = _remember(chunks[i].text, chunks[i].language, True, fp)
     return out
