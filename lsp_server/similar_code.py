@@ -59,7 +59,7 @@ class SimilarityService:
     run a protocol write on the event loop from a worker thread.
     """
 
-    HINTS_QUIET_SECONDS = 0.75  # hints wait for a pause in typing this long
+    QUIET_SECONDS = 0.75  # open documents' index updates and hints wait for a pause in typing this long
 
     def __init__(self, *, settings: Callable[[], ServerSettings], documents: Callable[[], Workspace],
                  publish_diagnostics: Callable[[types.PublishDiagnosticsParams], None],
@@ -85,7 +85,7 @@ class SimilarityService:
         self._saved: Future | None = None
         self._hinted: set[str] = set()  # uris holding our diagnostics
         self._edited_at = 0.0  # monotonic time of the last open or edit
-        self._hints_timer: threading.Timer | None = None
+        self._quiet_timer: threading.Timer | None = None
 
     # -- index life cycle --------------------------------------------------------------------
 
@@ -235,47 +235,52 @@ class SimilarityService:
     # -- events ------------------------------------------------------------------------------
 
     def on_document(self, params: Any) -> None:
-        """didOpen / didChange: coalesce into one queued update of the open documents."""
+        """didOpen / didChange: the open documents go into the index once typing pauses."""
         if self.workspace is None:
             return
         self._edited_at = time.monotonic()
         if self.embedder is not None:
             self.embedder.touch()
         with self._dirty_lock:
-            queued = bool(self._dirty or self._closed)
             self._dirty.add(params.text_document.uri)
-        if not queued:
-            self._submit(self._flush_documents)
+        self._flush_when_quiet()
 
     def _flush_documents(self) -> None:
-        """One queued update for any number of opens, edits and closes since the last."""
+        """One update for any number of opens, edits and closes since the last."""
         with self._dirty_lock:
             self._dirty.clear()
             closed, self._closed = self._closed, set()
         for path in closed:  # back to the disk copy; a document opened again is re-read below
             self.workspace.close_document(path)
         self._sync_open_documents()
-        self._publish_hints_when_quiet()
+        self._flush_when_quiet()
 
-    def _publish_hints_when_quiet(self) -> None:
-        """Hints once the user pauses: they search the workspace for every function of every
-        open document, which on a long file costs more CPU than a keystroke's completion,
-        and nobody reads them mid-word.  One timer at a time; it looks again when it fires."""
-        wait = self.HINTS_QUIET_SECONDS - (time.monotonic() - self._edited_at)
+    def _flush_when_quiet(self) -> None:
+        """Open documents into the index, then hints, once the user pauses.  Re-chunking a long
+        file costs tens of milliseconds and the hints search the workspace for each of its
+        functions: on every keystroke both would take the CPU from that keystroke's
+        completion, and nobody reads hints mid-word (``findSimilar`` brings open documents
+        in itself).  One timer at a time; it looks again when it fires."""
+        wait = self.QUIET_SECONDS - (time.monotonic() - self._edited_at)
         if wait <= 0:
-            self._publish_hints()
+            with self._dirty_lock:
+                pending = bool(self._dirty or self._closed)
+            if pending:
+                self._flush_documents()
+            else:
+                self._publish_hints()
             return
         with self._dirty_lock:
-            if self._hints_timer is not None or self._stopping:
+            if self._quiet_timer is not None or self._stopping:
                 return
-            self._hints_timer = threading.Timer(wait, self._hints_timer_fired)
-            self._hints_timer.daemon = True
-            self._hints_timer.start()
+            self._quiet_timer = threading.Timer(wait, self._quiet_timer_fired)
+            self._quiet_timer.daemon = True
+            self._quiet_timer.start()
 
-    def _hints_timer_fired(self) -> None:
+    def _quiet_timer_fired(self) -> None:
         with self._dirty_lock:
-            self._hints_timer = None
-        self._submit(self._publish_hints_when_quiet)
+            self._quiet_timer = None
+        self._submit(self._flush_when_quiet)
 
     def on_close(self, params: types.DidCloseTextDocumentParams) -> None:
         path = file_path(params.text_document.uri)
@@ -285,9 +290,9 @@ class SimilarityService:
             self._hinted.discard(params.text_document.uri)
             self._publish(types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
         with self._dirty_lock:
-            queued = bool(self._dirty or self._closed)
+            queued = bool(self._closed)
             self._closed.add(path)
-        if not queued:
+        if not queued:  # not typing: no reason to wait
             self._submit(self._flush_documents)
 
     def on_save(self, params: types.DidSaveTextDocumentParams) -> None:
