@@ -141,7 +141,8 @@ def _serve_http(args: argparse.Namespace) -> None:
         host=host, port=port, model_dir=args.model, device=args.device, cpu_threads=args.cpu_threads,
         max_batch_size=args.max_batch_size, batch_window_ms=args.batch_window_ms, max_queue=args.max_queue,
         max_body_bytes=args.max_body_bytes, max_tokens_limit=args.max_tokens_limit,
-        rate_limit_per_minute=args.rate_limit, **({"tokens_file": args.tokens} if args.tokens else {}))
+        rate_limit_per_minute=args.rate_limit, token_healing=not args.no_token_healing,
+        **({"tokens_file": args.tokens} if args.tokens else {}))
     try:
         serve(config)
     except ServeError as exc:
@@ -293,6 +294,8 @@ def add_serving_commands(sub: argparse._SubParsersAction) -> None:
                       help=f"largest max_tokens accepted (default {d.max_tokens_limit})")
     team.add_argument("--rate-limit", type=non_negative_int, default=d.rate_limit_per_minute,
                       help=f"requests per minute per token (default {d.rate_limit_per_minute}; 0: none)")
+    team.add_argument("--no-token-healing", action="store_true",
+                      help="start after the prompt's last token instead of finishing it")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("tokens", help="bearer tokens of the team server: add, list, revoke")

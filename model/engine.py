@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
 
@@ -102,6 +102,7 @@ class BatchRequest:
     stop: tuple[str, ...] = ()  # strings that end the text; the text stops before the first one
     on_text: Callable[[str], None] | None = None  # called with the text so far that may be shown
     cancelled: Callable[[], bool] = lambda: False
+    heal: bool = False  # token healing, as ``GenerationOptions.heal``
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ class _Decoding:
         self.text = ""
         self.reason: str | None = None  # set once the request is done
         self.shown = ""
+        self.fragment = ""  # healed: the prompt's text that the first token repeats, left out of ``text``
 
     def completion(self, seconds: float) -> Completion:
         return Completion(text=self.text.rstrip("\ufffd"), tokens=len(self.ids), stop_reason=self.reason or "eot",
@@ -283,23 +285,49 @@ class CompletionEngine:
             kwargs = {"sampling_topk": 0, "sampling_temperature": sampling.temperature,
                       "sampling_topp": sampling.top_p}
 
-        def on_step(step) -> bool:
-            state = states[step.batch_id]
-            if state.reason is not None:
-                return True
-            try:
-                return self._advance(state, step.token_id, step.log_prob)
-            except Exception:  # noqa: BLE001 - a failing listener (a closed stream) ends its request only
-                state.reason = "cancelled"
-                return True
-
         with self._lock:
-            self.generator.generate_batch(
-                [self._token_strings(r.ids) for r in requests], max_length=max(r.max_tokens for r in requests),
-                include_prompt_in_result=False, end_token=[self.special.eot], return_scores=True,  # log-probs
-                callback=on_step, **kwargs)
+            # Healing takes each request's first token before the batch (it may end a request).
+            prompts = [self._healed_start(state) if state.request.heal else state.request.ids for state in states]
+            live = [i for i, state in enumerate(states) if state.reason is None]
+
+            def on_step(step) -> bool:
+                state = states[live[step.batch_id]]
+                if state.reason is not None:
+                    return True
+                try:
+                    return self._advance(state, step.token_id, step.log_prob)
+                except Exception:  # noqa: BLE001 - a failing listener (a closed stream) ends its request only
+                    state.reason = "cancelled"
+                    return True
+
+            if live:
+                self.generator.generate_batch(
+                    [self._token_strings(prompts[i]) for i in live],
+                    max_length=max(states[i].request.max_tokens - len(states[i].ids) for i in live),
+                    include_prompt_in_result=False, end_token=[self.special.eot], return_scores=True,  # log-probs
+                    callback=on_step, **kwargs)
+        # Healed, the model may only give the fragment back and stop: it has nothing to add
+        # there, but whoever typed the fragment wants more; those ask again without healing.
+        again = [i for i, state in enumerate(states)
+                 if state.fragment and not state.text.strip() and state.reason != "cancelled"]
+        retried = self.complete_batch([replace(states[i].request, heal=False) for i in again], sampling)
         seconds = time.perf_counter() - t0
-        return [state.completion(seconds) for state in states]
+        completions = [state.completion(seconds) for state in states]
+        for i, completion in zip(again, retried, strict=True):
+            completion.seconds = seconds
+            completions[i] = completion
+        return completions
+
+    def _healed_start(self, state: _Decoding) -> list[int]:
+        """Heal ``state``'s prompt: its ids without the fragment's tokens, the chosen first
+        token already taken into ``state`` (which may end it: a stop string, ``max_tokens``)."""
+        ids = state.request.ids
+        healed = self._heal(Prompt([], ids), GenerationOptions(reuse_static_prompt=False, heal=True))
+        if healed is None:
+            return ids
+        prompt, first, log_prob, state.fragment = healed
+        self._advance(state, first, log_prob)
+        return prompt.dynamic
 
     def _advance(self, state: _Decoding, token_id: int, log_prob: float) -> bool:
         """Take one generated token into ``state``; True when the request is done."""
@@ -309,7 +337,7 @@ class CompletionEngine:
             return True
         state.ids.append(token_id)
         state.logprob += log_prob
-        text = self.tokenizer.decode(state.ids, skip_special_tokens=False)
+        text = self.tokenizer.decode(state.ids, skip_special_tokens=False)[len(state.fragment):]
         cut = first_stop(text, request.stop) if request.stop else None
         if cut is not None:
             state.text, state.reason = text[:cut], "stop_string"
@@ -337,16 +365,18 @@ class CompletionEngine:
         token continues wins (`` ret`` -> `` return``; ``self.na`` -> ``na`` -> ``name``).
         """
         dynamic = prompt.dynamic
-        if not dynamic or dynamic[-1] != self.special.fim_middle:
-            return None
-        for k in range(min(options.heal_tokens, len(dynamic) - 1), 0, -1):
-            tail = dynamic[-1 - k:-1]
+        # The cursor is before the fill-in-the-middle marker, or at the end of a
+        # left-to-right prompt (the team server's, without a suffix).
+        marker = dynamic[-1:] if dynamic and dynamic[-1] == self.special.fim_middle else []
+        body = dynamic[:len(dynamic) - len(marker)]
+        for k in range(min(options.heal_tokens, len(body) - (0 if prompt.static else 1)), 0, -1):
+            tail = body[-k:]
             if any(t in self._special_ids for t in tail):
                 continue
             fragment = self.tokenizer.decode(tail, skip_special_tokens=False)
             if not fragment or "\n" in fragment or "\r" in fragment or "\ufffd" in fragment:
                 continue
-            healed = Prompt(prompt.static, [*dynamic[:-1 - k], self.special.fim_middle])
+            healed = Prompt(prompt.static, [*body[:-k], *marker])
             for first, log_prob in self._first_tokens(healed, options):
                 if self.tokenizer.decode([first], skip_special_tokens=False).startswith(fragment):
                     return Prompt(healed.static, [*healed.dynamic, first]), first, log_prob, fragment
@@ -392,9 +422,10 @@ class CompletionEngine:
         log_probs: list[float] = []
         text, reason = "", "max_tokens"
         fragment = healed[2] if healed is not None else ""
-        gen = self.stream(prompt, options, cancelled)
-        # The healed first token goes through the same checks as the rest; the stream only
-        # starts decoding when it is asked for the next token.
+        # The healed first token counts towards ``max_tokens`` and goes through the same
+        # checks as the rest; the stream only starts decoding when asked for the next token.
+        rest = options.max_tokens - (healed is not None)
+        gen = self.stream(prompt, replace(options, max_tokens=rest), cancelled) if rest > 0 else (t for t in ())
         tokens = chain([healed[:2]], gen) if healed is not None else gen
         try:
             for token_id, log_prob in tokens:

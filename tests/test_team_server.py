@@ -146,6 +146,33 @@ def test_stop_strings_cut_the_text_and_hold_back_what_could_become_one(engine):
     assert shown_part("abc\n", ("\n\n",)) == "abc" and shown_part("abc\nx", ("\n\n",)) == "abc\nx"
 
 
+HALF_TYPED = ("def bump(x):\n    y = x + 1\n    ret", "class Point:\n    def __init__(self, name):\n        self.na")
+
+
+def test_a_batch_finishes_half_typed_words_as_the_editor_path_does(engine):
+    """Team-server users get token healing too: each prompt of a batch is healed as the
+    language server heals one (same text), with and without a suffix."""
+    tok, sp = engine.tokenizer, engine.special
+    prompts = [completion_prompt(tok, sp, "m.py", p, "\n") for p in HALF_TYPED]
+    options = GenerationOptions(max_tokens=32, reuse_static_prompt=False, heal=True)  # to the end of the line
+    alone = [engine.complete(p, options) for p in prompts]
+    assert alone[0].text.startswith("urn") and alone[1].text.startswith("me")
+    batched = engine.complete_batch([BatchRequest(p.ids, 32, stop=("\n",), heal=True) for p in prompts])
+    assert [c.text for c in batched] == [c.text for c in alone]
+    unhealed = engine.complete_batch([BatchRequest(p.ids, 32, stop=("\n",)) for p in prompts])
+    assert not unhealed[0].text.startswith("urn")  # what healing is for
+    left_to_right = fitted_prompt(tok, sp, "m.py", HALF_TYPED[0], None, 200)  # no suffix: no FIM markers
+    assert engine.complete_batch([BatchRequest(left_to_right, 8, heal=True)])[0].text.startswith("urn")
+
+
+def test_the_api_heals_unless_told_not_to(engine, tmp_path):
+    body = {"model": "ghostline", "prompt": HALF_TYPED[0], "suffix": "\n", "max_tokens": 8}
+    with _client(engine, tmp_path / "none.json") as client:
+        assert client.post("/v1/completions", json=body).json()["choices"][0]["text"].startswith("urn")
+    with _client(engine, tmp_path / "none.json", token_healing=False) as client:
+        assert not client.post("/v1/completions", json=body).json()["choices"][0]["text"].startswith("urn")
+
+
 def test_a_batch_is_split_by_sampling_and_by_prompt_lengths_far_apart():
     def job(length: int, temperature: float = 0.0, max_tokens: int = 16) -> Job:
         return Job(BatchRequest([1] * length, max_tokens), Sampling(temperature), future=None)

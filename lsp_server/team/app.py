@@ -168,7 +168,7 @@ class TeamServer:
             for i, prompt in enumerate(ids):
                 futures.append(self.batcher.submit(BatchRequest(
                     prompt, parsed.max_tokens, parsed.stop, on_text=listener(i) if listener else None,
-                    cancelled=cancel.is_set), parsed.sampling))
+                    cancelled=cancel.is_set, heal=self.config.token_healing), parsed.sampling))
         except QueueFull:
             cancel.set()
             for f in futures:

@@ -17,6 +17,9 @@ class TeamServerConfig:
     tokens_file: Path = field(default_factory=default_tokens_file)
     device: str = "auto"
     cpu_threads: int = 0  # 0: CTranslate2 picks
+    # The model finishes the token a prompt ends in (``json.du`` -> ``dump``) instead of
+    # starting after it, as the language server does (its ``tokenHealing`` setting).
+    token_healing: bool = True
     # Batching: a batch starts when it is full or this long after its first request.
     max_batch_size: int = 32
     batch_window_ms: float = 5.0
