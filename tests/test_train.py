@@ -70,6 +70,24 @@ def test_wsd_schedule_holds_the_peak_then_decays_at_the_end():
     assert lrs[100] == pytest.approx(cfg.min_lr) and lrs[90] < lrs[80]
 
 
+def test_a_release_decay_can_branch_off_a_running_wsd_run(tmp_path):
+    """``--resume --max-steps S+N --decay-steps N`` on a copy of a run at step S: the rate
+    stays at its peak up to S and reaches the floor at S+N, whatever S and N."""
+    from training.cli import CliError, build_parser, train_config
+
+    def config(*extra: str):
+        return train_config(build_parser().parse_args(["train", "--out", str(tmp_path), *extra]))
+
+    cfg = config("--preset", "small-1k", "--max-steps", "913", "--decay-steps", "63")
+    lrs = [get_lr(s, cfg) for s in range(914)]
+    assert lrs[850] == pytest.approx(cfg.lr) and lrs[851] < cfg.lr
+    assert lrs[913] == pytest.approx(cfg.min_lr)
+    with pytest.raises(CliError, match="cosine"):
+        config("--preset", "tiny", "--decay-steps", "10")
+    with pytest.raises(CliError, match="fewer than"):
+        config("--preset", "small-1k", "--max-steps", "50", "--decay-steps", "50")
+
+
 def _line_log_probs(model_dir: Path, text: str) -> list[float]:
     import ctranslate2
 

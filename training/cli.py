@@ -23,11 +23,11 @@ from model import __version__
 QUANTIZATIONS = ["int8", "float32", "float16", "int8_float32"]
 
 
-def _cmd_train(args: argparse.Namespace) -> dict:
+def train_config(args: argparse.Namespace):
+    """The ``TrainConfig`` that ``ghostline train``'s arguments ask for (its preset, overridden)."""
     from dataclasses import replace
 
-    from training.corpus import CorpusConfig
-    from training.train import PRESETS, train
+    from training.train import PRESETS
 
     cfg = PRESETS[args.preset]
     overrides = {k: getattr(args, k) for k in ("max_steps", "batch_size", "device") if getattr(args, k) is not None}
@@ -38,6 +38,21 @@ def _cmd_train(args: argparse.Namespace) -> dict:
     if args.threads:
         overrides["threads"] = args.threads
     cfg = replace(cfg, **overrides)
+    if args.decay_steps is not None:
+        if cfg.schedule != "wsd":
+            raise CliError(f"--decay-steps needs a warm-up/stable/decay schedule; preset {args.preset} decays "
+                           f"by cosine over the whole run")
+        if args.decay_steps >= cfg.max_steps:
+            raise CliError(f"--decay-steps {args.decay_steps} must be fewer than the run's {cfg.max_steps} steps")
+        cfg = replace(cfg, decay_frac=args.decay_steps / cfg.max_steps)
+    return cfg
+
+
+def _cmd_train(args: argparse.Namespace) -> dict:
+    from training.corpus import CorpusConfig
+    from training.train import train
+
+    cfg = train_config(args)
     corpus = CorpusConfig(roots=args.roots) if args.roots else CorpusConfig()
     summary = train(cfg, args.out, corpus=corpus, resume=args.resume)
     if args.export:
@@ -182,6 +197,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--decay-steps", type=positive_int,
+                   help="the learning rate decays over the last N steps (wsd presets): with --resume on a copy "
+                        "of a run folder, a short decay gives a release checkpoint while the run goes on")
     p.add_argument("--export", type=Path, help="also export the final checkpoint to this folder")
     p.add_argument("--quantization", default="int8", choices=QUANTIZATIONS)
     p.set_defaults(func=_cmd_train)

@@ -127,7 +127,7 @@ def get_lr(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     if cfg.schedule == "wsd":
-        decay_start = cfg.max_steps - int(cfg.decay_frac * cfg.max_steps)
+        decay_start = cfg.max_steps - round(cfg.decay_frac * cfg.max_steps)
         if step < decay_start:
             return cfg.lr
         progress = min(1.0, (step - decay_start) / max(1, cfg.max_steps - decay_start))
