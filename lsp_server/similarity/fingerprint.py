@@ -11,32 +11,35 @@ most of the signal when names are kept, the shape when they are anonymised
 Two more bags come from the syntax tree (``structure.py``): ``interface`` (parameters, their
 types, the return type) and ``structure`` (the control-flow and expression skeleton).
 
-Features are hashed (crc32, 20 bits) so an index never stores strings and a saved index
-stays valid across processes (Python's own ``hash`` is salted per process).
+Features are hashed (crc32, 20 bits; ``features.py``) so an index never stores strings and a
+saved index stays valid across processes (Python's own ``hash`` is salted per process).
 """
 
 from __future__ import annotations
 
 import re
 import threading
-import zlib
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import accumulate, chain
+from functools import partial
+from itertools import accumulate, chain, compress
+from operator import is_
 
 import numpy as np
 
 from lsp_server.similarity.chunking import ChunkedText
-from lsp_server.similarity.structure import FLOW_GRAMMARS, TreeFeatures, structure_counts
+from lsp_server.similarity.features import FEATURE_BITS, FEATURE_MASK, feature_id, feature_ids, hash_feature
+from lsp_server.similarity.structure import FLOW_GRAMMARS, TreeFeatures, structure_ids
 from lsp_server.similarity.tokens import Token, spaced_token_pattern, subwords, token_kind, token_pattern
 
-FEATURE_BITS = 20
-FEATURE_MASK = (1 << FEATURE_BITS) - 1
+__all__ = ["BAGS", "FEATURE_BITS", "Bag", "Fingerprint", "fingerprint", "fingerprint_chunks", "fingerprint_tokens"]
+
 SHINGLE = 3
 SHAPE_WEIGHT = 0.5  # the shape cosine's weight against the words cosine
 _WORD = re.compile(r"[A-Za-z]+")
-_hash_memo: dict[str, int] = {}
+_hash = feature_id
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,11 @@ class Bag:
     @staticmethod
     def from_counts(counts: Counter, prefix: str = "") -> Bag:
         """The bag of features counted by name (each name with ``prefix`` before it)."""
-        return _bags([_feature_ids(counts, prefix)])[0]
+        return _bags([feature_ids(counts, prefix)])[0]
 
 
-EMPTY_BAG = Bag(np.zeros(0, np.uint32), np.zeros(0, np.float32))
+_NO_IDS = np.zeros(0, np.uint32)
+EMPTY_BAG = Bag(_NO_IDS, np.zeros(0, np.float32))
 BAGS = ("words", "shape", "interface", "structure")  # every bag a fingerprint has, in this order
 
 
@@ -68,13 +72,6 @@ class Fingerprint:
         return getattr(self, name)
 
 
-def _hash(feature: str) -> int:
-    h = _hash_memo.get(feature)
-    if h is None:
-        h = _hash_memo[feature] = zlib.crc32(feature.encode()) & FEATURE_MASK
-    return h
-
-
 def _name_ids(name: str) -> tuple[int, ...]:
     """The ``words`` feature ids of a name or a docstring's word: its sub-words.  Remembered,
     since docstrings (too long to be remembered whole) repeat the same words."""
@@ -86,6 +83,15 @@ def _name_ids(name: str) -> tuple[int, ...]:
     return ids
 
 
+def _docstring_ids(words: list[str]) -> tuple[int, ...]:
+    """``_name_ids`` of each word, the remembered ones looked up at C speed (a docstring's
+    words are mostly common English)."""
+    ids = list(map(_name_memo.get, words))
+    for i in list(compress(range(len(ids)), map(_is_none, ids))):
+        ids[i] = _name_ids(words[i])
+    return tuple(chain.from_iterable(ids))
+
+
 def _token_features(kind: str, text: str) -> tuple[tuple[int, ...], str | None]:
     """One token's hashed ``words`` features and its symbol in the ``shape`` stream (None:
     not part of it).  ``kind`` is a ``Token`` kind.  The one definition of both bags."""
@@ -95,7 +101,7 @@ def _token_features(kind: str, text: str) -> tuple[tuple[int, ...], str | None]:
         return (_hash("k:" + text),), text
     if kind == "doc":
         # A docstring says what the code does in words; its punctuation is not shape.
-        return tuple(chain.from_iterable(map(_name_ids, _WORD.findall(text)))), None
+        return _docstring_ids(_WORD.findall(text)), None
     if kind == "str":
         return (_hash("s:" + text[-16:]),), "S"
     if kind == "number":
@@ -141,62 +147,50 @@ class TokenTable:
     its methods), instead of once per chunk.
 
     Spans start and end at ``cuts`` (char offsets given up front).  The text is tokenized
-    whole and piece by piece between the cuts, both with ``re.findall`` (C speed, no Python
-    per token); when the pieces' tokens are the whole text's, no token crosses a cut and a
-    span's tokens are exactly those of its text on its own.  Otherwise (a multi-line string
-    or comment across a cut) ``span`` returns None and the caller tokenizes that text alone."""
+    once with ``re.findall`` (C speed, no Python per token), each token with the spaces
+    before it, so the matches' lengths say where each token starts and ends.  A cut no token
+    crosses is a boundary of the scan: the tokens between two such cuts are exactly those of
+    that text on its own.  A span with an end inside a token (a multi-line string or comment
+    across a cut) gets None from ``span``, and the caller tokenizes that text alone.
+
+    A token's features come from a memo shared by every text (the same short tokens recur in
+    every file), one ``dict.get`` per token at C speed; only tokens not seen before (and
+    docstrings and comments, which are not remembered) are looked at in Python."""
 
     def __init__(self, text: str, language: str, cuts: Iterable[int] = ()) -> None:
-        pattern = spaced_token_pattern(language)
-        tokens = pattern.findall(text)
-        self._length, self._n = len(text), len(tokens)
-        self._index: dict[int, int] = {}  # cut -> number of tokens before it
+        spaced = spaced_token_pattern(language).findall(text)
+        tokens = list(map(str.lstrip, spaced))
+        n = self._n = len(tokens)
+        self._length = len(text)
+        self._index: dict[int, int] = {}  # cut no token crosses -> number of tokens before it
         cuts = sorted({c for c in cuts if 0 < c < len(text)})
-        if cuts:
-            pieces = [pattern.findall(text, lo, hi) for lo, hi in zip([0, *cuts], [*cuts, len(text)], strict=True)]
-            if list(chain.from_iterable(pieces)) == tokens:
-                self._index = dict(zip(cuts, accumulate(map(len, pieces[:-1])), strict=True))
-        # One row per distinct token text: its words ids and its shape symbol.
-        rows = dict.fromkeys(tokens)
-        memo = _token_memo(language)
-        named = token_pattern(language)
-        symbols: dict[str, int] = {}
-        n_words, row_words, row_symbol = [], [], []
-        for i, token in enumerate(rows):
-            rows[token] = i
-            features = memo.get(token)
-            if features is None:
-                kind = named.match(token).lastgroup  # the token alone matches as it did in the text
-                features = ((), None) if kind == "comment" else _token_features(*token_kind(kind, token))
-                if len(token) <= _MEMO_TOKEN_CHARS:  # not docstrings and comments: they are one-offs
-                    if len(memo) >= _MEMO_SIZE:
-                        memo.clear()
-                    memo[token] = features
-            words, symbol = features
-            n_words.append(len(words))
-            row_words.extend(words)
-            row_symbol.append(-1 if symbol is None else symbols.setdefault(symbol, len(symbols)))
-        token_rows = np.fromiter(map(rows.__getitem__, tokens), np.int64, len(tokens))
-        # words: every token's feature ids, flat, with per-token offsets
-        n_words = np.array(n_words, np.int64)
-        row_first = np.concatenate([[0], np.cumsum(n_words)[:-1]]).astype(np.int64)
-        lens = n_words[token_rows]
-        self._word_off = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-        first = np.repeat(row_first[token_rows] - self._word_off[:-1], lens) + np.arange(self._word_off[-1])
-        self._words = np.array(row_words, np.uint32)[first]
+        if cuts and n:
+            ends = np.cumsum(np.fromiter(map(len, spaced), np.int64, n))
+            at = np.array(cuts, np.int64)
+            before = np.searchsorted(ends, at, side="right")  # tokens ending at or before the cut
+            after = np.minimum(before, n - 1)  # the first token ending past it, if any: where does it start?
+            starts = ends[after] - np.fromiter(map(len, map(tokens.__getitem__, after.tolist())), np.int64, len(after))
+            crossed = (before < n) & (starts < at)
+            self._index = {c: k for c, k, x in zip(cuts, before.tolist(), crossed.tolist(), strict=True) if not x}
+        elif cuts:
+            self._index = dict.fromkeys(cuts, 0)
+        with _vocabulary(language).rows(tokens, language) as (vocabulary, row):
+            count = vocabulary.count[row]
+            # words: every token's feature ids, flat, with per-token offsets
+            self._word_off = np.zeros(n + 1, np.int64)
+            np.cumsum(count, out=self._word_off[1:])
+            at = np.repeat(vocabulary.first[row] - self._word_off[:-1], count) + np.arange(self._word_off[-1])
+            self._words = vocabulary.words[at]
+            symbol = vocabulary.symbol[row]
         # shape: the symbol stream of the tokens that have one, and its shingles' feature ids
-        token_symbol = np.array(row_symbol, np.int64)[token_rows]
-        self._stream_off = np.concatenate([[0], np.cumsum(token_symbol >= 0)]).astype(np.int64)
-        stream = token_symbol[token_symbol >= 0]
-        self._shingles = np.zeros(0, np.uint32)
-        if len(stream) >= SHINGLE:
-            names, width = list(symbols), len(symbols)
-            keys = (stream[:-2] * width + stream[1:-1]) * width + stream[2:]
-            unique, inverse = np.unique(keys, return_inverse=True)
-            ids = np.fromiter((_hash("g:" + " ".join((names[k // (width * width)], names[k // width % width],
-                                                      names[k % width]))) for k in unique.tolist()),
-                              np.uint32, len(unique))
-            self._shingles = ids[inverse.reshape(-1)]
+        self._stream_off = np.zeros(n + 1, np.int64)
+        np.cumsum(symbol >= 0, out=self._stream_off[1:])
+        stream = symbol[symbol >= 0]
+        keys = ((stream[:-2] << 2 * _SYMBOL_BITS) | (stream[1:-1] << _SYMBOL_BITS) | stream[2:]).tolist()
+        shingles = list(map(_shingle_memo.get, keys))
+        for i in list(compress(range(len(keys)), map(_is_none, shingles))):
+            shingles[i] = _shingle_id(keys[i])
+        self._shingles = np.fromiter(shingles, np.uint32, len(shingles))
 
     def _token_index(self, cut: int) -> int | None:
         return 0 if cut <= 0 else self._n if cut >= self._length else self._index.get(cut)
@@ -221,13 +215,120 @@ class TokenTable:
 
 _MEMO_TOKEN_CHARS = 64
 _MEMO_SIZE = 200_000  # about 40 MB at most; a workspace has far fewer distinct short tokens
-_memos: dict[str, dict[str, tuple[tuple[int, ...], str | None]]] = {}
 _name_memo: dict[str, tuple[int, ...]] = {}
+# Shape symbols (keywords, operators, "I", "S", "N", one-character numbers) get ids for the
+# life of the process, so a 3-symbol shingle is one integer: 21 bits each hold any
+# one-character symbol (Unicode ends below 2**21) and the few longer ones.
+_SYMBOL_BITS = 21
+_symbols: dict[str, int] = {}
+_symbol_names: list[str] = []
+_symbols_lock = threading.Lock()
+_shingle_memo: dict[int, int] = {}  # three symbol ids -> the shingle's feature id
+_is_none = partial(is_, None)
 
 
-def _token_memo(language: str) -> dict[str, tuple[tuple[int, ...], str | None]]:
-    """Token text -> its features, per token pattern (``#`` is a comment only in Python)."""
-    return _memos.setdefault("python" if language == "python" else "c", {})
+class _Vocabulary:
+    """Every short token seen (per token pattern: ``#`` is a comment only in Python) as a
+    row: its ``words`` ids (a slice of one flat array) and its shape symbol id (-1: none).
+
+    The same short tokens recur in every file, so a text's tokens become rows with one
+    ``dict.get`` each at C speed, and their features are numpy gathers; only tokens not seen
+    before are looked at in Python.  Docstrings, comments and other long tokens are one-offs:
+    they get scratch rows past the end, dropped when the text's arrays are made."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._rows: dict[str, int] = {}
+        self._size = self._n_words = 0
+        self.count = np.zeros(4096, np.int64)  # row -> number of its words ids
+        self.first = np.zeros(4096, np.int64)  # row -> where they start in ``words``
+        self.symbol = np.zeros(4096, np.int64)
+        self.words = np.zeros(8192, np.uint32)
+
+    @contextmanager
+    def rows(self, tokens: list[str], language: str) -> Iterator[tuple[_Vocabulary, np.ndarray]]:
+        """(self, the row of each token), the rows valid until the block ends."""
+        with self._lock:
+            if self._size >= _MEMO_SIZE:
+                self._clear()
+            found = list(map(self._rows.get, tokens))
+            new: list[str] = []  # tokens seen for the first time, in the order of their rows
+            long: list[int] = []
+            for i in list(compress(range(len(found)), map(_is_none, found))):
+                token = tokens[i]
+                row = self._rows.get(token)  # seen earlier in this text
+                if row is None:
+                    if len(token) > _MEMO_TOKEN_CHARS:
+                        long.append(i)
+                        continue
+                    row = self._rows[token] = self._size + len(new)
+                    new.append(token)
+                found[i] = row
+            self._add(new, language)
+            size, n_words = self._size, self._n_words
+            self._add([tokens[i] for i in long], language)  # scratch rows
+            for row, i in enumerate(long, size):
+                found[i] = row
+            try:
+                yield self, np.fromiter(found, np.int64, len(found))
+            finally:
+                self._size, self._n_words = size, n_words
+
+    def _add(self, tokens: list[str], language: str) -> None:
+        """Rows for ``tokens`` after the last one."""
+        if not tokens:
+            return
+        named = token_pattern(language)
+        words, symbols = [], []
+        for token in tokens:
+            kind = named.match(token).lastgroup  # the token alone matches as it did in the text
+            ids, symbol = ((), None) if kind == "comment" else _token_features(*token_kind(kind, token))
+            words.append(ids)
+            symbols.append(-1 if symbol is None else _symbol_id(symbol))
+        count = np.fromiter(map(len, words), np.int64, len(words))
+        start, end = self._size, self._size + len(tokens)
+        n_words = self._n_words + int(count.sum())
+        if end > len(self.count):
+            self.count, self.first, self.symbol = (np.resize(a, max(end, 2 * len(a)))
+                                                   for a in (self.count, self.first, self.symbol))
+        if n_words > len(self.words):
+            self.words = np.resize(self.words, max(n_words, 2 * len(self.words)))
+        self.count[start:end] = count
+        self.first[start:end] = self._n_words + np.cumsum(count) - count
+        self.symbol[start:end] = symbols
+        self.words[self._n_words:n_words] = np.fromiter(chain.from_iterable(words), np.uint32, n_words - self._n_words)
+        self._size, self._n_words = end, n_words
+
+
+_vocabularies = {"python": _Vocabulary(), "c": _Vocabulary()}
+
+
+def _vocabulary(language: str) -> _Vocabulary:
+    return _vocabularies["python" if language == "python" else "c"]
+
+
+def _symbol_id(symbol: str) -> int:
+    number = _symbols.get(symbol)
+    if number is None:
+        with _symbols_lock:  # two threads must not give two symbols one number
+            number = _symbols.get(symbol)
+            if number is None:
+                number = _symbols[symbol] = len(_symbol_names)
+                _symbol_names.append(symbol)
+    return number
+
+
+def _shingle_id(key: int) -> int:
+    mask = (1 << _SYMBOL_BITS) - 1
+    names = (_symbol_names[key >> 2 * _SYMBOL_BITS], _symbol_names[key >> _SYMBOL_BITS & mask],
+             _symbol_names[key & mask])
+    if len(_shingle_memo) >= _MEMO_SIZE:
+        _shingle_memo.clear()
+    h = _shingle_memo[key] = hash_feature("g:" + " ".join(names))
+    return h
 
 
 def fingerprint_tokens(tokens: list[Token]) -> Fingerprint:
@@ -242,16 +343,6 @@ def fingerprint_tokens(tokens: list[Token]) -> Fingerprint:
             stream.append(symbol)
     shape = [_hash("g:" + " ".join(stream[i:i + SHINGLE])) for i in range(len(stream) - SHINGLE + 1)]
     return Fingerprint(_bag(np.array(words, np.uint32)), _bag(np.array(shape, np.uint32)), len(words))
-
-
-def tree_bags(interface: Counter, structure: Counter) -> dict[str, Bag]:
-    return {"interface": Bag.from_counts(interface, "i:"), "structure": Bag.from_counts(structure, "x:")}
-
-
-def _feature_ids(counts: Counter, prefix: str) -> np.ndarray:
-    """The multiset of hashed feature ids that ``counts`` (feature names, each with ``prefix``) stands for."""
-    hashed = np.fromiter((_hash(prefix + feature) for feature in counts), np.uint32, len(counts))
-    return np.repeat(hashed, np.fromiter(counts.values(), np.int64, len(counts)))
 
 
 _CACHE_SIZE = 4096
@@ -287,9 +378,9 @@ def fingerprint(code: str, language: str = "python") -> Fingerprint:
     fp = _cached(code, language, False)
     if fp is not None:
         return fp
-    words, shape, n_tokens = TokenTable(code, language).span(0, len(code))
-    interface, structure = structure_counts(code, language)
-    return _remember(code, language, False, Fingerprint(words, shape, n_tokens, **tree_bags(interface, structure)))
+    words, shape = TokenTable(code, language).span_ids(0, len(code))
+    bags = _bags([words, shape, *structure_ids(code, language)])
+    return _remember(code, language, False, Fingerprint(bags[0], bags[1], len(words), bags[2], bags[3]))
 
 
 def fingerprint_chunks(chunked: ChunkedText) -> list[Fingerprint]:
@@ -316,22 +407,24 @@ def fingerprint_chunks(chunked: ChunkedText) -> list[Fingerprint]:
     whole = sum(len(chunks[i].text) for i in missing) > len(text) // 2
     cuts = [char_start[c.start_line] + k for c in chunks for k in (0, len(c.text))]
     table = TokenTable(text, language, cuts) if whole else None
-    trees = chunked.tree is not None and language in FLOW_GRAMMARS
-    tree = TreeFeatures(chunked.captures, language) if trees else None
-    multisets: list[np.ndarray] = []  # words, shape, interface, structure of each missing chunk
+    spans = []  # (start byte, end byte, text) of each missing chunk
     for i in missing:
+        chunk = chunks[i]
+        lo = byte_start[chunk.start_line]
+        spans.append((lo, lo + (len(chunk.text) if byte_start is char_start else len(chunk.text.encode("utf-8"))),
+                      chunk.text))
+    if chunked.tree is not None and language in FLOW_GRAMMARS:
+        tree_ids = TreeFeatures(chunked.captures, language).chunk_ids(spans)
+    else:
+        tree_ids = [(_NO_IDS, _NO_IDS)] * len(missing)
+    multisets: list[np.ndarray] = []  # words, shape, interface, structure of each missing chunk
+    for i, interface_structure in zip(missing, tree_ids, strict=True):
         chunk = chunks[i]
         start = char_start[chunk.start_line]
         ids = table.span_ids(start, start + len(chunk.text)) if table is not None else None
         if ids is None:  # a few chunks, or a string or comment crossing this one's ends
             ids = TokenTable(chunk.text, chunk.language).span_ids(0, len(chunk.text))
-        if tree is not None:
-            lo = byte_start[chunk.start_line]
-            hi = lo + (len(chunk.text) if byte_start is char_start else len(chunk.text.encode("utf-8")))
-            interface, structure = tree.counts(lo, hi, chunk.text)
-        else:
-            interface, structure = Counter(), Counter()
-        multisets += [*ids, _feature_ids(interface, "i:"), _feature_ids(structure, "x:")]
+        multisets += [*ids, *interface_structure]
     bags = _bags(multisets)
     for k, i in enumerate(missing):
         words, shape, interface, structure = bags[4 * k:4 * k + 4]

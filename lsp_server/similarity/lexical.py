@@ -48,7 +48,7 @@ class TfidfField:
             return
         self.bags.update(zip(slots, bags, strict=True))
         ids = np.concatenate([bag.ids for bag in bags])
-        np.add.at(self.df, ids, 1)
+        np.add.at(self.df, ids, np.int32(1))  # df's own type: numpy's fast path (a plain 1 took 20x longer)
         self._delta.update(slots)
         top = max(slots) + 1
         if top > len(self.norms):
