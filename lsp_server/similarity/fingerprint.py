@@ -186,11 +186,7 @@ class TokenTable:
         self._stream_off = np.zeros(n + 1, np.int64)
         np.cumsum(symbol >= 0, out=self._stream_off[1:])
         stream = symbol[symbol >= 0]
-        keys = ((stream[:-2] << 2 * _SYMBOL_BITS) | (stream[1:-1] << _SYMBOL_BITS) | stream[2:]).tolist()
-        shingles = list(map(_shingle_memo.get, keys))
-        for i in list(compress(range(len(keys)), map(_is_none, shingles))):
-            shingles[i] = _shingle_id(keys[i])
-        self._shingles = np.fromiter(shingles, np.uint32, len(shingles))
+        self._shingles = _shingles.ids(stream)
 
     def _token_index(self, cut: int) -> int | None:
         return 0 if cut <= 0 else self._n if cut >= self._length else self._index.get(cut)
@@ -216,14 +212,12 @@ class TokenTable:
 _MEMO_TOKEN_CHARS = 64
 _MEMO_SIZE = 200_000  # about 40 MB at most; a workspace has far fewer distinct short tokens
 _name_memo: dict[str, tuple[int, ...]] = {}
-# Shape symbols (keywords, operators, "I", "S", "N", one-character numbers) get ids for the
-# life of the process, so a 3-symbol shingle is one integer: 21 bits each hold any
-# one-character symbol (Unicode ends below 2**21) and the few longer ones.
-_SYMBOL_BITS = 21
+# Shape symbols (keywords, operators, "I", "S", "N", one-character numbers) are numbered
+# for the life of the process: a few hundred at most (a Python or JavaScript workspace has
+# about 140).
 _symbols: dict[str, int] = {}
 _symbol_names: list[str] = []
 _symbols_lock = threading.Lock()
-_shingle_memo: dict[int, int] = {}  # three symbol ids -> the shingle's feature id
 _is_none = partial(is_, None)
 
 
@@ -321,14 +315,61 @@ def _symbol_id(symbol: str) -> int:
     return number
 
 
-def _shingle_id(key: int) -> int:
-    mask = (1 << _SYMBOL_BITS) - 1
-    names = (_symbol_names[key >> 2 * _SYMBOL_BITS], _symbol_names[key >> _SYMBOL_BITS & mask],
-             _symbol_names[key & mask])
-    if len(_shingle_memo) >= _MEMO_SIZE:
-        _shingle_memo.clear()
-    h = _shingle_memo[key] = hash_feature("g:" + " ".join(names))
-    return h
+class _ShingleIds:
+    """The feature ids of 3-symbol shingles, from two numpy tables: symbols ``a b`` -> their
+    pair's number, (pair, ``c``) -> the id plus one (0: not hashed yet).  A file's shingles
+    are two gathers (a dict lookup per shingle was a tenth of cold indexing), and only
+    shingles never seen before are hashed in Python."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._width = 256  # symbol numbers below it; doubled if a workspace has more
+        self._pair = np.full((self._width, self._width), -1, np.int32)
+        self._pairs: list[tuple[int, int]] = []  # pair number -> its symbols
+        self._ids = np.zeros((1024, self._width), np.uint32)
+
+    def ids(self, stream: np.ndarray) -> np.ndarray:
+        """The shingle ids of a stream of symbol numbers."""
+        if len(stream) < SHINGLE:
+            return _NO_IDS
+        a, b, c = stream[:-2], stream[1:-1], stream[2:]
+        with self._lock:
+            if int(stream.max()) >= self._width:
+                self._widen(int(stream.max()) + 1)
+            pair = self._pair[a, b]
+            new = pair < 0
+            if new.any():
+                for key in np.unique(a[new] * self._width + b[new]).tolist():
+                    self._add_pair(*divmod(key, self._width))
+                pair = self._pair[a, b]
+            ids = self._ids[pair, c]
+            new = ids == 0
+            if new.any():
+                for key in np.unique(pair[new].astype(np.int64) * self._width + c[new]).tolist():
+                    p, last = divmod(key, self._width)
+                    names = (*map(_symbol_names.__getitem__, self._pairs[p]), _symbol_names[last])
+                    self._ids[p, last] = hash_feature("g:" + " ".join(names)) + 1
+                ids = self._ids[pair, c]
+        return ids - np.uint32(1)
+
+    def _add_pair(self, a: int, b: int) -> None:
+        self._pair[a, b] = len(self._pairs)
+        self._pairs.append((a, b))
+        if len(self._pairs) > len(self._ids):
+            self._ids = np.concatenate([self._ids, np.zeros_like(self._ids)])
+
+    def _widen(self, needed: int) -> None:
+        width = self._width
+        while width < needed:
+            width *= 2
+        pair = np.full((width, width), -1, np.int32)
+        pair[:self._width, :self._width] = self._pair
+        ids = np.zeros((len(self._ids), width), np.uint32)
+        ids[:, :self._width] = self._ids
+        self._width, self._pair, self._ids = width, pair, ids
+
+
+_shingles = _ShingleIds()
 
 
 def fingerprint_tokens(tokens: list[Token]) -> Fingerprint:
