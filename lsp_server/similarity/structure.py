@@ -205,18 +205,35 @@ class TreeFeatures:
     def _interface(self, k: int) -> Counter:
         counts = self._interfaces.get(k)
         if counts is None:
-            counts = self._interfaces[k] = Counter()
-            _interface(self._functions[k], counts)
+            function = self._functions[k]
+            counts = self._interfaces[k] = _interface(function.child_by_field_name("parameters"),
+                                                      function.child_by_field_name("return_type"))
         return counts
 
     def _function_ids(self, k: int) -> np.ndarray:
+        """``_interface(k)`` hashed.  Remembered by the parameters' and return type's text:
+        most signatures recur (``(self)``, ``(self, other)``), and the same text parses to
+        the same nodes (unless it needed error recovery)."""
         ids = self._interface_ids.get(k)
         if ids is None:
-            ids = self._interface_ids[k] = feature_ids(self._interface(k), "i:")
+            function = self._functions[k]
+            params, returns = function.child_by_field_name("parameters"), function.child_by_field_name("return_type")
+            key = None if function.has_error else (self.grammar, params and params.text, returns and returns.text)
+            ids = _signatures.get(key) if key is not None else None
+            if ids is None:
+                counts = self._interfaces.get(k) or _interface(params, returns)
+                ids = feature_ids(counts, "i:")
+                if key is not None:
+                    if len(_signatures) >= _SIGNATURES:
+                        _signatures.clear()
+                    _signatures[key] = ids
+            self._interface_ids[k] = ids
         return ids
 
 
 _NO_IDS = np.zeros(0, np.uint32)
+_SIGNATURES = 100_000
+_signatures: dict[tuple[str, bytes | None, bytes | None], np.ndarray] = {}  # see ``_function_ids``
 _START, _END, _TYPE = attrgetter("start_byte"), attrgetter("end_byte"), attrgetter("type")
 
 
@@ -279,8 +296,9 @@ def _structure(nodes: list[tuple[int, int, str]]) -> Counter:
     return counts
 
 
-def _interface(function: tree_sitter.Node, counts: Counter) -> None:
-    params = function.child_by_field_name("parameters")
+def _interface(params: tree_sitter.Node | None, returns: tree_sitter.Node | None) -> Counter:
+    """The ``interface`` features of one function, from its parameters and return type nodes."""
+    counts: Counter = Counter()
     names = []
     for param in params.named_children if params is not None else ():
         name_node, type_node = _parameter_parts(param)
@@ -294,9 +312,9 @@ def _interface(function: tree_sitter.Node, counts: Counter) -> None:
         if type_node is not None:
             counts[f"t:{name}:{_type_text(type_node.text.decode('utf-8', 'replace'))}"] += 1
     counts[f"c:{len(names)}"] += 1
-    returns = function.child_by_field_name("return_type")
     if returns is not None:
         counts["r:" + _type_text(returns.text.decode("utf-8", "replace"))] += 1
+    return counts
 
 
 def _parameter_parts(param: tree_sitter.Node) -> tuple[tree_sitter.Node | None, tree_sitter.Node | None]:
