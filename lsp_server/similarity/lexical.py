@@ -6,6 +6,11 @@ since the last build sit in a small *delta* searched one by one; removed slots a
 masked.  When the delta or the dead share grows, the base is rebuilt (a sort, well under a
 second for 30k chunks).  This is Lucene's segment idea cut down to what a workspace needs,
 so that saving a file costs milliseconds, not a rebuild.
+
+The few features in more than a quarter of the base (``self``, ``(``, ``def``) also get a
+dense row of weights per slot: most of a query's postings are theirs, and a row scaled and
+summed is contiguous work, not a gather and a scatter per posting (it halved the time of a
+query's words and shape scores on sqlalchemy, for 7 MB).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from lsp_server.similarity.fingerprint import FEATURE_BITS, Bag
+
+DENSE_SHARE = 0.25  # features in more of the base's documents than this get a dense row
 
 
 class TfidfField:
@@ -27,6 +34,8 @@ class TfidfField:
         self._base_start = np.zeros(1, np.int64)
         self._base_slot = np.zeros(0, np.int32)
         self._base_w = np.zeros(0, np.float32)
+        self._dense_row = np.zeros(0, np.int64)  # base feature -> its row in ``_dense``, -1: none
+        self._dense = np.zeros((0, 0), np.float32)  # (feature, slot) -> weight, 0: absent
 
     def __len__(self) -> int:
         return len(self.bags)
@@ -90,6 +99,14 @@ class TfidfField:
         self._base_ids = ids[first]
         self._base_start = np.append(first, len(ids)).astype(np.int64)
         self._base_slot, self._base_w = owner, w
+        lengths = np.diff(self._base_start)
+        common = np.flatnonzero(lengths > DENSE_SHARE * len(self.bags))
+        self._dense_row = np.full(len(self._base_ids), -1, np.int64)
+        self._dense_row[common] = np.arange(len(common))
+        self._dense = np.zeros((len(common), len(self.norms)), np.float32)
+        for row, (lo, hi) in enumerate(zip(self._base_start[common].tolist(), self._base_start[common + 1].tolist(),
+                                           strict=True)):
+            self._dense[row, owner[lo:hi]] = w[lo:hi]
         # Norms under the current idf, all at once.
         weighted = w * self.idf(ids)
         sq = np.bincount(owner, weights=weighted.astype(np.float64) ** 2, minlength=len(self.norms))
@@ -111,17 +128,31 @@ class TfidfField:
         out = np.zeros(capacity, np.float32)
         if not len(bag.ids) or not self.bags:
             return out
-        q = bag.weights * self.idf(bag.ids) ** 2  # one idf for the query, one for the document
-        qnorm = float(np.linalg.norm(bag.weights * self.idf(bag.ids)))
+        idf = self.idf(bag.ids)
+        q = bag.weights * idf ** 2  # one idf for the query, one for the document
+        qnorm = float(np.linalg.norm(bag.weights * idf))
         pos = np.searchsorted(self._base_ids, bag.ids)
         pos[pos == len(self._base_ids)] = 0
         hit = np.flatnonzero(self._base_ids[pos] == bag.ids) if len(self._base_ids) else np.zeros(0, int)
         if hit.size:
-            starts, ends = self._base_start[pos[hit]], self._base_start[pos[hit] + 1]
+            # Each posting adds float32(weight * q) to its slot's float64 sum.  Those terms are
+            # float32s >= 1 (weights and idfs are), all multiples of 2**-23, and a slot's sum
+            # stays far below 2**30: the sums are exact, so the dense rows and the postings
+            # may be added in any order and give the scores bit for bit.
+            rows = self._dense_row[pos[hit]]
+            dense = rows >= 0
+            sparse = hit[~dense]
+            starts, ends = self._base_start[pos[sparse]], self._base_start[pos[sparse] + 1]
             lens = ends - starts
             sel = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
-            contrib = self._base_w[sel] * np.repeat(q[hit], lens)
-            out += np.bincount(self._base_slot[sel], weights=contrib, minlength=capacity)[:capacity].astype(np.float32)
+            contrib = self._base_w[sel] * np.repeat(q[sparse], lens)
+            total = np.bincount(self._base_slot[sel], weights=contrib, minlength=capacity)[:capacity].astype(np.float64)
+            if dense.any():
+                m = min(capacity, self._dense.shape[1])
+                scaled = self._dense[rows[dense], :m]
+                scaled *= q[hit[dense], None]
+                total[:m] += np.add.reduce(scaled, axis=0, dtype=np.float64)
+            out += total.astype(np.float32)
         for slot in self._delta:
             d = self.bags[slot]
             _, qi, di = np.intersect1d(bag.ids, d.ids, assume_unique=True, return_indices=True)
