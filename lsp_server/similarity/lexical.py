@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lsp_server.similarity.fingerprint import FEATURE_BITS, Bag
+from lsp_server.similarity.features import FEATURE_BITS
+from lsp_server.similarity.fingerprint import Bag
 
 DENSE_SHARE = 0.25  # features in more of the base's documents than this get a dense row
 
