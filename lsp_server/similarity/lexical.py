@@ -35,8 +35,8 @@ class TfidfField:
         self._base_start = np.zeros(1, np.int64)
         self._base_slot = np.zeros(0, np.int32)
         self._base_w = np.zeros(0, np.float32)
-        self._dense_row = np.zeros(0, np.int64)  # base feature -> its row in ``_dense``, -1: none
-        self._dense = np.zeros((0, 0), np.float32)  # (feature, slot) -> weight, 0: absent
+        self._dense_ids = np.zeros(0, np.uint32)  # the features with a dense row, sorted
+        self._dense = np.zeros((0, 0), np.float32)  # (their row, slot) -> weight, 0: absent
 
     def __len__(self) -> int:
         return len(self.bags)
@@ -100,11 +100,9 @@ class TfidfField:
         self._base_ids = ids[first]
         self._base_start = np.append(first, len(ids)).astype(np.int64)
         self._base_slot, self._base_w = owner, w
-        lengths = np.diff(self._base_start)
-        common = np.flatnonzero(lengths > DENSE_SHARE * len(self.bags))
-        self._dense_row = np.full(len(self._base_ids), -1, np.int64)
-        self._dense_row[common] = np.arange(len(common))
-        self._dense = np.zeros((len(common), len(self.norms)), np.float32)
+        common = np.flatnonzero(np.diff(self._base_start) > DENSE_SHARE * len(self.bags))
+        self._dense_ids = self._base_ids[common]
+        self._dense = np.zeros((len(common), int(slots.max()) + 1 if len(slots) else 0), np.float32)
         for row, (lo, hi) in enumerate(zip(self._base_start[common].tolist(), self._base_start[common + 1].tolist(),
                                            strict=True)):
             self._dense[row, owner[lo:hi]] = w[lo:hi]
@@ -140,8 +138,9 @@ class TfidfField:
             # float32s >= 1 (weights and idfs are), all multiples of 2**-23, and a slot's sum
             # stays far below 2**30: the sums are exact, so the dense rows and the postings
             # may be added in any order and give the scores bit for bit.
-            rows = self._dense_row[pos[hit]]
-            dense = rows >= 0
+            rows = np.searchsorted(self._dense_ids, bag.ids[hit])
+            dense = rows < len(self._dense_ids)
+            dense[dense] = self._dense_ids[rows[dense]] == bag.ids[hit[dense]]
             sparse = hit[~dense]
             starts, ends = self._base_start[pos[sparse]], self._base_start[pos[sparse] + 1]
             lens = ends - starts

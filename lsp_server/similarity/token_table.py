@@ -157,9 +157,9 @@ class _Vocabulary:
     def _clear(self) -> None:
         self._rows: dict[str, int] = {}
         self._size = self._n_words = 0
-        self.count = np.zeros(4096, np.int64)  # row -> number of its words ids
-        self.first = np.zeros(4096, np.int64)  # row -> where they start in ``words``
-        self.symbol = np.zeros(4096, np.int64)
+        self.count = np.zeros(4096, np.int32)  # row -> number of its words ids
+        self.first = np.zeros(4096, np.int32)  # row -> where they start in ``words``
+        self.symbol = np.zeros(4096, np.int32)
         self.words = np.zeros(8192, np.uint32)
 
     @contextmanager
@@ -258,6 +258,7 @@ class _ShingleIds:
         """The shingle ids of a stream of symbol numbers."""
         if len(stream) < SHINGLE:
             return _NO_IDS
+        stream = stream.astype(np.int64)  # pair keys are a * width + b
         a, b, c = stream[:-2], stream[1:-1], stream[2:]
         with self._lock:
             if len(self._pairs) >= _MAX_PAIRS:  # about 8 MB; a workspace has a few thousand
