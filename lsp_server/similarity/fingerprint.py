@@ -167,9 +167,10 @@ def fingerprint_chunks(chunked: ChunkedText) -> list[Fingerprint]:
         return out
     text = chunked.text
     lines = text.split("\n")
-    char_start = list(accumulate((len(line) + 1 for line in lines), initial=0))
+    plus_newline = (1).__add__
+    char_start = list(accumulate(map(plus_newline, map(len, lines)), initial=0))
     byte_start = char_start if text.isascii() else \
-        list(accumulate((len(line.encode("utf-8")) + 1 for line in lines), initial=0))
+        list(accumulate(map(plus_newline, map(len, map(str.encode, lines))), initial=0))
     whole = sum(len(chunks[i].text) for i in missing) > len(text) // 2
     cuts = [char_start[c.start_line] + k for c in chunks for k in (0, len(c.text))]
     table = TokenTable(text, language, cuts) if whole else None
