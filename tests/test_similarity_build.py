@@ -252,3 +252,35 @@ def test_dense_rows_of_common_features_score_as_their_postings(tmp_path, monkeyp
         assert not len(field._dense)
         for fp, scores in zip(queries, dense[name], strict=True):
             assert np.array_equal(field.scores(fp.bag(name), n), scores)
+
+
+def test_token_tables_shared_by_threads_give_every_thread_its_own_bags():
+    """The token vocabulary and the shingle tables are shared by every text (the server
+    fingerprints from its index worker and its request threads at once); tokens and symbol
+    triples never seen before make both grow while other threads read them."""
+    import threading
+
+    def code(seed: int) -> str:
+        rng = np.random.default_rng(seed)
+        lines = []
+        for i in range(150):
+            name = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), 8))
+            op = chr(0x2300 + seed * 150 + i)  # a symbol of its own: new shingles
+            lines.append(f"def f{seed}_{i}({name}_{i}, y):\n    return {name}_{i} {op} y * {i}  # note {name}\n")
+        return "".join(lines)
+
+    texts = [code(seed) for seed in range(4)]
+    results: dict[int, list] = {}
+
+    def work(k: int) -> None:
+        results[k] = [fingerprint(texts[k][: len(texts[k]) * j // 20], "python") for j in range(1, 21)]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, fps in results.items():
+        for j, fp in enumerate(fps, 1):
+            plain = fingerprint_tokens(tokenize(texts[k][: len(texts[k]) * j // 20], "python"))
+            assert _bags_equal(fp.words, plain.words) and _bags_equal(fp.shape, plain.shape)
