@@ -1,8 +1,9 @@
-"""Cold indexing's fast paths give the index the plain per-chunk definitions give.
+"""Cold indexing's and search's fast paths give what the plain per-chunk definitions give.
 
 A file's chunks are fingerprinted from one tokenization and the chunker's tree
-(``fingerprint_chunks``), and a file's chunks go into the postings in one numpy pass
-(``TfidfField.add_many``).  Both must change nothing but the time.
+(``fingerprint_chunks``), a file's chunks go into the postings in one numpy pass
+(``TfidfField.add_many``), and the commonest features are scored from dense rows.  All must
+change nothing but the time.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lsp_server.similarity import lexical
 from lsp_server.similarity.chunking import ChunkConfig, chunk_file, chunk_text
+from lsp_server.similarity.features import feature_ids
 from lsp_server.similarity.fingerprint import BAGS, SHINGLE, Bag, fingerprint, fingerprint_chunks, fingerprint_tokens
 from lsp_server.similarity.index import SimilarityIndex, make_entry
 from lsp_server.similarity.lexical import TfidfField
 from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex
+from lsp_server.similarity.structure import TreeFeatures
 from lsp_server.similarity.tokens import subwords, tokenize
 
 PY = '''"""Module docstring: loaders and caches."""
@@ -130,6 +134,53 @@ def test_a_files_chunks_get_the_fingerprints_of_their_own_text(code, language):
             assert all(_bags_equal(fp.bag(name), alone.bag(name)) for name in BAGS), chunk.name
 
 
+def test_token_bags_with_more_symbols_than_the_shingle_table_holds():
+    """Every character that is not a letter, digit or space is an operator and a shape symbol
+    of its own; past 256 of them the shingle table grows."""
+    code = "".join(f"v{i} = a {chr(0x2200 + i)} b\n" for i in range(300))
+    words, shape, _ = _reference_words_and_shape(code, "python")
+    fp = fingerprint(code, "python")
+    assert _bags_equal(fp.words, words) and _bags_equal(fp.shape, shape)
+
+
+CALLBACK_JS = """run(function (done) {
+  if (ready) { done(); }
+  return done;
+}, 10
+);
+
+function sum(values) {
+  let s = 0;
+  for (const v of values) { s += v; }
+  return s;
+}
+"""
+
+
+@pytest.mark.parametrize(("code", "language"), [(PY, "python"), (JS, "javascript"), (CALLBACK_JS, "javascript")])
+def test_tree_ids_of_a_files_chunks_are_their_plain_counts_hashed(code, language):
+    """``chunk_ids`` reads every chunk's tree features at once from per-node ancestors; the
+    plain definition (``counts``) walks each chunk's nodes.  In CALLBACK_JS the call around
+    the callback starts on the callback's first line and ends past its last: not the
+    callback's, though inside its lines."""
+    chunked = chunk_file(code, language, ChunkConfig(min_chars=10))
+    data = code.encode()
+    lines = code.split("\n")
+    spans = []
+    for chunk in chunked.chunks:
+        lo = len("\n".join(lines[:chunk.start_line]).encode()) + (chunk.start_line > 0)
+        spans.append((lo, lo + len(chunk.text.encode()), chunk.text))
+        assert data[spans[-1][0]:spans[-1][1]].decode() == chunk.text
+    tree = TreeFeatures(chunked.captures, language)
+    for (lo, hi, text), (interface, structure) in zip(spans, tree.chunk_ids(spans), strict=True):
+        plain_interface, plain_structure = TreeFeatures(chunked.captures, language).counts(lo, hi, text)
+        assert sorted(interface) == sorted(feature_ids(plain_interface, "i:"))
+        assert sorted(structure) == sorted(feature_ids(plain_structure, "x:"))
+    if code is CALLBACK_JS:
+        lo, hi, _ = spans[0]
+        assert any(lo <= n.start_byte < hi < n.end_byte for n in chunked.captures["n"])
+
+
 def test_a_method_keeps_its_tree_features_from_its_class():
     chunked = chunk_file(JS, "javascript", ChunkConfig(min_chars=10))
     push = next(fp for c, fp in zip(chunked.chunks, fingerprint_chunks(chunked), strict=True) if c.name == "push")
@@ -183,3 +234,53 @@ def test_a_files_postings_added_at_once_score_as_one_by_one():
     assert np.allclose(together.norms[:n], [np.linalg.norm(b.weights * together.idf(b.ids)) for b in bags])
     for bag in bags:
         assert np.allclose(together.scores(bag, n), alone.scores(bag, n), atol=1e-6)
+
+
+def test_dense_rows_of_common_features_score_as_their_postings(tmp_path, monkeypatch):
+    """Features in more than a quarter of the chunks are scored from dense rows; the scores
+    are the postings' bit for bit (float64 sums of float32 terms >= 1 are exact)."""
+    root = _workspace(tmp_path)
+    ws = WorkspaceIndex(root, WorkspaceConfig())
+    ws.refresh()
+    n = len(ws.index.entries)
+    queries = [e.fingerprint for e in ws.index.entries if e is not None]
+    dense = {name: [field.scores(fp.bag(name), n) for fp in queries] for name, field in ws.index.fields.items()}
+    assert all(len(field._dense) for field in ws.index.fields.values())  # "self", "def", "(" ...
+    monkeypatch.setattr(lexical, "DENSE_SHARE", 1.0)  # no feature is in more than all chunks
+    for name, field in ws.index.fields.items():
+        field.rebuild()
+        assert not len(field._dense)
+        for fp, scores in zip(queries, dense[name], strict=True):
+            assert np.array_equal(field.scores(fp.bag(name), n), scores)
+
+
+def test_token_tables_shared_by_threads_give_every_thread_its_own_bags():
+    """The token vocabulary and the shingle tables are shared by every text (the server
+    fingerprints from its index worker and its request threads at once); tokens and symbol
+    triples never seen before make both grow while other threads read them."""
+    import threading
+
+    def code(seed: int) -> str:
+        rng = np.random.default_rng(seed)
+        lines = []
+        for i in range(150):
+            name = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), 8))
+            op = chr(0x2300 + seed * 150 + i)  # a symbol of its own: new shingles
+            lines.append(f"def f{seed}_{i}({name}_{i}, y):\n    return {name}_{i} {op} y * {i}  # note {name}\n")
+        return "".join(lines)
+
+    texts = [code(seed) for seed in range(4)]
+    results: dict[int, list] = {}
+
+    def work(k: int) -> None:
+        results[k] = [fingerprint(texts[k][: len(texts[k]) * j // 20], "python") for j in range(1, 21)]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, fps in results.items():
+        for j, fp in enumerate(fps, 1):
+            plain = fingerprint_tokens(tokenize(texts[k][: len(texts[k]) * j // 20], "python"))
+            assert _bags_equal(fp.words, plain.words) and _bags_equal(fp.shape, plain.shape)

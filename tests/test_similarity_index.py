@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -17,6 +18,7 @@ from lsp_server.similarity.encoder import CodeEncoder
 from lsp_server.similarity.fingerprint import BAGS, fingerprint
 from lsp_server.similarity.index import SimilarityIndex, make_entry
 from lsp_server.similarity.service import EmbeddingWorker, WorkspaceConfig, WorkspaceIndex
+from lsp_server.similarity.store import cache_folder
 from lsp_server.similarity.tokens import subwords, tokenize
 from training.eval_clones import average_precision_at_r
 
@@ -182,6 +184,8 @@ def test_workspace_index_persists_and_reuses_the_cache(tmp_path):
     ws = WorkspaceIndex(root, config)
     first = ws.refresh()
     assert (first.files, first.indexed, first.from_cache) == (2, 2, 0)
+    saved = json.loads((cache_folder(config.cache_dir, root) / "index.json").read_text())
+    assert saved["files"] == {} and saved["entries"] == []  # vectors pending: nothing worth writing yet
     ws.embed_pending()  # a file is cached once its vectors are in
     ws.save()
     (root / "c.py").write_text(PY)

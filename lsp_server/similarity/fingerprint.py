@@ -11,32 +11,28 @@ most of the signal when names are kept, the shape when they are anonymised
 Two more bags come from the syntax tree (``structure.py``): ``interface`` (parameters, their
 types, the return type) and ``structure`` (the control-flow and expression skeleton).
 
-Features are hashed (crc32, 20 bits) so an index never stores strings and a saved index
-stays valid across processes (Python's own ``hash`` is salted per process).
+Features are hashed (crc32, 20 bits; ``features.py``) so an index never stores strings and a
+saved index stays valid across processes (Python's own ``hash`` is salted per process).
+A file's chunks are fingerprinted together: their token bags are spans of one
+``TokenTable`` (``token_table.py``), their tree bags come from one ``TreeFeatures``.
 """
 
 from __future__ import annotations
 
-import re
 import threading
-import zlib
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import accumulate, chain
+from itertools import accumulate
 
 import numpy as np
 
 from lsp_server.similarity.chunking import ChunkedText
-from lsp_server.similarity.structure import FLOW_GRAMMARS, TreeFeatures, structure_counts
-from lsp_server.similarity.tokens import Token, spaced_token_pattern, subwords, token_kind, token_pattern
+from lsp_server.similarity.features import FEATURE_BITS, FEATURE_MASK, feature_id, feature_ids
+from lsp_server.similarity.structure import FLOW_GRAMMARS, TreeFeatures, structure_ids
+from lsp_server.similarity.token_table import SHINGLE, TokenTable, token_features
+from lsp_server.similarity.tokens import Token
 
-FEATURE_BITS = 20
-FEATURE_MASK = (1 << FEATURE_BITS) - 1
-SHINGLE = 3
 SHAPE_WEIGHT = 0.5  # the shape cosine's weight against the words cosine
-_WORD = re.compile(r"[A-Za-z]+")
-_hash_memo: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -49,10 +45,11 @@ class Bag:
     @staticmethod
     def from_counts(counts: Counter, prefix: str = "") -> Bag:
         """The bag of features counted by name (each name with ``prefix`` before it)."""
-        return _bags([_feature_ids(counts, prefix)])[0]
+        return _bags([feature_ids(counts, prefix)])[0]
 
 
-EMPTY_BAG = Bag(np.zeros(0, np.uint32), np.zeros(0, np.float32))
+_NO_IDS = np.zeros(0, np.uint32)
+EMPTY_BAG = Bag(_NO_IDS, np.zeros(0, np.float32))
 BAGS = ("words", "shape", "interface", "structure")  # every bag a fingerprint has, in this order
 
 
@@ -66,41 +63,6 @@ class Fingerprint:
 
     def bag(self, name: str) -> Bag:
         return getattr(self, name)
-
-
-def _hash(feature: str) -> int:
-    h = _hash_memo.get(feature)
-    if h is None:
-        h = _hash_memo[feature] = zlib.crc32(feature.encode()) & FEATURE_MASK
-    return h
-
-
-def _name_ids(name: str) -> tuple[int, ...]:
-    """The ``words`` feature ids of a name or a docstring's word: its sub-words.  Remembered,
-    since docstrings (too long to be remembered whole) repeat the same words."""
-    ids = _name_memo.get(name)
-    if ids is None:
-        if len(_name_memo) >= _MEMO_SIZE:
-            _name_memo.clear()
-        ids = _name_memo[name] = tuple(_hash("w:" + w) for w in subwords(name))
-    return ids
-
-
-def _token_features(kind: str, text: str) -> tuple[tuple[int, ...], str | None]:
-    """One token's hashed ``words`` features and its symbol in the ``shape`` stream (None:
-    not part of it).  ``kind`` is a ``Token`` kind.  The one definition of both bags."""
-    if kind == "name":
-        return _name_ids(text), "I"
-    if kind == "kw":
-        return (_hash("k:" + text),), text
-    if kind == "doc":
-        # A docstring says what the code does in words; its punctuation is not shape.
-        return tuple(chain.from_iterable(map(_name_ids, _WORD.findall(text)))), None
-    if kind == "str":
-        return (_hash("s:" + text[-16:]),), "S"
-    if kind == "number":
-        return (_hash("#:" + text),), text if len(text) == 1 else "N"
-    return (_hash("o:" + text),), text
 
 
 def _bag(ids: np.ndarray) -> Bag:
@@ -135,123 +97,18 @@ def _bags(multisets: list[np.ndarray]) -> list[Bag]:
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-class TokenTable:
-    """The tokens of one text as arrays, so the ``words`` and ``shape`` bags of any span of it
-    cost a few numpy slices: a file is tokenized once for all its chunks (a class and each of
-    its methods), instead of once per chunk.
-
-    Spans start and end at ``cuts`` (char offsets given up front).  The text is tokenized
-    whole and piece by piece between the cuts, both with ``re.findall`` (C speed, no Python
-    per token); when the pieces' tokens are the whole text's, no token crosses a cut and a
-    span's tokens are exactly those of its text on its own.  Otherwise (a multi-line string
-    or comment across a cut) ``span`` returns None and the caller tokenizes that text alone."""
-
-    def __init__(self, text: str, language: str, cuts: Iterable[int] = ()) -> None:
-        pattern = spaced_token_pattern(language)
-        tokens = pattern.findall(text)
-        self._length, self._n = len(text), len(tokens)
-        self._index: dict[int, int] = {}  # cut -> number of tokens before it
-        cuts = sorted({c for c in cuts if 0 < c < len(text)})
-        if cuts:
-            pieces = [pattern.findall(text, lo, hi) for lo, hi in zip([0, *cuts], [*cuts, len(text)], strict=True)]
-            if list(chain.from_iterable(pieces)) == tokens:
-                self._index = dict(zip(cuts, accumulate(map(len, pieces[:-1])), strict=True))
-        # One row per distinct token text: its words ids and its shape symbol.
-        rows = dict.fromkeys(tokens)
-        memo = _token_memo(language)
-        named = token_pattern(language)
-        symbols: dict[str, int] = {}
-        n_words, row_words, row_symbol = [], [], []
-        for i, token in enumerate(rows):
-            rows[token] = i
-            features = memo.get(token)
-            if features is None:
-                kind = named.match(token).lastgroup  # the token alone matches as it did in the text
-                features = ((), None) if kind == "comment" else _token_features(*token_kind(kind, token))
-                if len(token) <= _MEMO_TOKEN_CHARS:  # not docstrings and comments: they are one-offs
-                    if len(memo) >= _MEMO_SIZE:
-                        memo.clear()
-                    memo[token] = features
-            words, symbol = features
-            n_words.append(len(words))
-            row_words.extend(words)
-            row_symbol.append(-1 if symbol is None else symbols.setdefault(symbol, len(symbols)))
-        token_rows = np.fromiter(map(rows.__getitem__, tokens), np.int64, len(tokens))
-        # words: every token's feature ids, flat, with per-token offsets
-        n_words = np.array(n_words, np.int64)
-        row_first = np.concatenate([[0], np.cumsum(n_words)[:-1]]).astype(np.int64)
-        lens = n_words[token_rows]
-        self._word_off = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-        first = np.repeat(row_first[token_rows] - self._word_off[:-1], lens) + np.arange(self._word_off[-1])
-        self._words = np.array(row_words, np.uint32)[first]
-        # shape: the symbol stream of the tokens that have one, and its shingles' feature ids
-        token_symbol = np.array(row_symbol, np.int64)[token_rows]
-        self._stream_off = np.concatenate([[0], np.cumsum(token_symbol >= 0)]).astype(np.int64)
-        stream = token_symbol[token_symbol >= 0]
-        self._shingles = np.zeros(0, np.uint32)
-        if len(stream) >= SHINGLE:
-            names, width = list(symbols), len(symbols)
-            keys = (stream[:-2] * width + stream[1:-1]) * width + stream[2:]
-            unique, inverse = np.unique(keys, return_inverse=True)
-            ids = np.fromiter((_hash("g:" + " ".join((names[k // (width * width)], names[k // width % width],
-                                                      names[k % width]))) for k in unique.tolist()),
-                              np.uint32, len(unique))
-            self._shingles = ids[inverse.reshape(-1)]
-
-    def _token_index(self, cut: int) -> int | None:
-        return 0 if cut <= 0 else self._n if cut >= self._length else self._index.get(cut)
-
-    def span_ids(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The ``words`` and ``shape`` feature ids (multisets) of ``text[start:end]``; None
-        unless both ends are cuts no token crosses."""
-        ti, tj = self._token_index(start), self._token_index(end)
-        if ti is None or tj is None:
-            return None
-        p, q = self._stream_off[ti], self._stream_off[tj]
-        return self._words[self._word_off[ti]:self._word_off[tj]], self._shingles[p:max(p, q - SHINGLE + 1)]
-
-    def span(self, start: int, end: int) -> tuple[Bag, Bag, int] | None:
-        """(words, shape, n_tokens) of ``text[start:end]``; None as for ``span_ids``."""
-        ids = self.span_ids(start, end)
-        if ids is None:
-            return None
-        words, shape = _bags(list(ids))
-        return words, shape, len(ids[0])
-
-
-_MEMO_TOKEN_CHARS = 64
-_MEMO_SIZE = 200_000  # about 40 MB at most; a workspace has far fewer distinct short tokens
-_memos: dict[str, dict[str, tuple[tuple[int, ...], str | None]]] = {}
-_name_memo: dict[str, tuple[int, ...]] = {}
-
-
-def _token_memo(language: str) -> dict[str, tuple[tuple[int, ...], str | None]]:
-    """Token text -> its features, per token pattern (``#`` is a comment only in Python)."""
-    return _memos.setdefault("python" if language == "python" else "c", {})
-
-
 def fingerprint_tokens(tokens: list[Token]) -> Fingerprint:
     """The ``words`` and ``shape`` bags of a token list (training builds disguised copies as
     token lists)."""
     words: list[int] = []
     stream: list[str] = []
     for tok in tokens:
-        ids, symbol = _token_features(tok.kind, tok.text)
+        ids, symbol = token_features(tok.kind, tok.text)
         words.extend(ids)
         if symbol is not None:
             stream.append(symbol)
-    shape = [_hash("g:" + " ".join(stream[i:i + SHINGLE])) for i in range(len(stream) - SHINGLE + 1)]
+    shape = [feature_id("g:" + " ".join(stream[i:i + SHINGLE])) for i in range(len(stream) - SHINGLE + 1)]
     return Fingerprint(_bag(np.array(words, np.uint32)), _bag(np.array(shape, np.uint32)), len(words))
-
-
-def tree_bags(interface: Counter, structure: Counter) -> dict[str, Bag]:
-    return {"interface": Bag.from_counts(interface, "i:"), "structure": Bag.from_counts(structure, "x:")}
-
-
-def _feature_ids(counts: Counter, prefix: str) -> np.ndarray:
-    """The multiset of hashed feature ids that ``counts`` (feature names, each with ``prefix``) stands for."""
-    hashed = np.fromiter((_hash(prefix + feature) for feature in counts), np.uint32, len(counts))
-    return np.repeat(hashed, np.fromiter(counts.values(), np.int64, len(counts)))
 
 
 _CACHE_SIZE = 4096
@@ -287,9 +144,9 @@ def fingerprint(code: str, language: str = "python") -> Fingerprint:
     fp = _cached(code, language, False)
     if fp is not None:
         return fp
-    words, shape, n_tokens = TokenTable(code, language).span(0, len(code))
-    interface, structure = structure_counts(code, language)
-    return _remember(code, language, False, Fingerprint(words, shape, n_tokens, **tree_bags(interface, structure)))
+    words, shape = TokenTable(code, language).span_ids(0, len(code))
+    bags = _bags([words, shape, *structure_ids(code, language)])
+    return _remember(code, language, False, Fingerprint(bags[0], bags[1], len(words), bags[2], bags[3]))
 
 
 def fingerprint_chunks(chunked: ChunkedText) -> list[Fingerprint]:
@@ -310,28 +167,31 @@ def fingerprint_chunks(chunked: ChunkedText) -> list[Fingerprint]:
         return out
     text = chunked.text
     lines = text.split("\n")
-    char_start = list(accumulate((len(line) + 1 for line in lines), initial=0))
+    plus_newline = (1).__add__
+    char_start = list(accumulate(map(plus_newline, map(len, lines)), initial=0))
     byte_start = char_start if text.isascii() else \
-        list(accumulate((len(line.encode("utf-8")) + 1 for line in lines), initial=0))
+        list(accumulate(map(plus_newline, map(len, map(str.encode, lines))), initial=0))
     whole = sum(len(chunks[i].text) for i in missing) > len(text) // 2
     cuts = [char_start[c.start_line] + k for c in chunks for k in (0, len(c.text))]
     table = TokenTable(text, language, cuts) if whole else None
-    trees = chunked.tree is not None and language in FLOW_GRAMMARS
-    tree = TreeFeatures(chunked.captures, language) if trees else None
-    multisets: list[np.ndarray] = []  # words, shape, interface, structure of each missing chunk
+    spans = []  # (start byte, end byte, text) of each missing chunk
     for i in missing:
+        chunk = chunks[i]
+        lo = byte_start[chunk.start_line]
+        spans.append((lo, lo + (len(chunk.text) if byte_start is char_start else len(chunk.text.encode("utf-8"))),
+                      chunk.text))
+    if chunked.tree is not None and language in FLOW_GRAMMARS:
+        tree_ids = TreeFeatures(chunked.captures, language).chunk_ids(spans)
+    else:
+        tree_ids = [(_NO_IDS, _NO_IDS)] * len(missing)
+    multisets: list[np.ndarray] = []  # words, shape, interface, structure of each missing chunk
+    for i, interface_structure in zip(missing, tree_ids, strict=True):
         chunk = chunks[i]
         start = char_start[chunk.start_line]
         ids = table.span_ids(start, start + len(chunk.text)) if table is not None else None
         if ids is None:  # a few chunks, or a string or comment crossing this one's ends
             ids = TokenTable(chunk.text, chunk.language).span_ids(0, len(chunk.text))
-        if tree is not None:
-            lo = byte_start[chunk.start_line]
-            hi = lo + (len(chunk.text) if byte_start is char_start else len(chunk.text.encode("utf-8")))
-            interface, structure = tree.counts(lo, hi, chunk.text)
-        else:
-            interface, structure = Counter(), Counter()
-        multisets += [*ids, _feature_ids(interface, "i:"), _feature_ids(structure, "x:")]
+        multisets += [*ids, *interface_structure]
     bags = _bags(multisets)
     for k, i in enumerate(missing):
         words, shape, interface, structure = bags[4 * k:4 * k + 4]

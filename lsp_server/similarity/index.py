@@ -93,9 +93,9 @@ class FileRecord:
 
 
 def make_entry(file: str, chunk: Chunk, preview_lines: int = 3, fp: Fingerprint | None = None) -> Entry:
-    lines = chunk.text.split("\n")
-    preview = "\n".join(lines[:preview_lines])
-    return Entry(file, chunk.kind, chunk.name, chunk.start_line, chunk.end_line, utf16_len(lines[-1]),
+    preview = "\n".join(chunk.text.split("\n", preview_lines)[:preview_lines])
+    last_line = chunk.text.rsplit("\n", 1)[-1]
+    return Entry(file, chunk.kind, chunk.name, chunk.start_line, chunk.end_line, utf16_len(last_line),
                  preview, fp or fingerprint(chunk.text, chunk.language))
 
 

@@ -6,13 +6,21 @@ since the last build sit in a small *delta* searched one by one; removed slots a
 masked.  When the delta or the dead share grows, the base is rebuilt (a sort, well under a
 second for 30k chunks).  This is Lucene's segment idea cut down to what a workspace needs,
 so that saving a file costs milliseconds, not a rebuild.
+
+The few features in more than a quarter of the base (``self``, ``(``, ``def``) also get a
+dense row of weights per slot: most of a query's postings are theirs, and a row scaled and
+summed is contiguous work, not a gather and a scatter per posting (it halved the time of a
+query's words and shape scores on sqlalchemy, for 7 MB).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from lsp_server.similarity.fingerprint import FEATURE_BITS, Bag
+from lsp_server.similarity.features import FEATURE_BITS
+from lsp_server.similarity.fingerprint import Bag
+
+DENSE_SHARE = 0.25  # features in more of the base's documents than this get a dense row
 
 
 class TfidfField:
@@ -27,6 +35,8 @@ class TfidfField:
         self._base_start = np.zeros(1, np.int64)
         self._base_slot = np.zeros(0, np.int32)
         self._base_w = np.zeros(0, np.float32)
+        self._dense_ids = np.zeros(0, np.uint32)  # the features with a dense row, sorted
+        self._dense = np.zeros((0, 0), np.float32)  # (their row, slot) -> weight, 0: absent
 
     def __len__(self) -> int:
         return len(self.bags)
@@ -48,7 +58,7 @@ class TfidfField:
             return
         self.bags.update(zip(slots, bags, strict=True))
         ids = np.concatenate([bag.ids for bag in bags])
-        np.add.at(self.df, ids, 1)
+        np.add.at(self.df, ids, np.int32(1))  # df's own type: numpy's fast path (a plain 1 took 20x longer)
         self._delta.update(slots)
         top = max(slots) + 1
         if top > len(self.norms):
@@ -72,18 +82,30 @@ class TfidfField:
 
     def rebuild(self) -> None:
         """Fold the delta into the base, drop dead postings, refresh norms for the current idf."""
-        slots = np.fromiter(self.bags.keys(), np.int32, len(self.bags))
-        if len(slots):
-            ids = np.concatenate([self.bags[int(s)].ids for s in slots])
-            w = np.concatenate([self.bags[int(s)].weights for s in slots])
-            owner = np.repeat(slots, [len(self.bags[int(s)].ids) for s in slots])
-        else:
-            ids, w, owner = np.zeros(0, np.uint32), np.zeros(0, np.float32), np.zeros(0, np.int32)
-        order = np.argsort(ids, kind="stable")
+        bags = list(self.bags.values())
+        slots = np.fromiter(self.bags.keys(), np.int32, len(bags))
+        ids = np.concatenate([bag.ids for bag in bags]) if bags else np.zeros(0, np.uint32)
+        w = np.concatenate([bag.weights for bag in bags]) if bags else np.zeros(0, np.float32)
+        owner = np.repeat(slots, np.fromiter((len(bag.ids) for bag in bags), np.int64, len(bags)))
+        # Postings sorted by feature, each feature's slots in the bags' order: one sort of
+        # (feature, position) keys, three times quicker than a stable argsort of the features.
+        keys = (ids.astype(np.uint64) << np.uint64(32)) | np.arange(len(ids), dtype=np.uint64)
+        keys.sort()
+        order = (keys & np.uint64(0xFFFFFFFF)).astype(np.intp)
         ids, w, owner = ids[order], w[order], owner[order]
-        self._base_ids, first = np.unique(ids, return_index=True)
+        new_feature = np.empty(len(ids), bool)
+        new_feature[:1] = True
+        np.not_equal(ids[1:], ids[:-1], out=new_feature[1:])
+        first = np.flatnonzero(new_feature)
+        self._base_ids = ids[first]
         self._base_start = np.append(first, len(ids)).astype(np.int64)
         self._base_slot, self._base_w = owner, w
+        common = np.flatnonzero(np.diff(self._base_start) > DENSE_SHARE * len(self.bags))
+        self._dense_ids = self._base_ids[common]
+        self._dense = np.zeros((len(common), int(slots.max()) + 1 if len(slots) else 0), np.float32)
+        for row, (lo, hi) in enumerate(zip(self._base_start[common].tolist(), self._base_start[common + 1].tolist(),
+                                           strict=True)):
+            self._dense[row, owner[lo:hi]] = w[lo:hi]
         # Norms under the current idf, all at once.
         weighted = w * self.idf(ids)
         sq = np.bincount(owner, weights=weighted.astype(np.float64) ** 2, minlength=len(self.norms))
@@ -105,17 +127,32 @@ class TfidfField:
         out = np.zeros(capacity, np.float32)
         if not len(bag.ids) or not self.bags:
             return out
-        q = bag.weights * self.idf(bag.ids) ** 2  # one idf for the query, one for the document
-        qnorm = float(np.linalg.norm(bag.weights * self.idf(bag.ids)))
+        idf = self.idf(bag.ids)
+        q = bag.weights * idf ** 2  # one idf for the query, one for the document
+        qnorm = float(np.linalg.norm(bag.weights * idf))
         pos = np.searchsorted(self._base_ids, bag.ids)
         pos[pos == len(self._base_ids)] = 0
         hit = np.flatnonzero(self._base_ids[pos] == bag.ids) if len(self._base_ids) else np.zeros(0, int)
         if hit.size:
-            starts, ends = self._base_start[pos[hit]], self._base_start[pos[hit] + 1]
+            # Each posting adds float32(weight * q) to its slot's float64 sum.  Those terms are
+            # float32s >= 1 (weights and idfs are), all multiples of 2**-23, and a slot's sum
+            # stays far below 2**30: the sums are exact, so the dense rows and the postings
+            # may be added in any order and give the scores bit for bit.
+            rows = np.searchsorted(self._dense_ids, bag.ids[hit])
+            dense = rows < len(self._dense_ids)
+            dense[dense] = self._dense_ids[rows[dense]] == bag.ids[hit[dense]]
+            sparse = hit[~dense]
+            starts, ends = self._base_start[pos[sparse]], self._base_start[pos[sparse] + 1]
             lens = ends - starts
             sel = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
-            contrib = self._base_w[sel] * np.repeat(q[hit], lens)
-            out += np.bincount(self._base_slot[sel], weights=contrib, minlength=capacity)[:capacity].astype(np.float32)
+            contrib = self._base_w[sel] * np.repeat(q[sparse], lens)
+            total = np.bincount(self._base_slot[sel], weights=contrib, minlength=capacity)[:capacity].astype(np.float64)
+            if dense.any():
+                m = min(capacity, self._dense.shape[1])
+                scaled = self._dense[rows[dense], :m]
+                scaled *= q[hit[dense], None]
+                total[:m] += np.add.reduce(scaled, axis=0, dtype=np.float64)
+            out += total.astype(np.float32)
         for slot in self._delta:
             d = self.bags[slot]
             _, qi, di = np.intersect1d(bag.ids, d.ids, assume_unique=True, return_indices=True)

@@ -300,7 +300,7 @@ class WorkspaceIndex:
         """``query_chunk`` and its fingerprint (a chunk's as the index made it, from its file's tree)."""
         small = len(text) <= self.config.crawl.max_file_bytes
         text = lsp_line_breaks(text)
-        lines = text.split("\n")
+        lines = text.split("\n", max(start_line, end_line, 0) + 1)  # the lines up to the selection's (and the rest)
         start_line = max(0, min(start_line, len(lines) - 1))
         end_line = max(start_line, min(end_line, len(lines) - 1))
         language = (language_of(file) or TEXT).grammar

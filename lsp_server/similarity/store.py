@@ -3,9 +3,10 @@
 Layout: ``<cache_dir>/similarity-v<FORMAT>/<sha1 of the workspace root>/`` holds ``index.json``
 (format version, root, the encoder's identity, and per file: stamp, chunk metadata and
 whether its vectors are in) and ``index.npz`` (feature bags as flat arrays with offsets,
-and the dense vectors).  A file whose vectors were still pending at save time is not
-loaded back: the next refresh re-reads it (lexical features in milliseconds) and the
-background encoder embeds it again, since its chunk texts are not cached.  Plain
+and the dense vectors).  A file whose vectors are still pending is not saved (nor loaded
+back from an older save): the next refresh re-reads it (lexical features in milliseconds)
+and the background encoder embeds it again, since its chunk texts are not cached.  So the
+save that ends a cold refresh, before any vector is in, writes next to nothing.  Plain
 JSON and ``allow_pickle=False`` arrays only.  Anything that does not match -- another
 format, another embedder, a truncated file -- is treated as no cache: the index is rebuilt
 from the files, which is always correct, only slower.  Writes go to a temporary file and
@@ -54,8 +55,10 @@ def save_index(index: SimilarityIndex, folder: Path, root: Path, embedder_id: st
             if files is not None and file not in files:
                 continue
             live = [s for s in record.slots if index.entries[s] is not None]
-            records[file] = {"stamp": record.stamp, "chunks": len(live),
-                             "embedded": bool(index.dim) and bool(index.embedded[live].all())}
+            embedded = bool(index.dim) and bool(index.embedded[live].all())
+            if index.dim and not embedded:
+                continue  # ``load_index`` would skip it (its vectors are not cached): not written
+            records[file] = {"stamp": record.stamp, "chunks": len(live), "embedded": embedded}
             for s in live:
                 e = index.entries[s]
                 entries.append([e.kind, e.name, e.start_line, e.end_line, e.end_character, e.preview,

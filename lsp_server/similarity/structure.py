@@ -23,10 +23,13 @@ import re
 from bisect import bisect_left
 from collections import Counter
 from functools import cache
+from operator import attrgetter
 
+import numpy as np
 import tree_sitter
 
 from lsp_server.languages import parser
+from lsp_server.similarity.features import feature_ids, hash_feature
 
 # Control flow and expression nodes, per grammar; anything else in the tree is glue.
 _FLOW = {
@@ -74,13 +77,13 @@ def _type_text(text: str) -> str:
     return " ".join(_IDENTIFIER.findall(text)).lower()
 
 
-def structure_counts(code: str, grammar: str) -> tuple[Counter, Counter]:
-    """The ``interface`` and ``structure`` features of ``code`` as string counters; empty for
-    text without a grammar."""
+def structure_ids(code: str, grammar: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``interface`` and ``structure`` feature ids (multisets) of ``code`` parsed alone;
+    empty for text without a grammar."""
     if grammar not in _FLOW:
-        return Counter(), Counter()
+        return _NO_IDS, _NO_IDS
     data = code.encode("utf-8")
-    return TreeFeatures.of_tree(parser(grammar).parse(data), grammar).counts(0, len(data), code)
+    return TreeFeatures.of_tree(parser(grammar).parse(data), grammar).chunk_ids([(0, len(data), code)])[0]
 
 
 class TreeFeatures:
@@ -89,19 +92,53 @@ class TreeFeatures:
 
     A chunk's features are those of the nodes inside its byte range.  Parsed alone, its text
     gives the same nodes (a definition does not parse differently out of context; checked
-    on every chunk of sqlalchemy), so indexed chunks and queries agree."""
+    on every chunk of sqlalchemy), so indexed chunks and queries agree.
+
+    ``counts`` is the plain definition of a chunk's features; ``chunk_ids`` gives the same
+    features hashed, for all of a file's chunks at once.  Each flow node's ancestors are
+    found once for the file; a node's two nearest enclosing flow nodes within a chunk are
+    its file's ones that start inside the chunk (a class repeats its methods' nodes: they
+    are not walked again), so a chunk's ``structure`` ids are a few numpy gathers."""
 
     def __init__(self, captures: dict[str, list[tree_sitter.Node]], grammar: str) -> None:
         """``captures``: what the ``tree_patterns`` of ``grammar`` captured in the file."""
         self.grammar = grammar
-        # outer before inner; nodes with one range keep the query's order
-        flow = sorted((n.start_byte, -n.end_byte, i, n.type) for i, n in enumerate(captures.get("n", [])))
-        self._flow_start = [start for start, _, _, _ in flow]
-        self._flow = [(start, -neg_end, kind) for start, neg_end, _, kind in flow]
+        nodes = captures.get("n", [])
+        n = len(nodes)
+        starts = np.fromiter(map(_START, nodes), np.int64, n)
+        ends = np.fromiter(map(_END, nodes), np.int64, n)
+        kinds = np.fromiter(map(_kind_index(grammar).__getitem__, map(_TYPE, nodes)), np.int64, n)
+        order = np.lexsort((-ends, starts))  # outer before inner; nodes with one range keep the query's order
+        self._flow_start, self._flow_end, self._kinds = starts[order], ends[order], kinds[order]
+        # Each node's nearest enclosing flow node (-1: none): ``_structure``'s walk, once.
+        parent = [-1] * n
+        open_nodes: list[int] = []
+        open_ends: list[int] = []
+        for x, (start, end) in enumerate(zip(self._flow_start.tolist(), self._flow_end.tolist(), strict=True)):
+            while open_ends and open_ends[-1] <= start:
+                open_ends.pop()
+                open_nodes.pop()
+            if open_nodes:
+                parent[x] = open_nodes[-1]
+            open_nodes.append(x)
+            open_ends.append(end)
+        self._parent = np.array(parent, np.int64)
+        self._grandparent = np.where(self._parent >= 0, self._parent[self._parent], -1) if n else self._parent
+        # Every node's path id with 0, 1 and 2 enclosing nodes, then the file's 3-node runs:
+        # ``chunk_ids`` picks from these by index.
+        k = self._kinds
+        kp = np.where(self._parent >= 0, k[self._parent], -1) if n else k
+        kg = np.where(self._grandparent >= 0, k[self._grandparent], -1) if n else k
+        paths, runs = _path_ids(grammar), _run_ids(grammar)
+        self._candidates = np.concatenate([paths[0, 0, k], paths[0, kp + 1, k], paths[kg + 1, kp + 1, k],
+                                           runs[k[:-2], k[1:-1], k[2:]]])
+        self._flow: list[tuple[int, int, str]] | None = None  # (start, end, type) for ``counts``
         functions = sorted(captures.get("f", []), key=lambda n: (n.start_byte, -n.end_byte))
         self._function_start = [n.start_byte for n in functions]
+        self._function_end = [n.end_byte for n in functions]
         self._functions = functions
         self._interfaces: dict[int, Counter] = {}  # function index -> its features (a class holds its methods)
+        self._interface_ids: dict[int, np.ndarray] = {}
 
     @staticmethod
     def of_tree(tree: tree_sitter.Tree, grammar: str) -> TreeFeatures:
@@ -109,23 +146,135 @@ class TreeFeatures:
 
     def counts(self, start: int, end: int, code: str) -> tuple[Counter, Counter]:
         """The ``interface`` and ``structure`` counters of the bytes ``start:end``, whose text is ``code``."""
-        i, j = bisect_left(self._flow_start, start), bisect_left(self._flow_start, end)
+        if self._flow is None:
+            names = _FLOW[self.grammar]
+            self._flow = list(zip(self._flow_start.tolist(), self._flow_end.tolist(),
+                                  map(names.__getitem__, self._kinds.tolist()), strict=True))
+        i, j = np.searchsorted(self._flow_start, [start, end]).tolist()
         structure = _structure([node for node in self._flow[i:j] if node[1] <= end])
         interface: Counter = Counter()
-        for k in range(bisect_left(self._function_start, start), bisect_left(self._function_start, end)):
-            function = self._functions[k]
-            if function.end_byte <= end:
-                counts = self._interfaces.get(k)
-                if counts is None:
-                    counts = self._interfaces[k] = Counter()
-                    _interface(function, counts)
-                interface.update(counts)
-        if self.grammar == "python":
-            for name, type_text in _SPHINX_TYPE.findall(code):
-                interface[f"t:{name}:{_type_text(type_text)}"] += 1
-            for type_text in _SPHINX_RTYPE.findall(code):
-                interface["r:" + _type_text(type_text)] += 1
+        for k in self._functions_in(start, end):
+            interface.update(self._interface(k))
+        interface.update(_sphinx(code, self.grammar))
         return interface, structure
+
+    def chunk_ids(self, spans: list[tuple[int, int, str]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The ``interface`` and ``structure`` feature ids (multisets, hashed as
+        ``feature_ids(counts(...), "i:")`` and ``"x:"``) of each span (start byte, end byte, its text)."""
+        m = len(spans)
+        lo = np.fromiter((s[0] for s in spans), np.int64, m)
+        hi = np.fromiter((s[1] for s in spans), np.int64, m)
+        first, last = np.searchsorted(self._flow_start, lo), np.searchsorted(self._flow_start, hi)
+        n_nodes = last - first
+        n_runs = np.maximum(n_nodes - 2, 0)
+        # One segment per span: its nodes' path ids, then its runs' ids.
+        size = n_nodes + n_runs
+        offsets = np.zeros(m + 1, np.int64)
+        np.cumsum(size, out=offsets[1:])
+        at = np.arange(offsets[-1]) - np.repeat(offsets[:-1], size)  # position in the segment
+        top, count = np.repeat(first, size), np.repeat(n_nodes, size)
+        path = at < count
+        node = top + np.where(path, at, at - count)
+        depth = (self._parent[node] >= top).astype(np.int64) + (self._grandparent[node] >= top)
+        n = len(self._flow_start)
+        ids = self._candidates[np.where(path, depth * n + node, 3 * n + node)]
+        # A node that starts inside a span but ends past it (a call around a JavaScript
+        # callback) is left out of it: such a span's ancestors are not a prefix, so it takes
+        # the plain path.
+        crossing = self._flow_end[node[path]] > np.repeat(hi, n_nodes)
+        plain = set(np.repeat(np.arange(m), n_nodes)[crossing].tolist())
+        out = []
+        for c, (start, end, code) in enumerate(spans):
+            if c in plain:
+                interface, structure = self.counts(start, end, code)
+                out.append((feature_ids(interface, "i:"), feature_ids(structure, "x:")))
+                continue
+            parts = [self._function_ids(k) for k in self._functions_in(start, end)]
+            sphinx = _sphinx(code, self.grammar)
+            if sphinx:
+                parts.append(feature_ids(sphinx, "i:"))
+            interface = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else _NO_IDS
+            out.append((interface, ids[offsets[c]:offsets[c + 1]]))
+        return out
+
+    def _functions_in(self, start: int, end: int) -> list[int]:
+        """Indexes of the functions within the bytes ``start:end``."""
+        return [k for k in range(bisect_left(self._function_start, start), bisect_left(self._function_start, end))
+                if self._function_end[k] <= end]
+
+    def _interface(self, k: int) -> Counter:
+        counts = self._interfaces.get(k)
+        if counts is None:
+            function = self._functions[k]
+            counts = self._interfaces[k] = _interface(function.child_by_field_name("parameters"),
+                                                      function.child_by_field_name("return_type"))
+        return counts
+
+    def _function_ids(self, k: int) -> np.ndarray:
+        """``_interface(k)`` hashed.  Remembered by the parameters' and return type's text:
+        most signatures recur (``(self)``, ``(self, other)``), and the same text parses to
+        the same nodes (unless it needed error recovery)."""
+        ids = self._interface_ids.get(k)
+        if ids is None:
+            function = self._functions[k]
+            params, returns = function.child_by_field_name("parameters"), function.child_by_field_name("return_type")
+            key = None if function.has_error else (self.grammar, params and params.text, returns and returns.text)
+            ids = _signatures.get(key) if key is not None else None
+            if ids is None:
+                counts = self._interfaces.get(k) or _interface(params, returns)
+                ids = feature_ids(counts, "i:")
+                if key is not None:
+                    if len(_signatures) >= _SIGNATURES:
+                        _signatures.clear()
+                    _signatures[key] = ids
+            self._interface_ids[k] = ids
+        return ids
+
+
+_NO_IDS = np.zeros(0, np.uint32)
+_SIGNATURES = 100_000
+_signatures: dict[tuple[str, bytes | None, bytes | None], np.ndarray] = {}  # see ``_function_ids``
+_START, _END, _TYPE = attrgetter("start_byte"), attrgetter("end_byte"), attrgetter("type")
+
+
+@cache
+def _kind_index(grammar: str) -> dict[str, int]:
+    return {name: i for i, name in enumerate(_FLOW[grammar])}
+
+
+@cache
+def _path_ids(grammar: str) -> np.ndarray:
+    """``[g + 1, p + 1, k]``: the id of the path feature of a node of type ``k`` under a
+    ``p`` under a ``g`` (indexes into the grammar's flow types; -1: no such node)."""
+    names = _FLOW[grammar]
+    m = len(names)
+    table = np.zeros((m + 1, m + 1, m), np.uint32)
+    for g, p, k in np.ndindex(*table.shape):
+        outer = [names[i - 1] for i in (g, p) if i > 0]
+        table[g, p, k] = hash_feature("x:p:" + ">".join((*outer, names[k])))
+    return table
+
+
+@cache
+def _run_ids(grammar: str) -> np.ndarray:
+    """``[a, b, c]``: the id of the run feature of three flow nodes of types ``a b c`` in a row."""
+    names = _FLOW[grammar]
+    m = len(names)
+    table = np.zeros((m, m, m), np.uint32)
+    for a, b, c in np.ndindex(*table.shape):
+        table[a, b, c] = hash_feature(f"x:s:{names[a]} {names[b]} {names[c]}")
+    return table
+
+
+def _sphinx(code: str, grammar: str) -> Counter:
+    """The parameter and return types a Python docstring gives in Sphinx fields."""
+    counts: Counter = Counter()
+    if grammar == "python":
+        for name, type_text in _SPHINX_TYPE.findall(code):
+            counts[f"t:{name}:{_type_text(type_text)}"] += 1
+        for type_text in _SPHINX_RTYPE.findall(code):
+            counts["r:" + _type_text(type_text)] += 1
+    return counts
 
 
 def _structure(nodes: list[tuple[int, int, str]]) -> Counter:
@@ -147,8 +296,9 @@ def _structure(nodes: list[tuple[int, int, str]]) -> Counter:
     return counts
 
 
-def _interface(function: tree_sitter.Node, counts: Counter) -> None:
-    params = function.child_by_field_name("parameters")
+def _interface(params: tree_sitter.Node | None, returns: tree_sitter.Node | None) -> Counter:
+    """The ``interface`` features of one function, from its parameters and return type nodes."""
+    counts: Counter = Counter()
     names = []
     for param in params.named_children if params is not None else ():
         name_node, type_node = _parameter_parts(param)
@@ -162,9 +312,9 @@ def _interface(function: tree_sitter.Node, counts: Counter) -> None:
         if type_node is not None:
             counts[f"t:{name}:{_type_text(type_node.text.decode('utf-8', 'replace'))}"] += 1
     counts[f"c:{len(names)}"] += 1
-    returns = function.child_by_field_name("return_type")
     if returns is not None:
         counts["r:" + _type_text(returns.text.decode("utf-8", "replace"))] += 1
+    return counts
 
 
 def _parameter_parts(param: tree_sitter.Node) -> tuple[tree_sitter.Node | None, tree_sitter.Node | None]:

@@ -31,8 +31,10 @@ _TOKEN_TEMPLATE = r"""
 _PYTHON = re.compile(_TOKEN_TEMPLATE.format(comment=r"\#[^\n]*"), re.VERBOSE | re.DOTALL)
 _C_LIKE = re.compile(_TOKEN_TEMPLATE.format(comment=r"//[^\n]*|/\*.*?\*/"), re.VERBOSE | re.DOTALL)
 # The same alternation without names, after the spaces before it, for ``findall``: skipping
-# spaces in the pattern, not one failed match per space, halves the time of a pass.
-_SPACED = {name: re.compile(r"\s*(" + re.sub(r"\(\?P<\w+>", "(?:", p.pattern) + ")", re.VERBOSE | re.DOTALL)
+# spaces in the pattern, not one failed match per space, halves the time of a pass.  Every
+# character but a space starts a token (``op`` takes any other one), so the matches tile
+# the text: their lengths add up to where each token ends.
+_SPACED = {name: re.compile(r"\s*(?:" + re.sub(r"\(\?P<\w+>", "(?:", p.pattern) + ")", re.VERBOSE | re.DOTALL)
            for name, p in (("python", _PYTHON), ("c", _C_LIKE))}
 _SUBWORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _TRIPLE = ("'''", '"""')
@@ -56,7 +58,8 @@ def token_pattern(language: str) -> re.Pattern:
 
 
 def spaced_token_pattern(language: str) -> re.Pattern:
-    """``token_pattern`` whose ``findall`` lists the token texts (comments too), in order."""
+    """``token_pattern`` whose ``findall`` lists each token (comments too), in order, with the
+    spaces before it: ``str.lstrip`` of a match is the token's text."""
     return _SPACED["python" if language == "python" else "c"]
 
 
