@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsp_server.cli import CliError, OneLineParser, add_serving_commands, existing_dir, positive_int, run
 from model import __version__
 
+if TYPE_CHECKING:  # torch stays unimported until a command needs it
+    from training.train import TrainConfig
+
 QUANTIZATIONS = ["int8", "float32", "float16", "int8_float32"]
 
 
-def train_config(args: argparse.Namespace):
+def train_config(args: argparse.Namespace) -> TrainConfig:
     """The ``TrainConfig`` that ``ghostline train``'s arguments ask for (its preset, overridden)."""
     from dataclasses import replace
 
