@@ -124,15 +124,15 @@ class Retriever:
                     if score >= cfg.min_score:
                         scored.append((score, path, start, chunk))
         scored.sort(key=lambda s: (-s[0], s[1], s[2]))
-        picked: list[Snippet] = []
+        picked: list[tuple[str, Snippet]] = []
         for score, path, start, chunk in scored:
-            if any(p.path == path and abs(p.start_line - start) < cfg.window_lines for p in picked):
-                continue
+            if any(p == path and abs(s.start_line - start) < cfg.window_lines for p, s in picked):
+                continue  # overlaps a better window: it would repeat its lines
             shown = os.path.relpath(path, root) if root else Path(path).name
-            picked.append(Snippet(shown, start, chunk, score))
+            picked.append((path, Snippet(shown, start, chunk, score)))
             if len(picked) >= cfg.top_k:
                 break
-        return picked
+        return [s for _, s in picked]
 
     def file_lines(self, current: Path, open_docs: dict[Path, tuple[int, str]],
                    root: Path | None) -> Iterator[FileLines]:

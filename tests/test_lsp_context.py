@@ -67,3 +67,20 @@ async def test_typing_the_suggestion_needs_no_model_call(workspace, options, tin
         second = await client.inline(uri, 5, 5)
         assert second == first[1:]
         assert sum("completion main.py" in m for m in logs) == calls
+
+
+async def test_retrieved_snippets_never_repeat_each_others_lines(workspace, options, tiny_model):
+    """The two best windows of one file overlap (windows start every 4 lines, 8 long): the
+    second must come from elsewhere, or the prompt's little room holds the same lines twice."""
+    body = "".join(f"    total_{i} = merge_rows(left_rows, right_rows, key_name)\n" for i in range(24))
+    (workspace / "helpers.py").write_text("def joined(left_rows, right_rows, key_name):\n" + body)
+    main = ("def main(left_rows, right_rows, key_name):\n"
+            "    total = merge_rows(left_rows, right_rows, key_name)\n"
+            "    return total\n")
+    uri = (workspace / "main.py").as_uri()
+    async with running_server(workspace, {**options, "modelPath": str(tiny_model), "retrievalTokens": 2048}) as client:
+        client.open(uri, main)
+        explained = await explain(client, uri, 2, 4)
+        starts = sorted(s.startLine for s in explained.context if s.path == "helpers.py")
+        assert starts, "the helper's windows share the cursor's names: one must be retrieved"
+        assert all(b - a >= 8 for a, b in zip(starts, starts[1:], strict=False)), starts
