@@ -188,11 +188,17 @@ def test_workspace_index_persists_and_reuses_the_cache(tmp_path):
     assert saved["files"] == {} and saved["entries"] == []  # vectors pending: nothing worth writing yet
     ws.embed_pending()  # a file is cached once its vectors are in
     ws.save()
+    saved_at = (cache_folder(config.cache_dir, root) / "index.npz").stat().st_mtime_ns
+    unchanged = WorkspaceIndex(root, config).refresh()
+    assert (unchanged.from_cache, unchanged.indexed) == (2, 0)
+    # Nothing changed on disk: the cache is not written again.
+    assert (cache_folder(config.cache_dir, root) / "index.npz").stat().st_mtime_ns == saved_at
     (root / "c.py").write_text(PY)
     (root / "b.py").unlink()
     again = WorkspaceIndex(root, config)
     second = again.refresh()
     assert (second.from_cache, second.indexed, second.removed, second.files) == (2, 1, 1, 2)
+    assert (cache_folder(config.cache_dir, root) / "index.npz").stat().st_mtime_ns != saved_at
     hits = again.find_similar(str(root / "a.py"), PY, 19, 24, limit=1)
     assert (Path(hits[0].entry.file).name, hits[0].entry.name) == ("c.py", "total_size")
 
