@@ -1,8 +1,7 @@
 """The languages ghostline knows: one table from file suffix to language, and the parsers.
 
 Completions use a language's editor id (block detection), similar code its tree-sitter
-grammar (chunking, tokens), retrieval its family (which files lend context) and comment
-marker (how retrieved snippets are shown to the model).
+grammar (chunking, tokens), retrieval its family (which files lend context).
 """
 
 from __future__ import annotations
@@ -19,11 +18,10 @@ class Language:
     id: str  # the editor's language id (LSP ``languageId``)
     grammar: str  # tree-sitter grammar; "text": none, files are cut into line windows
     family: str | None  # files of one family lend each other context; None: same suffix only
-    comment: str = "//"  # line comment marker
     block: tuple[str, str] | None = None  # (placeholder statement, opener ending the header line)
 
 
-PYTHON = Language("python", "python", "python", "#", ("pass", ":"))
+PYTHON = Language("python", "python", "python", ("pass", ":"))
 JAVASCRIPT = Language("javascript", "javascript", "javascript", block=("x;", "{"))
 JAVASCRIPT_REACT = Language("javascriptreact", "javascript", "javascript", block=("x;", "{"))
 TYPESCRIPT = Language("typescript", "typescript", "javascript", block=("x;", "{"))
@@ -52,11 +50,6 @@ def family_of(path: str | PurePath) -> str:
     suffix = PurePath(path).suffix
     lang = BY_SUFFIX.get(suffix.lower())
     return lang.family if lang is not None and lang.family is not None else suffix
-
-
-def comment_of(path: str | PurePath) -> str:
-    lang = BY_SUFFIX.get(PurePath(path).suffix.lower())
-    return lang.comment if lang is not None else "//"
 
 
 @cache

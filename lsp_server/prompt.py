@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lsp_server.retrieval import Retriever, Snippet, format_context
+from lsp_server.retrieval import Retriever, Snippet
 from lsp_server.settings import ServerSettings
 from model.engine import CompletionEngine
-from model.prompt_format import Prompt, completion_prompt, split_prefix
-from model.tokenizer import encode
+from model.prompt_format import Prompt, completion_prompt, context_ids, split_prefix
 
 HEADER_RESERVE = 24  # file separator, path and FIM markers
 
@@ -37,15 +36,14 @@ def build_prompt(engine: CompletionEngine, path: str, prefix: str, suffix: str, 
     relative to their package root, and an absolute home folder only adds noise.
     """
     prefix_budget, suffix_budget, context_budget = budgets(engine, settings, answer_tokens)
-    context = ""
+    context: list[int] = []
     snippets: list[Snippet] = []
     if context_budget and retriever is not None and file_path is not None:
         before, _ = split_prefix(prefix)
         snippets = retriever.retrieve(file_path, before, open_docs or {}, root)
-        context = format_context(snippets, file_path,
-                                 lambda text: len(encode(engine.tokenizer, text)) <= context_budget)
+        context = context_ids(engine.tokenizer, engine.special, [(s.path, s.text) for s in snippets], context_budget)
     # Budget the context left unused goes back to the prefix.
-    prefix_budget += context_budget - (len(encode(engine.tokenizer, context)) if context else 0)
+    prefix_budget += context_budget - len(context)
     prompt = completion_prompt(
         engine.tokenizer, engine.special, path, prefix, suffix, context=context,
         max_prefix_tokens=prefix_budget, max_suffix_tokens=suffix_budget,

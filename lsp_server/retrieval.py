@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lsp_server.documents import lsp_line_breaks
 from lsp_server.files import read_regular_text
-from lsp_server.languages import comment_of, family_of
+from lsp_server.languages import family_of
 from lsp_server.line_memory import FileLines
 from lsp_server.similarity.crawl import CrawlConfig, crawl
 
@@ -183,29 +183,3 @@ def _read(path: Path, max_bytes: int) -> str | None:
         return read_regular_text(path, max_bytes)
     except (OSError, UnicodeDecodeError):
         return None
-
-
-def format_snippet(snippet: Snippet, path: Path, max_lines: int | None = None) -> str:
-    """A snippet as comments in the language of the file being edited, at ``path``."""
-    mark = comment_of(path)
-    lines = snippet.text.rstrip("\n").split("\n")[:max_lines]
-    body = "".join(f"{mark} {line}\n" if line.strip() else f"{mark}\n" for line in lines)
-    return f"{mark} Compare this snippet from {snippet.path}:\n{body}"
-
-
-def format_context(snippets: list[Snippet], path: Path, fits) -> str:
-    """The best snippets that fit, each cut short rather than dropped when it can keep two
-    lines; the best goes last, nearest the cursor, where a small model attends most.
-
-    ``fits(text)`` says whether a text fits in the remaining budget.
-    """
-    chosen: list[str] = []
-    for s in snippets:
-        n = len(s.text.rstrip("\n").split("\n"))
-        while n >= 2:
-            candidate = format_snippet(s, path, n)
-            if fits("".join([candidate, *chosen])):
-                chosen.insert(0, candidate)
-                break
-            n -= 1
-    return "".join(chosen)

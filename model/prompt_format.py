@@ -12,6 +12,7 @@ is tokenized on its own, in training exactly as in serving.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tokenizers import Tokenizer
@@ -93,20 +94,44 @@ class Prompt:
         return self.static + self.dynamic
 
 
+def context_ids(tok: Tokenizer, sp: SpecialIds, snippets: Sequence[tuple[str, str]], budget: int) -> list[int]:
+    """Snippets of other files, ``(path, text)`` best first, as documents of their own that
+    go ahead of the file being edited: ``<file_sep> path "\\n" TEXT <eot>`` each.
+
+    That is how the model saw neighbouring files in training: the corpus is tokenized in
+    folder order and training windows run across document boundaries, so what a sibling
+    file just showed is context it learnt to use (the same lines as comments inside the
+    file, the layout before, were text it had never seen).  The best snippet goes last,
+    nearest the cursor; a snippet is cut to fewer lines rather than dropped while it keeps
+    two; at most ``budget`` tokens in all.
+    """
+    docs: list[list[int]] = []
+    used = 0
+    for path, text in snippets:
+        lines = text.rstrip("\n").split("\n")
+        for n in range(len(lines), 1, -1):
+            ids = plain_ids(tok, sp, path, "\n".join(lines[:n]) + "\n")
+            if used + len(ids) <= budget:
+                docs.insert(0, ids)
+                used += len(ids)
+                break
+    return [i for ids in docs for i in ids]
+
+
 def completion_prompt(
     tok: Tokenizer,
     sp: SpecialIds,
     path: str,
     prefix: str,
     suffix: str,
-    context: str = "",
+    context: Sequence[int] = (),
     max_prefix_tokens: int = 320,
     max_suffix_tokens: int = 96,
 ) -> Prompt:
     """Build the FIM prompt for a cursor between ``prefix`` and ``suffix``.
 
-    ``context`` (retrieved snippets, already formatted as comments) goes in front of the
-    prefix so it stays inside the static part.  Truncation keeps the prefix's end and the
+    ``context`` (other files' snippets as ``context_ids`` lays them out) goes in front of
+    the file so it stays inside the static part.  Truncation keeps the prefix's end and the
     suffix's start; it depends only on the text before the cursor's line, so the static
     part does not change while typing on one line.  A cursor line longer than the whole
     prefix budget (minified code) keeps only its end: the prompt never outgrows the budget.
@@ -118,11 +143,11 @@ def completion_prompt(
     before_ids = before_ids[-budget:] if budget else []
     suffix_ids = encode(tok, head_lines(suffix, max_suffix_tokens * _MAX_CHARS_PER_TOKEN))[:max_suffix_tokens]
     static = [
+        *context,
         *header_ids(tok, sp, path),
         sp.fim_suffix,
         *suffix_ids,
         sp.fim_prefix,
-        *encode(tok, context),
         *before_ids,
     ]
     return Prompt(static=static, dynamic=[*line_ids, sp.fim_middle])

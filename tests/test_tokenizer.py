@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.prompt_format import completion_prompt, split_prefix
+from model.prompt_format import completion_prompt, context_ids, plain_ids, split_prefix
 from model.tokenizer import EOT, SPECIAL_TOKENS, decode, encode, load_tokenizer, special_ids, train_tokenizer
 
 SAMPLE = [
@@ -88,3 +88,21 @@ def test_long_prefixes_keep_the_last_tokens_of_the_whole_file(tok):
     assert p.static[-(100 - len(whole_line)):] == whole_before[-(100 - len(whole_line)):]
     i = p.static.index(sp.fim_suffix)
     assert p.static[i + 1:i + 51] == encode(tok, suffix)[:50]
+
+
+def test_retrieved_snippets_come_before_the_file_as_the_documents_training_packed_there(tok):
+    """Each snippet is laid out as a training document of another file (what the model saw
+    ahead of a file in its windows), the best one last, nearest the cursor; a snippet that
+    does not fit whole is cut to its first lines, one that cannot keep two is left out."""
+    sp = special_ids(tok)
+    best, other = ("pkg/util.py", "def add(a, b):\n    return a + b\n"), ("pkg/more.py", "x = 1\ny = 2\nz = 3\n")
+    whole = context_ids(tok, sp, [best, other], budget=1000)
+    assert whole == plain_ids(tok, sp, *other) + plain_ids(tok, sp, *best)
+    room = len(plain_ids(tok, sp, *best)) + len(plain_ids(tok, sp, "pkg/more.py", "x = 1\ny = 2\n"))
+    assert context_ids(tok, sp, [best, other], budget=room) == \
+        plain_ids(tok, sp, "pkg/more.py", "x = 1\ny = 2\n") + plain_ids(tok, sp, *best)
+    assert context_ids(tok, sp, [best, other], budget=len(plain_ids(tok, sp, *best)) + 3) == plain_ids(tok, sp, *best)
+    prompt = completion_prompt(tok, sp, "pkg/main.py", "import os\nx = ad", "\n", context=whole)
+    assert prompt.static[:len(whole)] == whole
+    assert prompt.static[len(whole):][:len(plain_ids(tok, sp, "pkg/main.py", "")) - 1] == \
+        plain_ids(tok, sp, "pkg/main.py", "")[:-1]  # then the edited file's own header
