@@ -34,6 +34,7 @@ from model.engine import Completion, CompletionEngine, GenerationOptions
 from model.prompt_format import Prompt, head_lines, tail_lines
 
 log = logging.getLogger(__name__)
+MIN_RECALLED_CHARS = 2  # line memory suggests the rest of a line only when it has this many visible characters
 
 
 @dataclass
@@ -151,7 +152,9 @@ class CompletionService:
         ranked = []
         for c in self.line_memory.candidates(prefix, suffix, files):
             c.text = clean_single_line(c.text, rest_of_line, line_start)
-            if c.text:
+            # A copied lone bracket or comma is rarely what comes next (0 of 29 right on the
+            # dev set, where the model was right on 5): not worth showing from memory.
+            if len(c.text.strip()) >= MIN_RECALLED_CHARS:
                 ranked.append(c)
                 if len(ranked) == limit:
                     break

@@ -82,3 +82,22 @@ async def test_line_memory_through_the_server_uses_other_files_but_never_the_sav
                                    "cacheDir": str(tmp_path / "cache")}) as client:
         client.open(uri, text)
         assert await client.inline(uri, 1, 11) != "nt('https://', HTTPAdapter(max_retries=3))"
+
+
+async def test_a_lone_closing_bracket_is_left_to_the_model(tmp_path, tiny_model):
+    """Copying the rest of ``compute(a)`` here would suggest just ``)``: a suggestion of one
+    character is rarely what comes next, so line memory stays out and the model answers."""
+    from lsp_helpers import explain
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    text = "result = compute(a)\nvalue = compute(a\n"
+    uri = (ws / "app.py").as_uri()
+    async with running_server(ws, {"modelPath": str(tiny_model), "debounceMs": 0}) as client:
+        client.open(uri, text)
+        explained = await explain(client, uri, 1, 17)
+        assert explained.lineMemory is None
+        assert all(len(c.text.strip()) >= 2 for c in explained.candidates)
+        # Lines that continue with more than a bracket are still copied.
+        client.open((ws / "more.py").as_uri(), "result = compute(a, retries=3)\nvalue = compute(a\n")
+        assert await client.inline((ws / "more.py").as_uri(), 1, 17) == ", retries=3)"
