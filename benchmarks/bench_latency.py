@@ -7,7 +7,7 @@ with token healing off (healing re-reads the cursor's line once more per request
 the first keystroke on each line apart (its prompt is new: nothing is cached yet), and the
 server's resident memory at the end.
 
-    .venv/bin/python benchmarks/bench_latency.py [--model DIR] [--lines 30] [--keys 4]
+    .venv/bin/python benchmarks/bench_latency.py [--model DIR] [--lines 30] [--keys 4] [--setting NAME=VALUE]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from lsprotocol import types
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lsp_server.client import running_server  # noqa: E402
+from training.cli import setting_pair  # noqa: E402
 
 
 def two_thousand_lines() -> str:
@@ -45,7 +46,8 @@ def server_rss_mb(client) -> float:
 
 
 async def run(model: str | None, reuse: bool, n_lines: int, keys: int, workdir: Path,
-              line_memory: bool = False, healing: bool = True) -> tuple[list[float], list[float], float]:
+              line_memory: bool = False, healing: bool = True,
+              settings: dict | None = None) -> tuple[list[float], list[float], float]:
     """Latencies of every keystroke, of the first keystroke on each line, and the RSS (MB)."""
     text = two_thousand_lines()
     path = workdir / "big.py"
@@ -54,7 +56,7 @@ async def run(model: str | None, reuse: bool, n_lines: int, keys: int, workdir: 
     # Line memory off by default: this measures the model (with it, many keystrokes on this
     # file are answered by copying an existing line, in well under a millisecond).
     options = {"debounceMs": 0, "staticPromptReuse": reuse, "maxTokens": 24, "lineMemory": line_memory,
-               "tokenHealing": healing}
+               "tokenHealing": healing, **(settings or {})}
     if model:
         options["modelPath"] = model
     lines = text.split("\n")
@@ -105,13 +107,15 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=30)
     parser.add_argument("--keys", type=int, default=4)
     parser.add_argument("--line-memory", action="store_true", help="let line memory answer where it can")
+    parser.add_argument("--setting", type=setting_pair, action="append", default=[], metavar="NAME=VALUE",
+                        help="a server setting for every run (e.g. maxPrefixTokens=240); repeatable")
     args = parser.parse_args()
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         for reuse, healing in ((True, True), (True, False), (False, True)):
             lat, first, rss = asyncio.run(run(args.model, reuse, args.lines, args.keys, Path(tmp), args.line_memory,
-                                              healing))
+                                              healing, dict(args.setting)))
             ms = [1000 * x for x in lat]
             first_ms = [1000 * x for x in first]
             print(f"static prompt reuse {'on ' if reuse else 'off'}{'' if healing else ', no token healing'}: "
