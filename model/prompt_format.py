@@ -4,6 +4,9 @@ Fill-in-the-middle uses the suffix-prefix-middle (SPM) order:
 
     <file_sep> path "\\n" <fim_suffix> SUFFIX <fim_prefix> PREFIX <fim_middle> MIDDLE <eot>
 
+(at serving time other files' snippets may come first, each as a document of its own:
+see ``context_ids``).
+
 With the suffix first, everything up to the end of the line before the cursor is identical
 from one keystroke to the next while the user types on one line; the engine passes it as
 CTranslate2's ``static_prompt`` and only the current line is prefilled again.  Each segment

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lsp_helpers import explain
 from lsp_server.client import running_server
 from lsp_server.line_memory import FileLines, LineMemory
 
@@ -87,8 +88,6 @@ async def test_line_memory_through_the_server_uses_other_files_but_never_the_sav
 async def test_a_lone_closing_bracket_is_left_to_the_model(tmp_path, tiny_model):
     """Copying the rest of ``compute(a)`` here would suggest just ``)``: a suggestion of one
     character is rarely what comes next, so line memory stays out and the model answers."""
-    from lsp_helpers import explain
-
     ws = tmp_path / "ws"
     ws.mkdir()
     text = "result = compute(a)\nvalue = compute(a\n"

@@ -101,7 +101,7 @@ class WorkspaceIndex:
         self._known_lock = threading.Lock()
         self._unsaved = False  # vectors of files on disk computed since the last save
         # Files on disk indexed or dropped since the last save: a warm start that finds every
-        # file as the cache left it has nothing to write (rewriting it costs ~1 s on 30k chunks).
+        # file as the cache left it has nothing to write (a rewrite is a good part of a warm start).
         self._changed = False
 
     # -- embeddings, behind the lexical index ------------------------------------------------
