@@ -68,3 +68,18 @@ def test_split_is_deterministic_and_mostly_train():
     splits = [split_of(n, 20) for n in names]
     assert splits == [split_of(n, 20) for n in names]
     assert 10 < splits.count("val") < 80
+
+
+def test_a_continued_run_with_the_next_offset_reads_files_the_last_one_did_not(tmp_path):
+    root = tmp_path / "lib"
+    for i in range(300):
+        _write(root, f"pkg/m{i}.py", GOOD.replace("f(", f"f{i}("))
+
+    def sample(offset: int) -> set[str]:
+        cfg = CorpusConfig(roots=[root], exclude=(), sample_permille=400, sample_offset=offset)
+        return {f.rel for f in iter_corpus(cfg)}
+
+    first, second, third = sample(0), sample(400), sample(800)
+    assert 80 < len(first) < 160 and 80 < len(second) < 160
+    assert not first & second and not second & third
+    assert first | second | third == {f"pkg/m{i}.py" for i in range(300)}  # the ring wraps

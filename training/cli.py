@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lsp_server.cli import CliError, OneLineParser, add_serving_commands, existing_dir, positive_int, run
+from lsp_server.cli import CliError, OneLineParser, add_serving_commands, existing_dir, permille, positive_int, run
 from model import __version__
 
 if TYPE_CHECKING:  # torch stays unimported until a command needs it
@@ -41,6 +41,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         overrides["init_from"] = str(args.init_from)
     if args.threads:
         overrides["threads"] = args.threads
+    if args.corpus_offset is not None:
+        overrides["corpus_sample_offset"] = args.corpus_offset
     cfg = replace(cfg, **overrides)
     if args.decay_steps is not None:
         if cfg.schedule != "wsd":
@@ -198,6 +200,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--roots", type=existing_dir, nargs="+", help="code folders (default: this Python's own code)")
     p.add_argument("--max-steps", type=positive_int)
     p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--corpus-offset", type=permille, metavar="PERMILLE",
+                   help="start the preset's file sample here on the path-hash ring (0-999), so a run continued "
+                        "from another sees the files that one did not")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")

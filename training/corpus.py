@@ -56,6 +56,9 @@ class CorpusConfig:
     val_permille: int = 20
     max_total_bytes: int | None = None
     sample_permille: int = 1000  # keep this share of files, chosen by path hash (spreads a byte cap)
+    # Where on the path-hash ring the sample starts: a run continued with offset = the last
+    # run's offset + sample_permille reads files the last one never saw.
+    sample_offset: int = 0
     exclude: tuple[Path, ...] = field(default_factory=lambda: (shared_eval_dir(),))
 
 
@@ -130,7 +133,7 @@ def iter_corpus(cfg: CorpusConfig, stats: dict[str, int] | None = None) -> Itera
             continue
         for path in _walk(root, cfg):
             rel = path.relative_to(root).as_posix()
-            if _permille("sample:" + rel) >= cfg.sample_permille:
+            if (_permille("sample:" + rel) - cfg.sample_offset) % 1000 >= cfg.sample_permille:
                 continue
             if is_held_out(Path(rel)):
                 stats["excluded"] = stats.get("excluded", 0) + 1

@@ -36,6 +36,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     corpus_max_bytes: int | None = 48_000_000
     corpus_sample_permille: int = 1000
+    corpus_sample_offset: int = 0  # see CorpusConfig.sample_offset
     tokenizer_sample_bytes: int = 12_000_000
     batch_size: int = 16
     grad_accum: int = 1
@@ -141,7 +142,8 @@ def prepare_data(data_dir: Path, cfg: TrainConfig, corpus: CorpusConfig, log=pri
     data_dir.mkdir(parents=True, exist_ok=True)
     if (data_dir / "meta.json").exists():
         return read_meta(data_dir)
-    corpus = replace(corpus, max_total_bytes=cfg.corpus_max_bytes, sample_permille=cfg.corpus_sample_permille)
+    corpus = replace(corpus, max_total_bytes=cfg.corpus_max_bytes, sample_permille=cfg.corpus_sample_permille,
+                     sample_offset=cfg.corpus_sample_offset)
     stats: dict[str, int] = {}
     files = list(iter_corpus(corpus, stats))
     if not files:
@@ -180,6 +182,7 @@ def prepare_data(data_dir: Path, cfg: TrainConfig, corpus: CorpusConfig, log=pri
         "chars": sum(len(f.text) for f in files),
         "roots": [str(r) for r in corpus.roots],
         "filter_stats": stats,
+        "sample": {"permille": corpus.sample_permille, "offset": corpus.sample_offset},
         "vocab_size": tok.get_vocab_size(),
         "data_config": asdict(cfg.data),
     }
