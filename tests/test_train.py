@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from training.corpus import CorpusConfig
+from training.model_card import write_model_card
 from training.train import PRESETS, get_lr, train
 
 pytestmark = pytest.mark.slow
@@ -136,4 +137,11 @@ def test_training_continues_from_a_model_folder_with_a_longer_context(tiny_model
     summary = train(cfg, tmp_path / "run", corpus=CorpusConfig(roots=[STDLIB / "json"]))
     info = json.loads((tmp_path / "run" / "checkpoint" / "training_info.json").read_text())
     assert info["config"]["model"]["max_seq_len"] == 512
+    # The model card counts the tokens the starting model had seen as well as this run's.
+    start = json.loads((tiny_model / "training_info.json").read_text())
+    assert start["tokens_seen"] > 0
+    assert info["tokens_seen_before"] == start["tokens_seen"] + start.get("tokens_seen_before", 0)
+    card = write_model_card(tmp_path / "run" / "checkpoint", tmp_path / "run" / "checkpoint", "int8", "test")
+    total = info["tokens_seen"] + info["tokens_seen_before"]
+    assert f"| tokens seen | {total:,} in all: {info['tokens_seen']:,} in this run" in card.read_text()
     assert summary["val_loss"] < 5.0  # a fresh tiny model starts near ln(512) = 6.2

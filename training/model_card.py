@@ -30,6 +30,13 @@ def _log_rows(run: Path) -> list[dict]:
     return sorted(by_step.values(), key=lambda r: (r["step"], r["kind"]))
 
 
+def _tokens_row(info: dict) -> str:
+    own, before = info.get("tokens_seen", 0), info.get("tokens_seen_before", 0)
+    if not before:
+        return f"| tokens seen | {own:,} |"
+    return f"| tokens seen | {own + before:,} in all: {own:,} in this run, {before:,} by the model it started from |"
+
+
 def write_model_card(checkpoint: Path, exported: Path, quantization: str, command: str,
                      extra: dict[str, str] | None = None) -> Path:
     run = checkpoint.parent
@@ -56,7 +63,7 @@ def write_model_card(checkpoint: Path, exported: Path, quantization: str, comman
         f"| tokenizer | byte-level BPE, {cfg.vocab_size} tokens, FIM + file-separator special tokens |",
         f"| format | CTranslate2, {quantization}, {size_mb:.1f} MB |",
         f"| steps | {info.get('step', '?')} |",
-        f"| tokens seen | {info.get('tokens_seen', 0):,} |",
+        _tokens_row(info),
         f"| final validation loss | {val:.4f} nats/token (perplexity {math.exp(val):.2f}) |"
         if val else "| final validation loss | ? |",
         f"| training speed | {sum(speeds) / len(speeds):,.0f} tokens/s (mean over the run) |"

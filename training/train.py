@@ -208,6 +208,13 @@ def build_model(cfg: ModelConfig, data_dir: Path):
     return model, cfg
 
 
+def tokens_seen_in_all(model_dir: Path) -> int:
+    """Tokens a model folder's weights have been trained on, counting the runs it started from."""
+    path = model_dir / "training_info.json"
+    info = json.loads(path.read_text()) if path.is_file() else {}
+    return int(info.get("tokens_seen", 0)) + int(info.get("tokens_seen_before", 0))
+
+
 def save_checkpoint(model, model_cfg: ModelConfig, data_dir: Path, out_dir: Path, info: dict) -> Path:
     ckpt = out_dir / CHECKPOINT_DIR
     tmp = out_dir / (CHECKPOINT_DIR + ".tmp")
@@ -315,6 +322,7 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
         lr=cfg.lr, betas=(0.9, 0.95), fused=device.startswith("cuda"),
     )
     step, tokens_seen, best_val = 0, 0, float("inf")
+    tokens_before = tokens_seen_in_all(Path(cfg.init_from)) if cfg.init_from else 0
     state_file = out_dir / STATE_FILE
     if resume and state_file.exists():
         from safetensors.torch import load_file
@@ -351,7 +359,8 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
     last_val = None
 
     def checkpoint(val_loss: float | None) -> None:
-        info = {"step": step, "tokens_seen": tokens_seen, "val_loss": val_loss, "config": asdict(cfg)}
+        info = {"step": step, "tokens_seen": tokens_seen, "tokens_seen_before": tokens_before,
+                "val_loss": val_loss, "config": asdict(cfg)}
         save_checkpoint(raw_model, model_cfg, data_dir, out_dir, info)
         torch.save({"optimizer": optimizer.state_dict(), "step": step, "tokens_seen": tokens_seen,
                     "best_val": best_val}, state_file)
