@@ -333,6 +333,8 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
         optimizer.load_state_dict(state["optimizer"])
         step, tokens_seen = int(state["step"]), int(state["tokens_seen"])
         best_val = float(state.get("best_val", best_val))
+        # The count the run began with, not the init folder's now: that may have been replaced since.
+        tokens_before = int(state.get("tokens_seen_before", tokens_before))
         log(f"resumed at step {step} ({tokens_seen:,} tokens seen)")
         log_path = out_dir / "log.jsonl"
         if master and log_path.exists():  # drop rows logged after the checkpoint we resume from
@@ -363,7 +365,7 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
                 "val_loss": val_loss, "config": asdict(cfg)}
         save_checkpoint(raw_model, model_cfg, data_dir, out_dir, info)
         torch.save({"optimizer": optimizer.state_dict(), "step": step, "tokens_seen": tokens_seen,
-                    "best_val": best_val}, state_file)
+                    "tokens_seen_before": tokens_before, "best_val": best_val}, state_file)
         plot_loss(log_file, out_dir / "loss.png")
 
     try:
