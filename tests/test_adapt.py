@@ -10,6 +10,7 @@ import pytest
 
 from lsp_helpers import RecordingClient, running_server, status, until
 from model.adapted import adapted_dir, read_adapted
+from model.config import ModelConfig
 from training.adapt import AdaptConfig, adapt, workspace_files
 
 pytestmark = pytest.mark.slow
@@ -60,10 +61,13 @@ async def _status(client: RecordingClient) -> dict:
 
 async def test_the_server_uses_the_adapted_model_says_so_and_forgets_it_when_removed(workspace, tiny_model, tmp_path):
     cache = tmp_path / "cache"
-    info = adapt(workspace, tiny_model, cache, AdaptConfig(steps=3, batch_size=2))
+    info = adapt(workspace, tiny_model, cache, AdaptConfig(steps=3, batch_size=2, window=64))
     folder, record = read_adapted(workspace, cache)
     assert (folder / "model.bin").is_file() and (folder / "model.safetensors").is_file()
     assert record.steps == 3 and record.files == 4 and info.created == record.created
+    # Trained on short windows (cheap steps), the adapted model keeps the base's context.
+    assert record.tokens_seen == 3 * 2 * 64
+    assert ModelConfig.load(folder).max_seq_len == ModelConfig.load(tiny_model).max_seq_len > 64
     assert not any(p.name in ("model.bin", "adapted.json") for p in workspace.rglob("*"))  # nothing in the tree
 
     options = {"debounceMs": 0, "cacheDir": str(cache)}
