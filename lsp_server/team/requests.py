@@ -4,7 +4,9 @@ Accepted: ``prompt`` (a string or a list of strings, one choice each), ``suffix`
 the middle), ``max_tokens`` (default 16, as OpenAI), ``temperature`` (default 0: greedy, so
 the same request gives the same completion -- OpenAI's default of 1 suits chat, not code),
 ``top_p``, ``stop`` (a string or up to four), ``stream``; and ``path``, ghostline's own: the
-file's name for the prompt header, as the model saw paths in training.  ``model``, ``user``
+file's name for the prompt header, as the model saw paths in training (without one,
+``untitled.py``: every training file had a name, and an empty header reads to the model
+like no file it has seen -- ``ret`` became ``ret = ...`` instead of ``return``).  ``model``, ``user``
 and the other fields clients send are accepted and ignored; ``n``, ``best_of``, ``echo`` and
 ``logprobs`` only at their defaults (a clear 422 otherwise).
 """
@@ -18,6 +20,7 @@ from model.engine import CompletionEngine, Sampling
 from model.prompt_format import fitted_prompt
 
 MAX_PROMPTS = 16  # prompts per request (a list prompt); each is one choice
+UNNAMED_PATH = "untitled.py"  # the header's file name when the request gives none
 
 
 class RequestError(ValueError):
@@ -109,4 +112,5 @@ def prompt_ids(engine: CompletionEngine, request: CompletionRequest, prompt: str
     answer good."""
     context = engine.max_seq_len
     budget = context - min(request.max_tokens, context // 3)
-    return fitted_prompt(engine.tokenizer, engine.special, request.path, prompt, request.suffix, budget)
+    path = request.path or UNNAMED_PATH
+    return fitted_prompt(engine.tokenizer, engine.special, path, prompt, request.suffix, budget)
