@@ -45,7 +45,7 @@ class GenerationOptions:
     # one the model rarely saw in training.  The fragment's token is taken back out of the
     # prompt and the first generated token must start with its text.
     heal: bool = False
-    heal_alternatives: int = 16  # first tokens considered for the fragment
+    heal_alternatives: int = 16  # the continuing token must rank among this many likeliest first tokens
     heal_tokens: int = 3  # the most tokens taken back
 
 
