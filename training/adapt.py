@@ -148,14 +148,13 @@ def adapt(root: Path, base_model: Path, cache_dir: Path | None = None, config: A
                               "val": len(val_docs)}, "roots": [str(root)], "filter_stats": stats,
                               "data_config": {"fim_rate": data_cfg.fim_rate, "piece_chars": data_cfg.piece_chars}})
         log(f"tokens: {n_train:,} to train on ({len(replay)} general files mixed in), {n_val:,} to validate")
-        base_cfg = ModelConfig.load(Path(start_from))
-        if n_val < min(config.window, base_cfg.max_seq_len) + 2:  # a tiny repository: validate on what it has
-            shutil.copyfile(data_dir / "train.bin", data_dir / "val.bin")
-        cfg = TrainConfig(model=base_cfg, data=data_cfg, batch_size=config.batch_size,
+        cfg = TrainConfig(model=ModelConfig.load(Path(start_from)), data=data_cfg, batch_size=config.batch_size,
                           max_steps=config.steps, warmup_steps=config.warmup_steps, lr=config.lr,
                           min_lr=config.min_lr, schedule="wsd", decay_frac=config.decay_frac,
                           eval_interval=config.steps, eval_batches=4, init_from=str(start_from),
                           threads=config.threads, window=config.window)
+        if n_val < cfg.window_tokens + 2:  # a tiny repository: validate on what it has
+            shutil.copyfile(data_dir / "train.bin", data_dir / "val.bin")
         summary = train(cfg, run)
         export(run / "checkpoint", out / MODEL_SUBDIR, quantization="int8")
     finally:
