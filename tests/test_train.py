@@ -89,6 +89,18 @@ def test_a_release_decay_can_branch_off_a_running_wsd_run(tmp_path):
         config("--preset", "small-1k", "--max-steps", "50", "--decay-steps", "50")
 
 
+def test_a_continued_run_can_lower_the_peak_rate(tmp_path):
+    """``--lr`` sets the peak for a run that continues an already-decayed model; the floor
+    stays below the peak."""
+    from training.cli import build_parser, train_config
+
+    args = build_parser().parse_args(["train", "--out", str(tmp_path), "--preset", "small-1k", "--lr", "5e-5"])
+    cfg = train_config(args)
+    assert cfg.lr == pytest.approx(5e-5) and cfg.min_lr == pytest.approx(5e-6)
+    assert max(get_lr(s, cfg) for s in range(cfg.max_steps)) == pytest.approx(5e-5)
+    assert get_lr(cfg.max_steps, cfg) == pytest.approx(5e-6)
+
+
 def _line_log_probs(model_dir: Path, text: str) -> list[float]:
     import ctranslate2
 

@@ -18,7 +18,16 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lsp_server.cli import CliError, OneLineParser, add_serving_commands, existing_dir, permille, positive_int, run
+from lsp_server.cli import (
+    CliError,
+    OneLineParser,
+    add_serving_commands,
+    existing_dir,
+    permille,
+    positive_float,
+    positive_int,
+    run,
+)
 from model import __version__
 
 if TYPE_CHECKING:  # torch stays unimported until a command needs it
@@ -43,6 +52,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         overrides["threads"] = args.threads
     if args.corpus_offset is not None:
         overrides["corpus_sample_offset"] = args.corpus_offset
+    if args.lr is not None:
+        overrides["lr"] = args.lr
+        overrides["min_lr"] = min(cfg.min_lr, args.lr / 10)
     cfg = replace(cfg, **overrides)
     if args.decay_steps is not None:
         if cfg.schedule != "wsd":
@@ -203,6 +215,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus-offset", type=permille, metavar="PERMILLE",
                    help="start the preset's file sample here on the path-hash ring (0-999), so a run continued "
                         "from another sees the files that one did not")
+    p.add_argument("--lr", type=positive_float, metavar="RATE",
+                   help="peak learning rate (default: the preset's); lower it to continue a model whose own "
+                        "schedule already decayed")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
