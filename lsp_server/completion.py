@@ -206,7 +206,8 @@ class CompletionService:
             return CompletionResult("", None, note=note)
         plan = self._plan(engine, path, prefix, suffix, settings, context, mode=(lang, block))
         options = GenerationOptions(max_tokens=plan.max_tokens, single_line=block is None,
-                                    reuse_static_prompt=settings.static_prompt_reuse, heal=settings.token_healing)
+                                    reuse_static_prompt=settings.static_prompt_reuse, heal=settings.token_healing,
+                                    beam_size=settings.beam_size)
         stop = block_stop_rule(block, settings.max_block_lines) if block else None
         completion = engine.complete(plan.prompt, options, cancelled=cancel.is_set, stop=stop)
         log.info("completion %s: %d tokens in %.0f ms (%s%s); confidence %.2f", path, completion.tokens,

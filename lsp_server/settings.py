@@ -51,6 +51,7 @@ class ServerSettings:
     debounce_ms: int = setting(25, minimum=0, maximum=2000)  # wait this long for the next keystroke before generating
     static_prompt_reuse: bool = setting(True)
     token_healing: bool = setting(True)  # finish the token the cursor splits instead of starting after it
+    beam_size: int = setting(2, minimum=1, maximum=16)  # single lines: the best of this many beams (1: greedy)
     max_prefix_tokens: int = setting(240, minimum=16, maximum=4096)  # also capped by the model's context length
     max_suffix_tokens: int = setting(96, minimum=0, maximum=2048)
     multiline: bool = setting(True)  # a whole block at an empty block body (after "def ...:", "{")

@@ -47,6 +47,10 @@ class GenerationOptions:
     heal: bool = False
     heal_alternatives: int = 16  # the continuing token must rank among this many likeliest first tokens
     heal_tokens: int = 3  # the most tokens taken back
+    # Beam search for single lines: the best of ``beam_size`` whole lines by the model's
+    # length-normalised score, rather than the line the likeliest token at each step makes.
+    # Decodes all at once (no streaming, cancelled only between requests); 1 is greedy.
+    beam_size: int = 1
 
 
 @dataclass
@@ -192,6 +196,7 @@ class CompletionEngine:
         self._tokens = [self.tokenizer.id_to_token(i) for i in range(vocab)]
         self._token_texts: list[str] | None = None  # each token decoded, for healing (built on first use)
         self._continuations: dict[str, np.ndarray] = {}  # fragment -> the tokens that start with it
+        self._line_ends: list[int] | None = None  # end-of-text and every token holding a line break
         self._lock = threading.Lock()  # one generation at a time: the CPU has no spare cores
         # CTranslate2 keeps the state of every static prompt it has seen, without bound
         # (about 3 MB each for the default model); one per edited line adds up over a day.
@@ -408,14 +413,42 @@ class CompletionEngine:
         top = logits.max()
         return logits - top - np.log(np.exp(logits - top).sum())
 
+    def _beam_line(self, prompt: Prompt, options: GenerationOptions,
+                   healed: tuple[int, float, str] | None) -> Completion:
+        """One line by beam search: every hypothesis ends at the first token holding a line
+        break (or end-of-text), so the beams compete on whole lines."""
+        if self._line_ends is None:
+            self._line_ends = [self.special.eot, *(i for i, text in enumerate(self._ensure_token_texts())
+                                                   if "\n" in text and i not in self._special_ids)]
+        first, log_prob, fragment = healed if healed is not None else (None, 0.0, "")
+        ids = [first] if first is not None else []
+        rest = options.max_tokens - len(ids)
+        if rest > 0:
+            start, cache = self._start(prompt, options)
+            result = self.generator.generate_batch(
+                [start], beam_size=options.beam_size, max_length=rest, include_prompt_in_result=False,
+                end_token=self._line_ends, return_end_token=True, return_scores=True, **cache)[0]
+            best = list(result.sequences_ids[0])
+            ids += best
+            log_prob += result.scores[0] * max(len(best), 1)  # the score is per token (length_penalty 1)
+        ended = bool(ids) and ids[-1] == self.special.eot
+        text = self.tokenizer.decode(ids[:-1] if ended else ids, skip_special_tokens=False)[len(fragment):]
+        cut = end_of_line(text)
+        reason = "eot" if ended else "eol" if cut is not None else "max_tokens"
+        return Completion(text=text[:cut].rstrip("\ufffd") if cut is not None else text.rstrip("\ufffd"),
+                          tokens=len(ids), stop_reason=reason, seconds=0.0, logprob=log_prob)
+
+    def _ensure_token_texts(self) -> list[str]:
+        if self._token_texts is None:
+            self._token_texts = [self.tokenizer.decode([i], skip_special_tokens=False)
+                                 for i in range(len(self._tokens))]
+        return self._token_texts
+
     def _tokens_starting_with(self, fragment: str) -> np.ndarray:
         """The ids of the (non-special) tokens whose text starts with ``fragment``."""
         found = self._continuations.get(fragment)
         if found is None:
-            if self._token_texts is None:
-                self._token_texts = [self.tokenizer.decode([i], skip_special_tokens=False)
-                                     for i in range(len(self._tokens))]
-            found = np.array([i for i, text in enumerate(self._token_texts)
+            found = np.array([i for i, text in enumerate(self._ensure_token_texts())
                               if text.startswith(fragment) and i not in self._special_ids], dtype=np.int64)
             if len(self._continuations) >= 4096:
                 self._continuations.clear()
@@ -447,6 +480,8 @@ class CompletionEngine:
         """Decode after ``prompt``; ``healed``: the first token already chosen (id,
         log-probability) and the fragment of the prompt its text starts with, left out of
         the answer."""
+        if options.beam_size > 1 and stop is end_of_line:
+            return self._beam_line(prompt, options, healed)
         ids: list[int] = []
         log_probs: list[float] = []
         text, reason = "", "max_tokens"

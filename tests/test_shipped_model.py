@@ -2,6 +2,8 @@
 
 import ast
 
+import pytest
+
 from lsp_helpers import explain
 from lsp_server.blocks import trim_to_valid
 from lsp_server.client import running_server
@@ -92,6 +94,23 @@ def test_a_half_typed_word_is_finished_not_restarted():
         assert 0 < healed.confidence <= 1
 
 
+def test_beam_search_gives_one_whole_line_and_still_finishes_the_word():
+    """Beam search for single lines: each hypothesis ends at its line break, the answer is
+    one line, its confidence is a probability, and a half-typed word is still finished."""
+    engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
+    for prefix in PROMPTS:
+        prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, "\n")
+        beam = engine.complete(prompt, GenerationOptions(max_tokens=32, heal=True, beam_size=4))
+        assert "\n" not in beam.text and beam.stop_reason in ("eol", "eot", "max_tokens"), (prefix, beam)
+        assert 0 < beam.confidence <= 1 and 0 < beam.tokens <= 32
+    for prefix, rest in HALF_TYPED:
+        prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, "\n")
+        assert engine.complete(prompt, GenerationOptions(max_tokens=16, heal=True, beam_size=2)).text.startswith(rest)
+    # A budget of one token is the healed token alone, not an error.
+    prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", HALF_TYPED[0][0], "\n")
+    assert engine.complete(prompt, GenerationOptions(max_tokens=1, heal=True, beam_size=2)).text == "urn"
+
+
 def test_healing_leaves_a_cursor_at_the_start_of_a_line_alone():
     engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
     prefix = PROMPTS[2].rsplit("\n", 1)[0] + "\n"
@@ -101,9 +120,10 @@ def test_healing_leaves_a_cursor_at_the_start_of_a_line_alone():
     assert (healed.text, healed.tokens) == (plain.text, plain.tokens)
 
 
-async def test_the_server_finishes_the_word_at_the_cursor(workspace, options):
+@pytest.mark.parametrize("beam_size", [1, 2])
+async def test_the_server_finishes_the_word_at_the_cursor(workspace, options, beam_size):
     uri = (workspace / "bump.py").as_uri()
     source = "def bump(x):\n    y = x + 1\n    ret\n"
-    async with running_server(workspace, {**options, "lineMemory": False}) as client:
+    async with running_server(workspace, {**options, "lineMemory": False, "beamSize": beam_size}) as client:
         client.open(uri, source)
         assert (await client.inline(uri, 2, 7)).startswith("urn")
