@@ -43,6 +43,11 @@ class Candidate:
     model_agrees: bool = False  # the model's greedy completion is the same text
     model_prefix: float = 0.0  # share of the text that starts like the model's completion
     overlap: float = 0.0  # share of the text's identifiers seen near the cursor
+    # The line above an occurrence against the line above the cursor: ``def `` under
+    # ``@property`` goes on like other ``def`` lines under ``@property``.
+    prev_sim: float = 0.0  # best token overlap (Jaccard) over the occurrences
+    prev_equal: bool = False  # some occurrence has the very same line above it
+    above: set[str] = field(default_factory=set, repr=False)  # the lines above occurrences (a few)
     scored: bool = False  # the model scored this line (``model/scoring.py``)
     logprob_mean: float = 0.0  # mean log-probability per token of the whole line
     logprob_gap: float = 0.0  # line log-probability minus the best scored candidate's (<= 0)
@@ -63,6 +68,8 @@ class Candidate:
             "model_agrees": float(self.model_agrees),
             "model_prefix": self.model_prefix,
             "overlap": self.overlap,
+            "prev_sim": self.prev_sim,
+            "prev_equal": float(self.prev_equal),
             "scored": float(self.scored),
             "lp_mean": self.logprob_mean,
             "lp_gap": self.logprob_gap,
@@ -125,11 +132,23 @@ def identifiers(text: str) -> set[str]:
     return set(_IDENT.findall(text))
 
 
-def describe_context(candidates: list[Candidate], nearby: set[str], model_text: str | None) -> None:
+def line_tokens(line: str) -> set[str]:
+    return set(_TOKEN_START.findall(line))
+
+
+def describe_context(candidates: list[Candidate], nearby: set[str], model_text: str | None,
+                     previous: str = "") -> None:
     """Features that compare each candidate with the cursor's surroundings: identifiers
-    seen near the cursor, and how far it agrees with the model's own completion."""
+    seen near the cursor, the line above the cursor against the lines above the
+    candidate's occurrences, and how far it agrees with the model's own completion."""
     model_text = (model_text or "").rstrip()
+    previous_tokens = line_tokens(previous)
     for c in candidates:
+        for above in c.above:
+            c.prev_equal = c.prev_equal or above == previous
+            tokens = line_tokens(above)
+            union = len(tokens | previous_tokens)
+            c.prev_sim = max(c.prev_sim, (len(tokens & previous_tokens) / union) ** 2 if union else 0.0)
         names = identifiers(c.text)
         c.overlap = len(names & nearby) / len(names) if names else 1.0
         if model_text and c.kind != "model":

@@ -52,13 +52,13 @@ class LineMemoryConfig:
 class FileLines:
     """One file's lines, indexed for the lookups (built once per file version)."""
 
-    __slots__ = ("sorted", "joined", "following")
+    __slots__ = ("sorted", "joined", "following", "preceding")
 
     def __init__(self, text: str) -> None:
         lines = [line.strip() for line in text.split("\n")]
         self.sorted = sorted(line for line in lines if line)
         self.joined = "\n".join(self.sorted)  # one string: a substring search is one C loop
-        self.following = _following(lines)
+        self.following, self.preceding = _neighbours(lines)
 
     def continuations(self, start: str, limit: int) -> list[str]:
         """What follows ``start`` on the lines that begin with it (and go on)."""
@@ -129,8 +129,13 @@ class LineMemory:
             pool = pool[: self.config.max_candidates]
         n = self.config.nearby_lines
         nearby = identifiers("\n".join(before[-n:] + [typed] + after[: n // 4]))
-        describe_context(pool, nearby, model_text)
+        describe_context(pool, nearby, model_text, previous=_line_above(before, len(before)))
         return rank(pool, typed, self.weights)
+
+
+# The lines above a candidate's occurrences kept for comparison with the cursor's (the
+# first few say enough, and each costs a tokenization).
+MAX_ABOVE = 8
 
 
 class _Pool:
@@ -140,12 +145,17 @@ class _Pool:
         self.by_text: dict[str, Candidate] = {}
 
     def add(self, text: str, kind: str, *, distance: int = 0, before: bool = False,
-            workspace: bool = False, tail_chars: int = 0) -> None:
+            workspace: bool = False, tail_chars: int = 0, above: Iterable[str] = ()) -> None:
         if not text.strip():
             return
         c = self.by_text.get(text)
         if c is None:
             c = self.by_text[text] = Candidate(text=text, kind=kind, tail_chars=tail_chars)
+        for line in above:
+            if len(c.above) >= MAX_ABOVE:
+                break
+            if line:
+                c.above.add(line)
         if workspace:
             c.ws_count += 1
         else:
@@ -167,11 +177,17 @@ def continue_candidates(typed: str, before: list[str], after: list[str],
             line = raw.strip()
             if len(line) > len(typed) and line.startswith(typed):
                 distance = n - i if is_before else i + 1
-                pool.add(line[len(typed):], "continue", distance=distance, before=is_before)
+                pool.add(line[len(typed):], "continue", distance=distance, before=is_before,
+                         above=(_line_above(lines, i),))
     for f in files:
         for text in f.continuations(typed, per_file):
-            pool.add(text, "continue", workspace=True)
+            pool.add(text, "continue", workspace=True, above=f.preceding.get(typed + text, ()))
     return pool.items()
+
+
+def _line_above(lines: list[str], i: int) -> str:
+    """The nearest non-blank line above ``lines[i]``, stripped ("" at the top)."""
+    return next((line.strip() for line in reversed(lines[:i]) if line.strip()), "")
 
 
 def tail_candidates(typed: str, before: list[str], after: list[str], files: list,
@@ -214,13 +230,13 @@ def follow_candidates(before: list[str], after: list[str], files: Iterable,
     last = max(i for i, line in enumerate(before) if line.strip())
     for i, line, nxt in _pairs([line.strip() for line in before[:last]]):
         if line == previous:
-            pool.add(nxt, "follow", distance=len(before) - i, before=True)
+            pool.add(nxt, "follow", distance=len(before) - i, before=True, above=(previous,))
     for i, line, nxt in _pairs([line.strip() for line in after]):
         if line == previous:
-            pool.add(nxt, "follow", distance=i + 1, before=False)
+            pool.add(nxt, "follow", distance=i + 1, before=False, above=(previous,))
     for f in files:
         for text in f.following.get(previous, ()):
-            pool.add(text, "follow", workspace=True)
+            pool.add(text, "follow", workspace=True, above=(previous,))
     return pool.items()
 
 
@@ -235,12 +251,15 @@ def _pairs(lines: list[str]) -> Iterator[tuple[int, str, str]]:
         previous = (i, line)
 
 
-def _following(lines: list[str]) -> dict[str, list[str]]:
-    """Each stripped line -> the non-empty lines that come right after it (blank lines skipped)."""
+def _neighbours(lines: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Each stripped line -> the non-empty lines that come right after it, and -> those
+    right before it (blank lines skipped)."""
     following: dict[str, list[str]] = {}
+    preceding: dict[str, list[str]] = {}
     for _, line, nxt in _pairs(lines):
         following.setdefault(line, []).append(nxt)
-    return following
+        preceding.setdefault(nxt, []).append(line)
+    return following, preceding
 
 
 def _by_support(c: Candidate) -> tuple[int, int]:

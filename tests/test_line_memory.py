@@ -23,6 +23,14 @@ def test_other_files_give_their_most_frequent_continuation():
     assert memory.suggest("import logging\nlogger = logging.get", "\n", files) == "Logger(__name__)"
 
 
+def test_the_line_above_the_cursor_chooses_among_equally_common_continuations():
+    """``def `` under ``@property`` goes on like the other ``def`` lines under ``@property``."""
+    files = [FileLines("class A:\n    @property\n    def name(self) -> str:\n        return self._name\n"),
+             FileLines("class B:\n    @staticmethod\n    def build(**options) -> B:\n        return B()\n")]
+    assert memory.suggest("class C:\n    @property\n    def ", "\n", files) == "name(self) -> str:"
+    assert memory.suggest("class C:\n    @staticmethod\n    def ", "\n", files) == "build(**options) -> B:"
+
+
 def test_an_empty_line_gets_what_follows_the_same_previous_line_elsewhere():
     files = [FileLines("def __init__(self):\n    super().__init__()\n"),
              FileLines("def __init__(self):\n\n    super().__init__()\n    self.x = 1\n")]
