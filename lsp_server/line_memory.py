@@ -181,7 +181,7 @@ def continue_candidates(typed: str, before: list[str], after: list[str],
                          above=(_line_above(lines, i),))
     for f in files:
         for text in f.continuations(typed, per_file):
-            pool.add(text, "continue", workspace=True, above=f.preceding.get(typed + text, ()))
+            pool.add(text, "continue", workspace=True, above=(f.preceding.get(typed + text, ""),))
     return pool.items()
 
 
@@ -251,14 +251,15 @@ def _pairs(lines: list[str]) -> Iterator[tuple[int, str, str]]:
         previous = (i, line)
 
 
-def _neighbours(lines: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Each stripped line -> the non-empty lines that come right after it, and -> those
-    right before it (blank lines skipped)."""
+def _neighbours(lines: list[str]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Each stripped line -> the non-empty lines that come right after it, and -> the
+    line right before its first occurrence (blank lines skipped; one per file keeps the
+    index small, and other files give others)."""
     following: dict[str, list[str]] = {}
-    preceding: dict[str, list[str]] = {}
+    preceding: dict[str, str] = {}
     for _, line, nxt in _pairs(lines):
         following.setdefault(line, []).append(nxt)
-        preceding.setdefault(nxt, []).append(line)
+        preceding.setdefault(nxt, line)
     return following, preceding
 
 
