@@ -61,7 +61,7 @@ class ServerSettings:
     line_memory: bool = setting(True)  # complete a line from existing lines that start the same way (no model call)
     # suggestions less sure than this are not shown (line memory: estimated chance of an exact
     # match; the model: geometric-mean token probability); 0 shows everything
-    min_confidence: float = setting(0.0, minimum=0.0, maximum=1.0)
+    min_confidence: float = setting(0.1, minimum=0.0, maximum=1.0)
     retrieval_tokens: int = setting(64, minimum=0, maximum=2048)  # prompt budget for that context
     similarity: bool = setting(True)  # index the workspace for ghostline/findSimilar and duplicate hints
     similarity_hints: bool = setting(True)  # Hint diagnostics on functions with a near-duplicate elsewhere

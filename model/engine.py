@@ -30,6 +30,8 @@ from model.tokenizer import load_tokenizer, special_ids
 
 StopRule = Callable[[str], "int | None"]
 
+BEAM_MAX_TOKENS = 64
+
 
 class ModelLoadError(RuntimeError):
     """The model folder is missing, incomplete or unreadable; the message says which."""
@@ -49,7 +51,9 @@ class GenerationOptions:
     heal_tokens: int = 3  # the most tokens taken back
     # Beam search for single lines: the best of ``beam_size`` whole lines by the model's
     # length-normalised score, rather than the line the likeliest token at each step makes.
-    # Decodes all at once (no streaming, cancelled only between requests); 1 is greedy.
+    # CTranslate2 decodes beams in one uncancellable call, so only lines of at most
+    # ``BEAM_MAX_TOKENS`` get it (a few tens of ms); longer budgets decode greedily and
+    # stop within a token when cancelled.  1 is greedy.
     beam_size: int = 1
 
 
@@ -480,7 +484,9 @@ class CompletionEngine:
         """Decode after ``prompt``; ``healed``: the first token already chosen (id,
         log-probability) and the fragment of the prompt its text starts with, left out of
         the answer."""
-        if options.beam_size > 1 and stop is end_of_line:
+        if options.beam_size > 1 and stop is end_of_line and options.max_tokens <= BEAM_MAX_TOKENS:
+            if cancelled():
+                return Completion(text="", tokens=0, stop_reason="cancelled", seconds=0.0)
             return self._beam_line(prompt, options, healed)
         ids: list[int] = []
         log_probs: list[float] = []

@@ -40,6 +40,8 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def options(tmp_path: Path) -> dict:
-    """Initialization options for a test's server: completions without debounce, and the
-    similarity cache in the test's own folder, beside the workspace."""
-    return {"debounceMs": 0, "cacheDir": str(tmp_path / "cache")}
+    """Initialization options for a test's server: completions without debounce, every
+    suggestion shown however unsure (``minConfidence`` 0: what is held back, and when, is
+    test_confidence.py's subject), and the similarity cache in the test's own folder,
+    beside the workspace."""
+    return {"debounceMs": 0, "minConfidence": 0.0, "cacheDir": str(tmp_path / "cache")}

@@ -18,7 +18,7 @@ SESSION = ("session = make_session()\nsession.mount('https://', adapter)\nsessio
 async def test_a_copied_line_carries_its_confidence_and_min_confidence_silences_it(tmp_path, tiny_model):
     uri = (tmp_path / "client.py").as_uri()
     line, col = 5, len("session.")
-    options = {"modelPath": str(tiny_model), "debounceMs": 0}
+    options = {"modelPath": str(tiny_model), "debounceMs": 0, "minConfidence": 0.0}  # show everything
     async with running_server(tmp_path, options) as client:
         client.open(uri, SESSION + "\n")
         shown = await client.inline(uri, line, col)
@@ -42,7 +42,8 @@ async def test_a_copied_line_carries_its_confidence_and_min_confidence_silences_
 async def test_a_language_the_model_does_not_know_gets_line_memory_and_no_guesses(tmp_path, tiny_model):
     uri = (tmp_path / "app.js").as_uri()
     text = "const fs = require('fs');\nconst path = require('path');\nfunction load(name) {\n  return fs.\n}\n"
-    async with running_server(tmp_path, {"modelPath": str(tiny_model), "debounceMs": 0}) as client:
+    options = {"modelPath": str(tiny_model), "debounceMs": 0, "minConfidence": 0.0}  # show every copied line
+    async with running_server(tmp_path, options) as client:
         client.open(uri, text, language="javascript")
         assert await client.inline(uri, 3, len("  return fs.")) == ""  # no model guess
         await until(lambda: "line memory" in (status(client, "message") or ""), timeout=30)

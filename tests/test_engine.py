@@ -25,14 +25,17 @@ def test_max_tokens_bounds_generation(engine):
     assert c.tokens <= 3
 
 
-def test_cancel_stops_within_one_token(engine):
+@pytest.mark.parametrize("options", [GenerationOptions(max_tokens=200, single_line=False),
+                                     # beams decode in one uncancellable call: not for long budgets
+                                     GenerationOptions(max_tokens=200, single_line=True, beam_size=2)])
+def test_cancel_stops_within_one_token(engine, options):
     seen = []
 
     def cancelled():
         seen.append(1)
         return len(seen) > 2
 
-    c = engine.complete(_prompt(engine), GenerationOptions(max_tokens=200, single_line=False), cancelled=cancelled)
+    c = engine.complete(_prompt(engine), options, cancelled=cancelled)
     assert c.stop_reason == "cancelled"
     assert c.tokens <= 2
 

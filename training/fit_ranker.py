@@ -3,14 +3,16 @@
 For every example the candidates are gathered exactly as the server gathers them: the
 document with the rest of the line removed, and the other files of a copy of the
 repository in which every evaluated line is cut (the disk never holds the answers).  The
-model's own completion comes from a ``ghostline eval lines --no-line-memory --dump`` file.
+server asks the model only where line memory has nothing, so by default the model's
+completion is not a candidate; ``--model-dump`` (a ``ghostline eval lines --no-line-memory
+--dump`` file) adds it, to see what ranking the two together would give.
 A candidate is labelled right when it is an exact match (CodeXGLUE's whitespace-split
 rule); a logistic regression over the candidates' features is fitted with numpy, and
 top-1 exact match is reported with two-fold cross-validation by file, so that the figure
 is not the training fit.
 
     python -m training.fit_ranker ../shared/eval/line_completion_requests.jsonl \\
-        --repos ../shared/eval/repos --model-dump dump_model.jsonl [--out lsp_server/ranker_weights.json]
+        --repos ../shared/eval/repos --no-scoring [--model-dump dump_model.jsonl] [--out lsp_server/ranker_weights.json]
 """
 
 from __future__ import annotations
@@ -195,14 +197,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.fit_ranker", description=__doc__.split("\n")[0])
     parser.add_argument("examples", type=Path)
     parser.add_argument("--repos", type=Path, required=True)
-    parser.add_argument("--model-dump", type=Path, required=True, help="eval lines --no-line-memory --dump output")
+    parser.add_argument("--model-dump", type=Path,
+                        help="eval lines --no-line-memory --dump output: the model's completion as a candidate too")
     parser.add_argument("--out", type=Path, help="write the fitted weights here")
     parser.add_argument("--model", type=Path, help="score candidates with this CTranslate2 model (default: shipped)")
     parser.add_argument("--no-scoring", action="store_true", help="features without the model's line scores")
     args = parser.parse_args(argv)
     examples = load_examples(args.examples)
     preds = {}
-    for raw in args.model_dump.read_text().splitlines():
+    for raw in args.model_dump.read_text().splitlines() if args.model_dump else []:
         if raw.strip():
             row = json.loads(raw)
             preds[row["id"]] = row["pred"]
