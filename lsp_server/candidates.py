@@ -45,7 +45,7 @@ class Candidate:
     overlap: float = 0.0  # share of the text's identifiers seen near the cursor
     # The line above an occurrence against the line above the cursor: ``def `` under
     # ``@property`` goes on like other ``def`` lines under ``@property``.
-    prev_sim: float = 0.0  # best token overlap (Jaccard) over the occurrences
+    prev_sim: float = 0.0  # best token overlap (Jaccard, squared: one shared word counts little) over the occurrences
     prev_equal: bool = False  # some occurrence has the very same line above it
     above: set[str] = field(default_factory=set, repr=False)  # the lines above occurrences (a few)
     scored: bool = False  # the model scored this line (``model/scoring.py``)

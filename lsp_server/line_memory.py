@@ -187,7 +187,10 @@ def continue_candidates(typed: str, before: list[str], after: list[str],
 
 def _line_above(lines: list[str], i: int) -> str:
     """The nearest non-blank line above ``lines[i]``, stripped ("" at the top)."""
-    return next((line.strip() for line in reversed(lines[:i]) if line.strip()), "")
+    for j in range(i - 1, -1, -1):
+        if lines[j].strip():
+            return lines[j].strip()
+    return ""
 
 
 def tail_candidates(typed: str, before: list[str], after: list[str], files: list,

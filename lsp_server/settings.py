@@ -60,7 +60,8 @@ class ServerSettings:
     retrieval: bool = setting(True)  # similar code from other files as prompt context
     line_memory: bool = setting(True)  # complete a line from existing lines that start the same way (no model call)
     # suggestions less sure than this are not shown (line memory: estimated chance of an exact
-    # match; the model: geometric-mean token probability); 0 shows everything
+    # match, and the model is asked instead; the model: geometric-mean token probability);
+    # 0 shows everything; 0.1 is the dev set's best point (docs/benchmarks.md)
     min_confidence: float = setting(0.1, minimum=0.0, maximum=1.0)
     retrieval_tokens: int = setting(64, minimum=0, maximum=2048)  # prompt budget for that context
     similarity: bool = setting(True)  # index the workspace for ghostline/findSimilar and duplicate hints
