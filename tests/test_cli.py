@@ -71,6 +71,7 @@ def test_bad_serving_and_eval_arguments_get_one_line(tmp_path):
         (["eval", "lines", "x.jsonl", "--repos", ".", "--setting", "maxPrefixTokens=many"], "maxPrefixTokens"),
         (["eval", "lines", "x.jsonl", "--repos", ".", "--setting", "noSuchThing=1"], "unknown setting"),
         (["eval", "lines", "x.jsonl", "--repos", ".", "--setting", "tokenHealing"], "expected NAME=VALUE"),
+        (["eval", "lines", "x.jsonl", "--repos", ".", "--curve", "0,1.5"], "minConfidence values go from 0 to 1"),
         (["serve", "--model", str(tmp_path / "missing")], "not a folder"),
         (["bogus"], "invalid choice"),
     ]
@@ -127,3 +128,25 @@ async def test_serve_model_is_the_model_when_the_client_leaves_model_path_empty(
             assert time.monotonic() < deadline, client.status
             await asyncio.sleep(0.05)
         assert client.status.model == "launched" and client.status.state == "ready", client.status
+
+
+def test_eval_lines_prints_the_precision_coverage_curve_one_run_per_point(tmp_path, tiny_model):
+    """``--curve``: a run per minConfidence value, through the server; nothing is that sure
+    at 1, everything that was suggested is shown at 0."""
+    import json
+
+    repo = tmp_path / "repos" / "demo"
+    repo.mkdir(parents=True)
+    lines = [f"value_{i} = compute(value_{i - 1}, step={i})" for i in range(1, 30)]
+    (repo / "mod.py").write_text("\n".join(lines) + "\n")
+    examples = tmp_path / "lines.jsonl"
+    examples.write_text("".join(json.dumps({"id": f"demo-{n}", "repo": "demo", "path": "mod.py", "line_no": n,
+                                            "cut_col": len(f"value_{n} = "), "gt": lines[n - 1].split(" = ", 1)[1]})
+                                + "\n" for n in (10, 20)))
+    proc = subprocess.run([sys.executable, "-m", "training.cli", "eval", "lines", str(examples), "--repos",
+                           str(tmp_path / "repos"), "--model", str(tiny_model), "--curve", "0,1"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    rows = proc.stdout.split("precision/coverage", 1)[1].splitlines()[1:]
+    assert [row.split(":")[0].strip() for row in rows] == ["0.00", "1.00"]
+    assert "shown 0.0%" in rows[1] and "shown 0.0%" not in rows[0]

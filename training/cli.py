@@ -156,6 +156,20 @@ def setting_pair(text: str) -> tuple[str, object]:
     return name, value
 
 
+def confidence_list(text: str) -> list[float]:
+    """``0,0.1,0.2`` for ``eval lines --curve``: minConfidence values, each from 0 to 1."""
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {part!r} (expected values like 0,0.1,0.2)") from None
+        if not 0.0 <= value <= 1.0:
+            raise argparse.ArgumentTypeError(f"minConfidence values go from 0 to 1: {part}")
+        values.append(value)
+    return values
+
+
 def _cmd_eval_lines(args: argparse.Namespace) -> None:
     from training.eval_lines import evaluate_lines
 
@@ -179,6 +193,15 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
         (", no line memory" if args.no_line_memory else "") + \
         (", no token healing" if args.no_token_healing else "") + (", adapted" if args.adapt else "")
     print(f"line completion ({mode}): {report.line()}")
+    if args.curve:
+        # A copied line below minConfidence makes way for the model, so each point of the
+        # curve is a run of its own: filtering one run's answers would miss what the model says.
+        print("precision/coverage (minConfidence: EM, ES, shown %, precision among shown):")
+        for value in args.curve:
+            point = evaluate_lines(args.examples, args.repos, {**options, "minConfidence": value}, limit=args.limit,
+                                   adapt_steps=args.adapt_steps if args.adapt else None)
+            print(f"  {value:.2f}: EM {point.em:.1f}  ES {point.es:.1f}  shown {point.shown:.1f}%  "
+                  f"precision {point.precision:.1f}")
 
 
 def _cmd_eval_ppl(args: argparse.Namespace) -> None:
@@ -263,6 +286,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--adapt", action="store_true",
                    help="first adapt the model to each repository (its copy with the evaluated lines cut)")
     e.add_argument("--adapt-steps", type=positive_int, default=300, help="steps of that adaptation")
+    e.add_argument("--curve", type=confidence_list, metavar="VALUES",
+                   help="also run once per minConfidence value (0,0.1,0.2) and print the precision/coverage curve")
     e.set_defaults(func=_cmd_eval_lines)
     e = evals.add_parser("ppl", help="perplexity of a CTranslate2 model on held-out files")
     e.add_argument("model", type=existing_dir)
