@@ -208,7 +208,8 @@ def tail_candidates(typed: str, before: list[str], after: list[str], files: list
                 if j >= 0:
                     rest = raw[j + len(tail):].rstrip()
                     distance = n - i if is_before else i + 1
-                    pool.add(rest, "tail", distance=distance, before=is_before, tail_chars=len(tail))
+                    pool.add(rest, "tail", distance=distance, before=is_before, tail_chars=len(tail),
+                             above=(_line_above(lines, i),))
         for f in files:
             if time.monotonic() > deadline:
                 break
