@@ -100,7 +100,8 @@ async def test_a_lone_closing_bracket_is_left_to_the_model(tmp_path, tiny_model)
     ws.mkdir()
     text = "result = compute(a)\nvalue = compute(a\n"
     uri = (ws / "app.py").as_uri()
-    async with running_server(ws, {"modelPath": str(tiny_model), "debounceMs": 0}) as client:
+    # Every copied line shown, however unsure: the rule under test is about brackets.
+    async with running_server(ws, {"modelPath": str(tiny_model), "debounceMs": 0, "minConfidence": 0.0}) as client:
         client.open(uri, text)
         explained = await explain(client, uri, 1, 17)
         assert explained.lineMemory is None
