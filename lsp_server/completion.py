@@ -278,7 +278,13 @@ class CompletionService:
 
     async def explain(self, path: str, text: str, offset: int, settings: ServerSettings,
                       context: DocumentContext) -> dict:
-        """The prompt a completion here would use, decoded, with the retrieved snippets."""
+        """The prompt a completion here would use, decoded, with the retrieved snippets, and
+        the suggestion last shown here (the type-ahead cache's: text, source, confidence)."""
+        window = cursor_window(text, offset)
+        hit = self.cache.lookup(context.uri, window[0], window[1]) if context.uri else None
+        last = None
+        if hit is not None and hit[0] and hit[1] is not None:
+            last = {"text": hit[0], "source": hit[1].source, "confidence": round(hit[1].confidence, 3)}
 
         def work() -> dict:
             engine = self.models.get(settings)
@@ -296,6 +302,7 @@ class CompletionService:
                 "candidates": [{"text": c.text, "kind": c.kind, "confidence": round(c.confidence, 3),
                                 "document": c.doc_count, "workspace": c.ws_count} for c in recalled],
                 "minConfidence": settings.min_confidence,
+                "suggestion": last,  # null when nothing was shown here (or it left the cache)
                 "languageNote": self._language_note(engine, plan.lang),
                 "prompt": engine.tokenizer.decode(plan.prompt.ids, skip_special_tokens=False),
                 "staticTokens": len(plan.prompt.static),

@@ -25,6 +25,9 @@ async def test_a_copied_line_carries_its_confidence_and_min_confidence_silences_
         explained = await _explain(client, uri, line, col)
         assert explained.lineMemory == shown and shown  # line memory answered ...
         assert 0.0 < explained.confidence < 1.0  # ... with a confidence,
+        last = explained.suggestion  # the suggestion shown there, as the editor got it
+        assert (_field(last, "text"), _field(last, "source")) == (shown, "line memory")
+        assert _field(last, "confidence") == explained.confidence
         texts = [_field(c, "text") for c in explained.candidates]
         assert shown == texts[0] and len(texts) >= 3  # the best of every copy it could make
         confidence = explained.confidence

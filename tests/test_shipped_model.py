@@ -126,4 +126,7 @@ async def test_the_server_finishes_the_word_at_the_cursor(workspace, options, be
     source = "def bump(x):\n    y = x + 1\n    ret\n"
     async with running_server(workspace, {**options, "lineMemory": False, "beamSize": beam_size}) as client:
         client.open(uri, source)
-        assert (await client.inline(uri, 2, 7)).startswith("urn")
+        shown = await client.inline(uri, 2, 7)
+        assert shown.startswith("urn")
+        last = (await explain(client, uri, 2, 7)).suggestion  # explainPrompt says whose and how sure
+        assert (last.text, last.source) == (shown, "model") and 0 < last.confidence <= 1
