@@ -143,10 +143,13 @@ def describe_context(candidates: list[Candidate], nearby: set[str], model_text: 
     candidate's occurrences, and how far it agrees with the model's own completion."""
     model_text = (model_text or "").rstrip()
     previous_tokens = line_tokens(previous)
+    tokens_of: dict[str, set[str]] = {}  # candidates share lines above (every follow candidate's is the same)
     for c in candidates:
         for above in c.above:
             c.prev_equal = c.prev_equal or above == previous
-            tokens = line_tokens(above)
+            tokens = tokens_of.get(above)
+            if tokens is None:
+                tokens = tokens_of[above] = line_tokens(above)
             union = len(tokens | previous_tokens)
             c.prev_sim = max(c.prev_sim, (len(tokens & previous_tokens) / union) ** 2 if union else 0.0)
         names = identifiers(c.text)

@@ -280,8 +280,8 @@ class CompletionService:
                       context: DocumentContext) -> dict:
         """The prompt a completion here would use, decoded, with the retrieved snippets, and
         the suggestion last shown here (the type-ahead cache's: text, source, confidence)."""
-        window = cursor_window(text, offset)
-        hit = self.cache.lookup(context.uri, window[0], window[1]) if context.uri else None
+        prefix, suffix, _ = cursor_window(text, offset)
+        hit = self.cache.lookup(context.uri, prefix, suffix) if context.uri else None
         last = None
         if hit is not None and hit[0] and hit[1] is not None:
             last = {"text": hit[0], "source": hit[1].source, "confidence": round(hit[1].confidence, 3)}
@@ -290,7 +290,6 @@ class CompletionService:
             engine = self.models.get(settings)
             if engine is None:
                 return {"error": self.models.error}
-            prefix, suffix, _ = cursor_window(text, offset)
             plan = self._plan(engine, path, prefix, suffix, settings, context)
             recalled = self._recall(prefix, suffix, settings, context, limit=8) \
                 if plan.block is None and settings.line_memory else []

@@ -225,7 +225,7 @@ def tail_candidates(typed: str, before: list[str], after: list[str], files: list
 def follow_candidates(before: list[str], after: list[str], files: Iterable,
                       min_previous_chars: int) -> list[Candidate]:
     """``follow`` candidates for an empty line: what came after the same previous line."""
-    previous = next((line.strip() for line in reversed(before) if line.strip()), "")
+    previous = _line_above(before, len(before))
     if len(previous) < min_previous_chars:
         return []
     pool = _Pool()
