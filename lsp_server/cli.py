@@ -65,6 +65,10 @@ def permille(text: str) -> int:
     return _number(text, int, "an integer", lambda v: 0 <= v < 1000, "must be from 0 to 999")
 
 
+def positive_permille(text: str) -> int:
+    return _number(text, int, "an integer", lambda v: 0 < v <= 1000, "must be from 1 to 1000")
+
+
 def non_negative_float(text: str) -> float:
     return _number(text, float, "a number", lambda v: v >= 0, "must be a number from 0 up")
 

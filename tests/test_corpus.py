@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from training.corpus import CorpusConfig, is_held_out, iter_corpus, split_of
+from training.corpus import CorpusConfig, is_held_out, iter_corpus, package_of, split_of
 
 GOOD = "def f(x):\n    \"\"\"Add one.\"\"\"\n    return x + 1\n\n\ndef g(y):\n    return y * 2\n"
 
@@ -83,3 +83,41 @@ def test_a_continued_run_with_the_next_offset_reads_files_the_last_one_did_not(t
     assert 80 < len(first) < 160 and 80 < len(second) < 160
     assert not first & second and not second & third
     assert first | second | third == {f"pkg/m{i}.py" for i in range(300)}  # the ring wraps
+
+
+def test_a_package_cap_keeps_a_huge_package_from_crowding_out_the_small_ones(tmp_path):
+    """Under a byte budget the walk would fill up on whichever package comes first; with
+    ``max_package_bytes`` every package gives about that much, and small ones give all."""
+    root = tmp_path / "lib"
+    body = GOOD * 8  # about 550 bytes a file
+    for i in range(400):
+        _write(root, f"site-packages/aaa_huge/m{i}.py", body.replace("f(", f"f{i}("))
+    small: dict[str, int] = {"bbb": 0, "ccc": 0}
+    for pkg in small:
+        for i in range(5):
+            text = body.replace("g(", f"g{pkg}{i}(")
+            _write(root, f"site-packages/{pkg}/m{i}.py", text)
+            small[pkg] += len(text)
+    for i in range(3):
+        _write(root, f"mod{i}.py", body.replace("f(", f"top{i}("))  # top-level modules: one package
+
+    def package_bytes(**kw) -> dict[str, int]:
+        stats: dict[str, int] = {}
+        sizes: dict[str, int] = {}
+        for f in iter_corpus(CorpusConfig(roots=[root], exclude=(), **kw), stats):
+            sizes[package_of(f.rel)] = sizes.get(package_of(f.rel), 0) + len(f.text)
+        return sizes
+
+    capped = package_bytes(max_package_bytes=20_000, max_total_bytes=60_000)
+    assert 12_000 < capped["aaa_huge"] < 30_000
+    assert capped["bbb"] == small["bbb"] and capped["ccc"] == small["ccc"]
+    assert capped[""] > 2 * len(body)
+    # Without the cap the same budget runs out in the first package of the walk.
+    assert not {"bbb", "ccc"} & set(package_bytes(max_total_bytes=60_000))
+
+
+def test_package_of():
+    assert package_of("site-packages/numpy/core/a.py") == "numpy"
+    assert package_of("numpy/core/a.py") == "numpy"  # a site-packages folder as the root
+    assert package_of("asyncio/tasks.py") == "asyncio"
+    assert package_of("os.py") == ""

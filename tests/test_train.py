@@ -101,6 +101,18 @@ def test_a_continued_run_can_lower_the_peak_rate(tmp_path):
     assert get_lr(cfg.max_steps, cfg) == pytest.approx(5e-6)
 
 
+def test_the_corpus_can_be_balanced_across_packages(tmp_path):
+    from training.cli import build_parser, train_config
+
+    args = build_parser().parse_args(["train", "--out", str(tmp_path), "--preset", "small-1k",
+                                      "--corpus-permille", "1000", "--max-package-mb", "1.5"])
+    cfg = train_config(args)
+    assert cfg.corpus_sample_permille == 1000 and cfg.corpus_max_package_bytes == 1_500_000
+    for bad in (["--corpus-permille", "0"], ["--max-package-mb", "-1"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["train", "--out", str(tmp_path), *bad])
+
+
 def _line_log_probs(model_dir: Path, text: str) -> list[float]:
     import ctranslate2
 

@@ -26,6 +26,7 @@ from lsp_server.cli import (
     permille,
     positive_float,
     positive_int,
+    positive_permille,
     run,
 )
 from model import __version__
@@ -52,6 +53,10 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         overrides["threads"] = args.threads
     if args.corpus_offset is not None:
         overrides["corpus_sample_offset"] = args.corpus_offset
+    if args.corpus_permille is not None:
+        overrides["corpus_sample_permille"] = args.corpus_permille
+    if args.max_package_mb is not None:
+        overrides["corpus_max_package_bytes"] = round(args.max_package_mb * 1e6)
     if args.lr is not None:
         overrides["lr"] = args.lr
         overrides["min_lr"] = min(cfg.min_lr, args.lr / 10)
@@ -238,6 +243,11 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus-offset", type=permille, metavar="PERMILLE",
                    help="start the preset's file sample here on the path-hash ring (0-999), so a run continued "
                         "from another sees the files that one did not")
+    p.add_argument("--corpus-permille", type=positive_permille, metavar="PERMILLE",
+                   help="keep this share of the files (1-1000; default: the preset's)")
+    p.add_argument("--max-package-mb", type=positive_float, metavar="MB",
+                   help="at most about MB of any one package (files by path hash), so a few huge packages "
+                        "do not fill the corpus")
     p.add_argument("--lr", type=positive_float, metavar="RATE",
                    help="peak learning rate (default: the preset's); lower it to continue a model whose own "
                         "schedule already decayed")

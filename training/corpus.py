@@ -59,6 +59,10 @@ class CorpusConfig:
     # Where on the path-hash ring the sample starts: a run continued with offset = the last
     # run's offset + sample_permille reads files the last one never saw.
     sample_offset: int = 0
+    # At most about this many bytes from any one package (see ``package_of``), files chosen by
+    # path hash: a few huge packages (sympy, scipy, torch) would otherwise fill a byte cap that
+    # the walk reaches in alphabetical order, and the model would learn their style, not code's.
+    max_package_bytes: int | None = None
     exclude: tuple[Path, ...] = field(default_factory=lambda: (shared_eval_dir(),))
 
 
@@ -106,6 +110,42 @@ def split_of(rel: str, val_permille: int) -> str:
     return "val" if _permille(rel) < val_permille else "train"
 
 
+def package_of(rel: str) -> str:
+    """The package a file belongs to: the folder under site-packages, or the top folder of a root.
+
+    Files at the top of a root (the standard library's own modules) form one package, named "".
+    """
+    parts = rel.split("/")
+    if len(parts) > 2 and parts[0] in ("site-packages", "dist-packages"):
+        return parts[1]
+    return parts[0] if len(parts) > 1 else ""
+
+
+def _sampled(rel: str, cfg: CorpusConfig) -> bool:
+    return (_permille("sample:" + rel) - cfg.sample_offset) % 1000 < cfg.sample_permille
+
+
+def _package_sizes(cfg: CorpusConfig) -> dict[str, int]:
+    """Bytes on disk of each package's candidate files, summed over every root."""
+    sizes: dict[str, int] = {}
+    excluded = tuple(p.resolve() for p in cfg.exclude)
+    for root in cfg.roots:
+        root = Path(root).resolve()
+        if _under(root, excluded) or is_held_out(root):
+            continue
+        for path in _walk(root, cfg):
+            rel = path.relative_to(root).as_posix()
+            if not _sampled(rel, cfg) or is_held_out(Path(rel)):
+                continue
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            if size <= cfg.max_file_bytes:
+                sizes[package_of(rel)] = sizes.get(package_of(rel), 0) + size
+    return sizes
+
+
 def _walk(root: Path, cfg: CorpusConfig) -> Iterator[Path]:
     excluded = tuple(p.resolve() for p in cfg.exclude)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -126,6 +166,10 @@ def iter_corpus(cfg: CorpusConfig, stats: dict[str, int] | None = None) -> Itera
     seen: set[bytes] = set()
     total = 0
     excluded = tuple(p.resolve() for p in cfg.exclude)
+    # Each package keeps the share of its files that brings it to about max_package_bytes.
+    keep_permille: dict[str, float] = {}
+    if cfg.max_package_bytes is not None:
+        keep_permille = {k: 1000 * cfg.max_package_bytes / v for k, v in _package_sizes(cfg).items() if v}
     for root in cfg.roots:
         root = Path(root).resolve()
         if _under(root, excluded) or is_held_out(root):
@@ -133,7 +177,10 @@ def iter_corpus(cfg: CorpusConfig, stats: dict[str, int] | None = None) -> Itera
             continue
         for path in _walk(root, cfg):
             rel = path.relative_to(root).as_posix()
-            if (_permille("sample:" + rel) - cfg.sample_offset) % 1000 >= cfg.sample_permille:
+            if not _sampled(rel, cfg):
+                continue
+            if keep_permille and _permille("package:" + rel) >= keep_permille.get(package_of(rel), 1000):
+                stats["package_cap"] = stats.get("package_cap", 0) + 1
                 continue
             if is_held_out(Path(rel)):
                 stats["excluded"] = stats.get("excluded", 0) + 1

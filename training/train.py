@@ -37,6 +37,7 @@ class TrainConfig:
     corpus_max_bytes: int | None = 48_000_000
     corpus_sample_permille: int = 1000
     corpus_sample_offset: int = 0  # see CorpusConfig.sample_offset
+    corpus_max_package_bytes: int | None = None  # see CorpusConfig.max_package_bytes
     tokenizer_sample_bytes: int = 12_000_000
     batch_size: int = 16
     grad_accum: int = 1
@@ -151,7 +152,7 @@ def prepare_data(data_dir: Path, cfg: TrainConfig, corpus: CorpusConfig, log=pri
     if (data_dir / "meta.json").exists():
         return read_meta(data_dir)
     corpus = replace(corpus, max_total_bytes=cfg.corpus_max_bytes, sample_permille=cfg.corpus_sample_permille,
-                     sample_offset=cfg.corpus_sample_offset)
+                     sample_offset=cfg.corpus_sample_offset, max_package_bytes=cfg.corpus_max_package_bytes)
     stats: dict[str, int] = {}
     files = list(iter_corpus(corpus, stats))
     if not files:
@@ -190,7 +191,8 @@ def prepare_data(data_dir: Path, cfg: TrainConfig, corpus: CorpusConfig, log=pri
         "chars": sum(len(f.text) for f in files),
         "roots": [str(r) for r in corpus.roots],
         "filter_stats": stats,
-        "sample": {"permille": corpus.sample_permille, "offset": corpus.sample_offset},
+        "sample": {"permille": corpus.sample_permille, "offset": corpus.sample_offset,
+                   "max_package_bytes": corpus.max_package_bytes},
         "vocab_size": tok.get_vocab_size(),
         "data_config": asdict(cfg.data),
     }
