@@ -421,9 +421,6 @@ class CompletionEngine:
                    healed: tuple[int, float, str] | None) -> Completion:
         """One line by beam search: every hypothesis ends at the first token holding a line
         break (or end-of-text), so the beams compete on whole lines."""
-        if self._line_ends is None:
-            self._line_ends = [self.special.eot, *(i for i, text in enumerate(self._ensure_token_texts())
-                                                   if "\n" in text and i not in self._special_ids)]
         first, log_prob, fragment = healed if healed is not None else (None, 0.0, "")
         ids = [first] if first is not None else []
         rest = options.max_tokens - len(ids)
@@ -431,16 +428,29 @@ class CompletionEngine:
             start, cache = self._start(prompt, options)
             result = self.generator.generate_batch(
                 [start], beam_size=options.beam_size, max_length=rest, include_prompt_in_result=False,
-                end_token=self._line_ends, return_end_token=True, return_scores=True, **cache)[0]
+                end_token=self._line_end_ids(), return_end_token=True, return_scores=True, **cache)[0]
             best = list(result.sequences_ids[0])
-            ids += best
-            log_prob += result.scores[0] * max(len(best), 1)  # the score is per token (length_penalty 1)
-        ended = bool(ids) and ids[-1] == self.special.eot
+            # With several end tokens, CTranslate2's beam search can carry the best hypothesis
+            # on past one of them (end-of-text, then a file separator and a path): the line
+            # ends at the first, and at any special token.
+            stops = self._special_ids.union(self._line_end_ids())
+            cut = next((i + 1 for i, t in enumerate(best) if t in stops), len(best))
+            ids += best[:cut]
+            # The score is the hypothesis's mean token log-probability (length_penalty 1).
+            log_prob += result.scores[0] * max(cut, 1)
+        ended = bool(ids) and ids[-1] in self._special_ids
         text = self.tokenizer.decode(ids[:-1] if ended else ids, skip_special_tokens=False)[len(fragment):]
         cut = end_of_line(text)
         reason = "eot" if ended else "eol" if cut is not None else "max_tokens"
         return Completion(text=text[:cut].rstrip("\ufffd") if cut is not None else text.rstrip("\ufffd"),
                           tokens=len(ids), stop_reason=reason, seconds=0.0, logprob=log_prob)
+
+    def _line_end_ids(self) -> list[int]:
+        """End-of-text and every token holding a line break."""
+        if self._line_ends is None:
+            self._line_ends = [self.special.eot, *(i for i, text in enumerate(self._ensure_token_texts())
+                                                   if "\n" in text and i not in self._special_ids)]
+        return self._line_ends
 
     def _ensure_token_texts(self) -> list[str]:
         if self._token_texts is None:

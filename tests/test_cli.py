@@ -150,3 +150,29 @@ def test_eval_lines_prints_the_precision_coverage_curve_one_run_per_point(tmp_pa
     rows = proc.stdout.split("precision/coverage", 1)[1].splitlines()[1:]
     assert [row.split(":")[0].strip() for row in rows] == ["0.00", "1.00"]
     assert "shown 0.0%" in rows[1] and "shown 0.0%" not in rows[0]
+
+
+def test_eval_lines_dump_says_where_each_suggestion_came_from(tmp_path, tiny_model):
+    """``--dump``: every row has the prediction, its source and its confidence, as the
+    server reported them for what it showed."""
+    import json
+
+    repo = tmp_path / "repos" / "demo"
+    repo.mkdir(parents=True)
+    lines = [f"value_{i} = compute(value_{i - 1}, step={i})" for i in range(1, 30)]
+    (repo / "mod.py").write_text("\n".join(lines) + "\n")
+    examples = tmp_path / "lines.jsonl"
+    examples.write_text("".join(json.dumps({"id": f"demo-{n}", "repo": "demo", "path": "mod.py", "line_no": n,
+                                            "cut_col": cut, "gt": lines[n - 1][cut:]}) + "\n"
+                                for n, cut in ((10, len("value_10 = ")), (20, len("value_20 = comp")))))
+    dump = tmp_path / "dump.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "training.cli", "eval", "lines", str(examples), "--repos",
+                           str(tmp_path / "repos"), "--model", str(tiny_model), "--dump", str(dump),
+                           "--setting", "minConfidence=0"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in dump.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["demo-10", "demo-20"]
+    for row in rows:
+        assert row["pred"], row  # minConfidence 0: something is shown
+        assert row["source"] in ("line memory", "model") and 0 < row["confidence"] <= 1, row
+    assert rows[1]["source"] == "line memory"  # ``comp`` begins every line's call

@@ -111,6 +111,19 @@ def test_beam_search_gives_one_whole_line_and_still_finishes_the_word():
     assert engine.complete(prompt, GenerationOptions(max_tokens=1, heal=True, beam_size=2)).text == "urn"
 
 
+def test_a_beam_line_stops_at_end_of_text():
+    """The model may end the middle of a fill-in-the-middle prompt with end-of-text; the
+    line stops there (beam search once ran on into a file separator and a path)."""
+    engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
+    mean = PROMPTS[4].split("\n")
+    cases = [("import os\n\n\n", "\n"), ("\n".join(mean[:2]) + "\n", "\n" + "\n".join(mean[2:]) + "len(values)\n")]
+    for prefix, suffix in cases:
+        prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, suffix)
+        beam = engine.complete(prompt, GenerationOptions(max_tokens=48, heal=True, beam_size=2))
+        assert "<|" not in beam.text and "site-packages" not in beam.text, (prefix, beam.text)
+        assert beam.text.strip() and beam.stop_reason in ("eot", "eol")
+
+
 def test_healing_leaves_a_cursor_at_the_start_of_a_line_alone():
     engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
     prefix = PROMPTS[2].rsplit("\n", 1)[0] + "\n"

@@ -187,7 +187,7 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
     options.update(dict(args.setting or ()))
     try:
         report = evaluate_lines(args.examples, args.repos, options, limit=args.limit, verbose=True,
-                                adapt_steps=args.adapt_steps if args.adapt else None)
+                                adapt_steps=args.adapt_steps if args.adapt else None, explain=bool(args.dump))
     except (ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None
     if args.dump:
@@ -204,7 +204,7 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
         print("precision/coverage (minConfidence: EM, ES, shown %, precision among shown):")
         for value in args.curve:
             point = evaluate_lines(args.examples, args.repos, {**options, "minConfidence": value}, limit=args.limit,
-                                   adapt_steps=args.adapt_steps if args.adapt else None)
+                                   adapt_steps=args.adapt_steps if args.adapt else None, explain=bool(args.dump))
             print(f"  {value:.2f}: EM {point.em:.1f}  ES {point.es:.1f}  shown {point.shown:.1f}%  "
                   f"precision {point.precision:.1f}")
 
@@ -292,7 +292,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--setting", type=setting_pair, action="append", metavar="NAME=VALUE",
                    help="a server setting for the run, as the editor would send it (maxPrefixTokens=640); repeatable")
     e.add_argument("--limit", type=positive_int, help="only the first N examples")
-    e.add_argument("--dump", type=Path, help="write per-example predictions (JSON lines) here")
+    e.add_argument("--dump", type=Path,
+                   help="write per-example predictions, with each one's source and confidence, here (JSON lines)")
     e.add_argument("--adapt", action="store_true",
                    help="first adapt the model to each repository (its copy with the evaluated lines cut)")
     e.add_argument("--adapt-steps", type=positive_int, default=300, help="steps of that adaptation")

@@ -110,7 +110,8 @@ def masked_copy(repo: Path, examples: list[LineExample], dest: Path) -> None:
 
 
 async def _eval_repo(repo: Path, examples: list[LineExample], options: dict, report: LineEvalReport,
-                     latencies: list[float], progress, adapt_steps: int | None = None) -> None:
+                     latencies: list[float], progress, adapt_steps: int | None = None,
+                     explain: bool = False) -> None:
     from lsp_server.client import running_server
     from lsp_server.documents import utf16_len
 
@@ -142,10 +143,24 @@ async def _eval_repo(repo: Path, examples: list[LineExample], options: dict, rep
                 t0 = time.perf_counter()
                 pred = await client.inline(uri, ex.line_no - 1, utf16_len(line))
                 latencies.append(time.perf_counter() - t0)
+                row = {"id": ex.id, "pred": pred.split("\n", 1)[0], "gt": ex.gt}
+                if explain:
+                    row.update(await _shown(client, uri, ex.line_no - 1, utf16_len(line)))
                 client.text_document_did_close(_close(uri))
-                em, es = score(pred, ex.gt)
-                report.rows.append({"id": ex.id, "pred": pred.split("\n", 1)[0], "gt": ex.gt, "em": em, "es": es})
+                row["em"], row["es"] = score(pred, ex.gt)
+                report.rows.append(row)
                 progress()
+
+
+async def _shown(client, uri: str, line: int, character: int) -> dict:
+    """Where the suggestion just shown came from and how sure the server was of it."""
+    result = await client.protocol.send_request_async("ghostline/explainPrompt", {
+        "textDocument": {"uri": uri}, "position": {"line": line, "character": character}})
+    shown = getattr(result, "suggestion", None)
+    if shown is None:
+        return {"source": None, "confidence": None}
+    get = shown.get if isinstance(shown, dict) else lambda k: getattr(shown, k, None)
+    return {"source": get("source"), "confidence": get("confidence")}
 
 
 def _close(uri: str):
@@ -155,7 +170,10 @@ def _close(uri: str):
 
 
 def evaluate_lines(examples_file: Path, repos: Path, options: dict | None = None,
-                   limit: int | None = None, verbose: bool = False, adapt_steps: int | None = None) -> LineEvalReport:
+                   limit: int | None = None, verbose: bool = False, adapt_steps: int | None = None,
+                   explain: bool = False) -> LineEvalReport:
+    """Complete every example's line through a real server; ``explain`` also records each
+    suggestion's source and confidence (one explainPrompt request per example)."""
     examples = load_examples(examples_file)
     if limit:
         examples = examples[:limit]
@@ -177,7 +195,7 @@ def evaluate_lines(examples_file: Path, repos: Path, options: dict | None = None
 
     opts = {"debounceMs": 0, **(options or {})}
     for name, exs in by_repo.items():
-        asyncio.run(_eval_repo(repos / name, exs, opts, report, latencies, progress, adapt_steps))
+        asyncio.run(_eval_repo(repos / name, exs, opts, report, latencies, progress, adapt_steps, explain))
     report.n = len(report.rows)
     if report.n:
         report.em = 100 * sum(r["em"] for r in report.rows) / report.n
