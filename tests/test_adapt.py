@@ -53,6 +53,17 @@ def test_adapt_learns_only_what_the_workspace_keeps(workspace):
     assert sorted(p for p, _ in files) == [f"bakery/orders_{i}.py" for i in range(4)]
 
 
+def test_lines_being_written_are_learnt_without_their_trailing_blanks(workspace):
+    """A half-written line saved as its indentation (or with spaces after the cursor) is
+    learnt as the line it will be, not as a line that ends in blanks."""
+    editing = MODULE.replace("        return self.loaves * price_per_loaf\n", "        \n") + "x = 1   \n"
+    (workspace / "bakery" / "orders_0.py").write_text(editing)
+    files, _ = workspace_files(workspace, ("python",), 10_000_000)
+    text = dict(files)["bakery/orders_0.py"]
+    assert not any(line != line.rstrip() for line in text.split("\n"))
+    assert text.splitlines() == [line.rstrip() for line in editing.splitlines()]
+
+
 async def _status(client: RecordingClient) -> dict:
     """The status once the model has loaded (or failed to)."""
     await until(lambda: status(client, "state") in ("ready", "error"), timeout=120)

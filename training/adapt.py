@@ -84,12 +84,21 @@ def workspace_files(root: Path, languages: tuple[str, ...], max_bytes: int) -> t
             stats[reason or "duplicate"] = stats.get(reason or "duplicate", 0) + 1
             continue
         seen.add(digest)
-        files.append((path.resolve().relative_to(base).as_posix(), text))
+        files.append((path.resolve().relative_to(base).as_posix(), without_trailing_space(text)))
         total += len(raw)
         if total >= max_bytes:
             stats["capped"] = 1
             break
     return files, stats
+
+
+def without_trailing_space(text: str) -> str:
+    """The text with every line's trailing blanks dropped.
+
+    A workspace holds lines being written: indentation with nothing after it yet, saved
+    mid-edit.  Learned as they are, they teach the model that a line often ends right
+    after its indentation, and it then suggests nothing at the start of a line."""
+    return "\n".join(line.rstrip(" \t") for line in text.split("\n"))
 
 
 def replay_files(budget_bytes: int) -> list[tuple[str, str]]:
