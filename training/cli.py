@@ -204,7 +204,7 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
         print("precision/coverage (minConfidence: EM, ES, shown %, precision among shown):")
         for value in args.curve:
             point = evaluate_lines(args.examples, args.repos, {**options, "minConfidence": value}, limit=args.limit,
-                                   adapt_steps=args.adapt_steps if args.adapt else None, explain=bool(args.dump))
+                                   adapt_steps=args.adapt_steps if args.adapt else None)
             print(f"  {value:.2f}: EM {point.em:.1f}  ES {point.es:.1f}  shown {point.shown:.1f}%  "
                   f"precision {point.precision:.1f}")
 
