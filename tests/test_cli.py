@@ -130,9 +130,8 @@ async def test_serve_model_is_the_model_when_the_client_leaves_model_path_empty(
         assert client.status.model == "launched" and client.status.state == "ready", client.status
 
 
-def test_eval_lines_prints_the_precision_coverage_curve_one_run_per_point(tmp_path, tiny_model):
-    """``--curve``: a run per minConfidence value, through the server; nothing is that sure
-    at 1, everything that was suggested is shown at 0."""
+def _eval_lines_demo(tmp_path: Path, cuts: list[tuple[int, int]]) -> Path:
+    """A one-file repository under ``tmp_path/repos`` and its examples: (line number, cut column)."""
     import json
 
     repo = tmp_path / "repos" / "demo"
@@ -141,8 +140,14 @@ def test_eval_lines_prints_the_precision_coverage_curve_one_run_per_point(tmp_pa
     (repo / "mod.py").write_text("\n".join(lines) + "\n")
     examples = tmp_path / "lines.jsonl"
     examples.write_text("".join(json.dumps({"id": f"demo-{n}", "repo": "demo", "path": "mod.py", "line_no": n,
-                                            "cut_col": len(f"value_{n} = "), "gt": lines[n - 1].split(" = ", 1)[1]})
-                                + "\n" for n in (10, 20)))
+                                            "cut_col": cut, "gt": lines[n - 1][cut:]}) + "\n" for n, cut in cuts))
+    return examples
+
+
+def test_eval_lines_prints_the_precision_coverage_curve_one_run_per_point(tmp_path, tiny_model):
+    """``--curve``: a run per minConfidence value, through the server; nothing is that sure
+    at 1, everything that was suggested is shown at 0."""
+    examples = _eval_lines_demo(tmp_path, [(10, len("value_10 = ")), (20, len("value_20 = "))])
     proc = subprocess.run([sys.executable, "-m", "training.cli", "eval", "lines", str(examples), "--repos",
                            str(tmp_path / "repos"), "--model", str(tiny_model), "--curve", "0,1"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
@@ -157,14 +162,7 @@ def test_eval_lines_dump_says_where_each_suggestion_came_from(tmp_path, tiny_mod
     server reported them for what it showed."""
     import json
 
-    repo = tmp_path / "repos" / "demo"
-    repo.mkdir(parents=True)
-    lines = [f"value_{i} = compute(value_{i - 1}, step={i})" for i in range(1, 30)]
-    (repo / "mod.py").write_text("\n".join(lines) + "\n")
-    examples = tmp_path / "lines.jsonl"
-    examples.write_text("".join(json.dumps({"id": f"demo-{n}", "repo": "demo", "path": "mod.py", "line_no": n,
-                                            "cut_col": cut, "gt": lines[n - 1][cut:]}) + "\n"
-                                for n, cut in ((10, len("value_10 = ")), (20, len("value_20 = comp")))))
+    examples = _eval_lines_demo(tmp_path, [(10, len("value_10 = ")), (20, len("value_20 = comp"))])
     dump = tmp_path / "dump.jsonl"
     proc = subprocess.run([sys.executable, "-m", "training.cli", "eval", "lines", str(examples), "--repos",
                            str(tmp_path / "repos"), "--model", str(tiny_model), "--dump", str(dump),
