@@ -125,24 +125,34 @@ def _sampled(rel: str, cfg: CorpusConfig) -> bool:
     return (_permille("sample:" + rel) - cfg.sample_offset) % 1000 < cfg.sample_permille
 
 
-def _package_sizes(cfg: CorpusConfig) -> dict[str, int]:
-    """Bytes on disk of each package's candidate files, summed over every root."""
-    sizes: dict[str, int] = {}
+def _sampled_paths(cfg: CorpusConfig, stats: dict[str, int]) -> Iterator[tuple[Path, str]]:
+    """``(path, path relative to its root)`` of every file in the sample, held-out code left out."""
     excluded = tuple(p.resolve() for p in cfg.exclude)
     for root in cfg.roots:
         root = Path(root).resolve()
         if _under(root, excluded) or is_held_out(root):
+            stats["excluded"] = stats.get("excluded", 0) + 1
             continue
         for path in _walk(root, cfg):
             rel = path.relative_to(root).as_posix()
-            if not _sampled(rel, cfg) or is_held_out(Path(rel)):
+            if not _sampled(rel, cfg):
                 continue
-            try:
-                size = path.stat().st_size
-            except OSError:
+            if is_held_out(Path(rel)):
+                stats["excluded"] = stats.get("excluded", 0) + 1
                 continue
-            if size <= cfg.max_file_bytes:
-                sizes[package_of(rel)] = sizes.get(package_of(rel), 0) + size
+            yield path, rel
+
+
+def _package_sizes(cfg: CorpusConfig) -> dict[str, int]:
+    """Bytes on disk of each package's candidate files, summed over every root."""
+    sizes: dict[str, int] = {}
+    for path, rel in _sampled_paths(cfg, {}):
+        try:
+            size = path.stat().st_size
+        except OSError:
+            continue
+        if size <= cfg.max_file_bytes:
+            sizes[package_of(rel)] = sizes.get(package_of(rel), 0) + size
     return sizes
 
 
@@ -165,50 +175,38 @@ def iter_corpus(cfg: CorpusConfig, stats: dict[str, int] | None = None) -> Itera
     stats = stats if stats is not None else {}
     seen: set[bytes] = set()
     total = 0
-    excluded = tuple(p.resolve() for p in cfg.exclude)
     # Each package keeps the share of its files that brings it to about max_package_bytes.
     keep_permille: dict[str, float] = {}
     if cfg.max_package_bytes is not None:
         keep_permille = {k: 1000 * cfg.max_package_bytes / v for k, v in _package_sizes(cfg).items() if v}
-    for root in cfg.roots:
-        root = Path(root).resolve()
-        if _under(root, excluded) or is_held_out(root):
-            stats["excluded"] = stats.get("excluded", 0) + 1
+    for path, rel in _sampled_paths(cfg, stats):
+        if keep_permille and _permille("package:" + rel) >= keep_permille.get(package_of(rel), 1000):
+            stats["package_cap"] = stats.get("package_cap", 0) + 1
             continue
-        for path in _walk(root, cfg):
-            rel = path.relative_to(root).as_posix()
-            if not _sampled(rel, cfg):
+        try:
+            if path.stat().st_size > cfg.max_file_bytes:
+                stats["huge"] = stats.get("huge", 0) + 1
                 continue
-            if keep_permille and _permille("package:" + rel) >= keep_permille.get(package_of(rel), 1000):
-                stats["package_cap"] = stats.get("package_cap", 0) + 1
-                continue
-            if is_held_out(Path(rel)):
-                stats["excluded"] = stats.get("excluded", 0) + 1
-                continue
-            try:
-                if path.stat().st_size > cfg.max_file_bytes:
-                    stats["huge"] = stats.get("huge", 0) + 1
-                    continue
-                raw = path.read_bytes()
-            except OSError:
-                stats["unreadable"] = stats.get("unreadable", 0) + 1
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                stats["binary"] = stats.get("binary", 0) + 1
-                continue
-            reason = reject_reason(text, cfg)
-            if reason:
-                stats[reason] = stats.get(reason, 0) + 1
-                continue
-            digest = hashlib.sha256(raw).digest()
-            if digest in seen:
-                stats["duplicate"] = stats.get("duplicate", 0) + 1
-                continue
-            seen.add(digest)
-            stats["accepted"] = stats.get("accepted", 0) + 1
-            yield SourceFile(path=path, rel=rel, text=text, split=split_of(rel, cfg.val_permille))
-            total += len(raw)
-            if cfg.max_total_bytes is not None and total >= cfg.max_total_bytes:
-                return
+            raw = path.read_bytes()
+        except OSError:
+            stats["unreadable"] = stats.get("unreadable", 0) + 1
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            stats["binary"] = stats.get("binary", 0) + 1
+            continue
+        reason = reject_reason(text, cfg)
+        if reason:
+            stats[reason] = stats.get(reason, 0) + 1
+            continue
+        digest = hashlib.sha256(raw).digest()
+        if digest in seen:
+            stats["duplicate"] = stats.get("duplicate", 0) + 1
+            continue
+        seen.add(digest)
+        stats["accepted"] = stats.get("accepted", 0) + 1
+        yield SourceFile(path=path, rel=rel, text=text, split=split_of(rel, cfg.val_permille))
+        total += len(raw)
+        if cfg.max_total_bytes is not None and total >= cfg.max_total_bytes:
+            return
