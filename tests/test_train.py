@@ -169,3 +169,41 @@ def test_training_continues_from_a_model_folder_with_a_longer_context(tiny_model
     total = info["tokens_seen"] + info["tokens_seen_before"]
     assert f"| tokens seen | {total:,} in all: {info['tokens_seen']:,} in this run" in card.read_text()
     assert summary["val_loss"] < 5.0  # a fresh tiny model starts near ln(512) = 6.2
+
+
+def test_a_trained_model_grows_deeper_from_where_it_was(tiny_model, tmp_path):
+    """``--layers N`` with ``--init-from``: the grown model starts with exactly the trained
+    model's predictions (the added layers are the identity), then trains as a deeper model."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from lsp_server.cli import CliError
+    from model.config import ModelConfig
+    from model.tokenizer import load_tokenizer, special_ids
+    from training.cli import build_parser, train_config
+    from training.warm_start import grow_layers, load_float_state
+
+    base = ModelConfig.load(tiny_model)
+    tok = load_tokenizer(tiny_model)
+    state = load_float_state(tiny_model, base)
+    ids = torch.tensor([tok.encode("def read_lines(path):\n    with open(path) as fh:\n").ids])
+    shallow = LlamaForCausalLM(base.to_hf(special_ids(tok)))
+    shallow.load_state_dict(state, strict=False)
+    deep = LlamaForCausalLM(replace(base, n_layer=base.n_layer + 2).to_hf(special_ids(tok)))
+    assert grow_layers(deep, state, base.n_layer) == [1, 3]
+    with torch.no_grad():
+        assert torch.allclose(shallow.eval()(input_ids=ids).logits, deep.eval()(input_ids=ids).logits, atol=1e-5)
+
+    def config(*extra):
+        return train_config(build_parser().parse_args(["train", "--out", str(tmp_path), *extra]))
+
+    assert config("--init-from", str(tiny_model), "--layers", "3").grow_to_layers == 3
+    with pytest.raises(CliError, match="needs --init-from"):
+        config("--layers", "3")
+    with pytest.raises(CliError, match="must be more than"):
+        config("--init-from", str(tiny_model), "--layers", str(base.n_layer))
+
+    cfg = replace(PRESETS["tiny"], max_steps=2, eval_interval=2, init_from=str(tiny_model), corpus_sample_permille=1000,
+                  grow_to_layers=3)
+    train(cfg, tmp_path / "run", corpus=CorpusConfig(roots=[STDLIB / "json"]))
+    assert ModelConfig.load(tmp_path / "run" / "checkpoint").n_layer == 3

@@ -49,6 +49,15 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         if not (args.init_from / "ghostline_model.json").is_file():
             raise CliError(f"{args.init_from} is not a ghostline model folder (no ghostline_model.json)")
         overrides["init_from"] = str(args.init_from)
+    if args.layers is not None:
+        if not args.init_from:
+            raise CliError("--layers grows a trained model: it needs --init-from")
+        from model.config import ModelConfig
+
+        base = ModelConfig.load(args.init_from).n_layer
+        if args.layers <= base:
+            raise CliError(f"--layers {args.layers} must be more than {args.init_from}'s {base} layers")
+        overrides["grow_to_layers"] = args.layers
     if args.threads:
         overrides["threads"] = args.threads
     if args.corpus_offset is not None:
@@ -236,6 +245,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on folders of code")
     p.add_argument("--preset", choices=["tiny", "mini", "small", "small-1k"], default="tiny")
     p.add_argument("--init-from", type=existing_dir, help="start from this model folder's weights and tokenizer")
+    p.add_argument("--layers", type=positive_int, metavar="N",
+                   help="with --init-from: grow the model to N layers, the added ones starting as the identity")
     p.add_argument("--out", type=Path, required=True, help="run folder (data, checkpoint, logs)")
     p.add_argument("--roots", type=existing_dir, nargs="+", help="code folders (default: this Python's own code)")
     p.add_argument("--max-steps", type=positive_int)

@@ -64,6 +64,10 @@ class TrainConfig:
     # make a step cheaper (``ghostline adapt`` on a 1,024-context model) while the model
     # keeps its context length.
     window: int = 0
+    # With ``init_from``: this many layers (more than the model has), the trained layers
+    # spread through the stack and the added ones starting as the identity (see
+    # ``training.warm_start.grow_layers``); 0 keeps the model's depth.
+    grow_to_layers: int = 0
 
     @property
     def window_tokens(self) -> int:
@@ -315,13 +319,19 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
     torch.manual_seed(cfg.seed + rank)
     if cfg.init_from:
         base = ModelConfig.load(Path(cfg.init_from))
-        cfg = replace(cfg, model=replace(base, max_seq_len=max(base.max_seq_len, cfg.model.max_seq_len)))
+        cfg = replace(cfg, model=replace(base, max_seq_len=max(base.max_seq_len, cfg.model.max_seq_len),
+                                         n_layer=max(base.n_layer, cfg.grow_to_layers)))
     model, model_cfg = build_model(cfg.model, data_dir)
     cfg = replace(cfg, model=model_cfg)
     if cfg.init_from and not (resume and (out_dir / STATE_FILE).exists()):
-        from training.warm_start import load_float_state
+        from training.warm_start import grow_layers, load_float_state
 
-        model.load_state_dict(load_float_state(Path(cfg.init_from), model_cfg), strict=False)
+        state = load_float_state(Path(cfg.init_from), base)
+        if model_cfg.n_layer > base.n_layer:
+            added = grow_layers(model, state, base.n_layer)
+            log(f"grown from {base.n_layer} to {model_cfg.n_layer} layers (added {added}, starting as the identity)")
+        else:
+            model.load_state_dict(state, strict=False)
         model.tie_weights()
         log(f"initialised from {cfg.init_from}")
     model.to(device)

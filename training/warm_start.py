@@ -108,3 +108,39 @@ def load_float_state(model_dir: Path, cfg) -> dict:
         state = llama_state_from_ct2(model_dir / CT2_MODEL_FILE, cfg.n_layer, cfg.d_model, cfg.n_head, cfg.n_kv_head)
         return {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in state.items()}
     raise FileNotFoundError(f"{model_dir} holds neither {FLOAT_WEIGHTS_FILE} nor {CT2_MODEL_FILE}")
+
+
+def grown_layer_positions(old: int, new: int) -> list[int]:
+    """Where each of ``old`` trained layers sits in a ``new``-layer stack (spread evenly)."""
+    if not 0 < old <= new:
+        raise ValueError(f"cannot grow {old} layers into {new}")
+    return [i * new // old for i in range(old)]
+
+
+def grow_layers(model, state: dict, old: int) -> list[int]:
+    """Load ``state`` (an ``old``-layer model) into the deeper ``model``, function-preserving.
+
+    The trained layers keep their order, spread through the stack; each added layer keeps its
+    fresh initialisation except the two matrices that write into the residual stream
+    (attention output, MLP down projection), which start at zero.  A pre-norm block whose
+    writes are zero is the identity, so the grown model starts exactly where the trained one
+    was and the new layers learn from there.  Returns the added layers' indices.
+    """
+    import torch
+
+    new = model.config.num_hidden_layers
+    positions = grown_layer_positions(old, new)
+    mapped = {}
+    for key, tensor in state.items():
+        parts = key.split(".")
+        if len(parts) > 3 and parts[:2] == ["model", "layers"]:
+            parts[2] = str(positions[int(parts[2])])
+        mapped[".".join(parts)] = tensor
+    model.load_state_dict(mapped, strict=False)
+    added = [i for i in range(new) if i not in positions]
+    with torch.no_grad():
+        for i in added:
+            layer = model.model.layers[i]
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+    return added
