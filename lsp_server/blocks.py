@@ -52,6 +52,39 @@ def empty_block_at_cursor(prefix: str, suffix: str, lang: str | None) -> BlockRe
     return BlockRequest(header_indent=header_indent, body_indent=body)
 
 
+def starts_at_module_level(prefix: str, suffix: str, lang: str | None) -> bool:
+    """True when the cursor is on an empty line at column 0 where Python allows no
+    indentation: the code line above is a module-level statement that opens no block, and
+    the cursor is in no bracket or string.  A line suggested there must not start with blanks
+    (an ``IndentationError``); a small model, trained on middles that begin at line starts,
+    often indents them anyway.
+
+    Only at column 0 after column-0 code: at column 0 after indented code the user may be
+    about to continue the block, and an indented suggestion is valid.
+    """
+    language = language_of(None, lang)
+    if language is None or language.id != "python":
+        return False
+    if "\n" in prefix:
+        head, line = prefix.rsplit("\n", 1)
+    else:
+        head, line = "", prefix
+    if line or suffix.split("\n", 1)[0].strip():
+        return False
+    above = next((row for row in reversed(head.split("\n")) if row.strip() and not row.lstrip().startswith("#")), None)
+    if above is not None and (above[0].isspace() or above.rstrip().endswith((":", "\\", ",", "(", "[", "{"))):
+        return False
+    if above is not None and above.startswith("@"):
+        return True  # what a decorator decorates starts at its column
+    placeholder = language.block[0]
+    start = len(prefix.encode("utf-8"))
+    tree = parser(language.grammar).parse((prefix + placeholder + suffix).encode("utf-8"))
+    node = tree.root_node.descendant_for_byte_range(start, start + len(placeholder))
+    while node is not None and node.parent is not None and node.parent.type != "module":
+        node = node.parent
+    return node is not None and node.type.endswith("statement") and node.start_byte == start
+
+
 def block_stop_rule(request: BlockRequest, max_lines: int):
     """Stop rule for the engine: end the block at the first line indented no deeper than
     its header (the block is over), or after ``max_lines`` lines."""

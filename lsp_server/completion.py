@@ -17,7 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from lsp_server.blocks import BlockRequest, block_stop_rule, empty_block_at_cursor, trim_to_valid
+from lsp_server.blocks import (
+    BlockRequest,
+    block_stop_rule,
+    empty_block_at_cursor,
+    starts_at_module_level,
+    trim_to_valid,
+)
 from lsp_server.cache import TypeAheadCache
 from lsp_server.candidates import Candidate
 from lsp_server.documents import cursor_window
@@ -207,7 +213,8 @@ class CompletionService:
         plan = self._plan(engine, path, prefix, suffix, settings, context, mode=(lang, block))
         options = GenerationOptions(max_tokens=plan.max_tokens, single_line=block is None,
                                     reuse_static_prompt=settings.static_prompt_reuse, heal=settings.token_healing,
-                                    beam_size=settings.beam_size)
+                                    beam_size=settings.beam_size,
+                                    unindented=block is None and starts_at_module_level(prefix, suffix, lang))
         stop = block_stop_rule(block, settings.max_block_lines) if block else None
         completion = engine.complete(plan.prompt, options, cancelled=cancel.is_set, stop=stop)
         log.info("completion %s: %d tokens in %.0f ms (%s%s); confidence %.2f", path, completion.tokens,

@@ -55,6 +55,9 @@ class GenerationOptions:
     # ``BEAM_MAX_TOKENS`` get it (a few tens of ms); longer budgets decode greedily and
     # stop within a token when cancelled.  1 is greedy.
     beam_size: int = 1
+    # The line's first character may not be blank: the first token is the likeliest that
+    # starts with something else (the server asks this where no indentation is valid).
+    unindented: bool = False
 
 
 @dataclass
@@ -201,6 +204,7 @@ class CompletionEngine:
         self._token_texts: list[str] | None = None  # each token decoded, for healing (built on first use)
         self._continuations: dict[str, np.ndarray] = {}  # fragment -> the tokens that start with it
         self._line_ends: list[int] | None = None  # end-of-text and every token holding a line break
+        self._unindented_ids: np.ndarray | None = None  # tokens that start with a non-blank character
         self._lock = threading.Lock()  # one generation at a time: the CPU has no spare cores
         # CTranslate2 keeps the state of every static prompt it has seen, without bound
         # (about 3 MB each for the default model); one per edited line adds up over a day.
@@ -404,6 +408,17 @@ class CompletionEngine:
                 return Prompt(healed.static, [*healed.dynamic, first]), first, float(log_probs[first]), fragment
         return None
 
+    def _start_unindented(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, int, float, str]:
+        """The prompt with its likeliest first token that neither starts with a blank nor
+        ends the line, that token and its log-probability (no fragment: nothing is healed)."""
+        if self._unindented_ids is None:
+            self._unindented_ids = np.array([i for i, text in enumerate(self._ensure_token_texts())
+                                             if text and not text[0].isspace() and i not in self._special_ids],
+                                            dtype=np.int64)
+        log_probs = self._next_token_log_probs(prompt, options)
+        first = int(self._unindented_ids[np.argmax(log_probs[self._unindented_ids])])
+        return Prompt(prompt.static, [*prompt.dynamic, first]), first, float(log_probs[first]), ""
+
     def _next_token_log_probs(self, prompt: Prompt, options: GenerationOptions) -> np.ndarray:
         """The log-probability of every token of the vocabulary coming next after ``prompt``."""
         start, cache = self._start(prompt, options)
@@ -478,6 +493,8 @@ class CompletionEngine:
         t0 = time.perf_counter()
         with self._lock:
             healed = self._heal(prompt, options) if options.heal else None
+            if healed is None and options.unindented:
+                healed = self._start_unindented(prompt, options)
             if healed is not None:
                 completion = self._generate(healed[0], options, cancelled, stop, healed[1:])
                 # Healed, the model may only give the fragment back and end the line: it

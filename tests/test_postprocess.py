@@ -1,4 +1,10 @@
-from lsp_server.blocks import BlockRequest, block_stop_rule, empty_block_at_cursor, trim_to_valid
+from lsp_server.blocks import (
+    BlockRequest,
+    block_stop_rule,
+    empty_block_at_cursor,
+    starts_at_module_level,
+    trim_to_valid,
+)
 from lsp_server.cache import TypeAheadCache
 from lsp_server.postprocess import balance_brackets, clean_block, clean_single_line, cut_repetition
 
@@ -88,3 +94,22 @@ def test_deeply_nested_code_around_a_block_is_trimmed_without_recursing():
         assert trim_to_valid("def f():\n    ", "return 1\n", suffix, "python") == "return 1\n"
         prefix = "function f() {\n" + "if (a) {\n" * depth
         assert trim_to_valid(prefix, "x = ;\n", "\n" + "}\n" * depth + "}\n", "javascript") == ""
+
+
+def test_a_blank_line_at_module_level_takes_no_indentation():
+    """Where Python allows no indentation (column 0, after column-0 code that opens no block,
+    in no bracket or string), a suggestion must start with code, not blanks."""
+    assert starts_at_module_level("", "\nimport os\n", "python")
+    assert starts_at_module_level('__version__ = "1.0"\n', '\n__author__ = "Ada"\n', "python")
+    assert starts_at_module_level("x = 1\n# a note\n\n", "\n", "python")
+    assert starts_at_module_level("@overload\n", "\n", "python")
+    for prefix, suffix in [
+        ("def f():\n", "\n"),  # the body comes next
+        ("def f():\n    x = 1\n", "\n    return x\n"),  # the user may continue the block
+        ("X = [\n1,\n", "\n]\n"),  # inside brackets
+        ('"""Notes\nmore\n', '\n"""\n'),  # inside a string
+        ("x = 1\nimp", "\n"),  # the line has text already
+        ("x = 1\n", "y\n"),  # ... after the cursor too
+    ]:
+        assert not starts_at_module_level(prefix, suffix, "python"), (prefix, suffix)
+    assert not starts_at_module_level("", "\n", "javascript")

@@ -143,3 +143,28 @@ async def test_the_server_finishes_the_word_at_the_cursor(workspace, options, be
         assert shown.startswith("urn")
         last = (await explain(client, uri, 2, 7)).suggestion  # explainPrompt says whose and how sure
         assert (last.text, last.source) == (shown, "model") and 0 < last.confidence <= 1
+
+
+@pytest.mark.parametrize("beam_size", [1, 2])
+def test_an_unindented_line_starts_with_code(beam_size):
+    """``unindented``: the first token is the likeliest that starts with something other
+    than a blank (the shipped model otherwise often indents a new module's first line)."""
+    engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
+    for prefix, suffix in [("", "\nimport os\n\n\ndef main():\n    pass\n"),
+                           ("import os\nimport sys\n\n", "\n\ndef main():\n    return 0\n")]:
+        prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, suffix)
+        line = engine.complete(prompt, GenerationOptions(max_tokens=48, heal=True, beam_size=beam_size,
+                                                         unindented=True)).text
+        assert line.strip() and not line[0].isspace(), (prefix, line)
+
+
+async def test_the_server_does_not_indent_a_line_at_module_level(workspace, options):
+    """A new module's first line, and the line after its imports, start at column 0 (the
+    shipped model alone indents both)."""
+    async with running_server(workspace, {**options, "lineMemory": False}) as client:
+        for name, source, line in [("tool.py", "\nimport os\n\n\ndef main():\n    pass\n", 0),
+                                   ("paths.py", "import os\n\n\n", 3)]:
+            uri = (workspace / name).as_uri()
+            client.open(uri, source)
+            shown = await client.inline(uri, line, 0)
+            assert shown.strip() and not shown[0].isspace(), (name, shown)
