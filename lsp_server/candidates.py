@@ -109,11 +109,18 @@ class RankerWeights:
 
 
 DEFAULT_WEIGHTS_FILE = Path(__file__).resolve().parent / "ranker_weights.json"
+# Fitted with the model's scores of the first candidates (``fit_ranker.py --fim-scoring``).
+SCORED_WEIGHTS_FILE = Path(__file__).resolve().parent / "ranker_weights_scored.json"
 
 
 def default_weights() -> RankerWeights:
     """The fitted weights shipped with the server."""
     return RankerWeights.load(DEFAULT_WEIGHTS_FILE)
+
+
+def scored_weights() -> RankerWeights:
+    """The fitted weights for candidates the model has scored."""
+    return RankerWeights.load(SCORED_WEIGHTS_FILE)
 
 
 def attach_line_scores(candidates: list[Candidate], scores: list) -> None:

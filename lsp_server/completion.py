@@ -25,7 +25,7 @@ from lsp_server.blocks import (
     trim_to_valid,
 )
 from lsp_server.cache import TypeAheadCache
-from lsp_server.candidates import Candidate
+from lsp_server.candidates import Candidate, attach_line_scores, rank, scored_weights
 from lsp_server.documents import cursor_window
 from lsp_server.languages import language_of
 from lsp_server.line_memory import LineMemory
@@ -37,7 +37,8 @@ from lsp_server.retrieval import Retriever, Snippet
 from lsp_server.settings import ServerSettings
 from lsp_server.telemetry import Origin
 from model.engine import Completion, CompletionEngine, GenerationOptions
-from model.prompt_format import Prompt, head_lines, tail_lines
+from model.prompt_format import Prompt, completion_prompt, head_lines, tail_lines
+from model.scoring import score_middles
 
 log = logging.getLogger(__name__)
 MIN_RECALLED_CHARS = 2  # line memory suggests the rest of a line only when it has this many visible characters
@@ -87,6 +88,7 @@ class CompletionService:
         self.retriever = Retriever()  # used only from the worker thread
         self.cache = TypeAheadCache()
         self.line_memory = LineMemory()
+        self.scored_weights = scored_weights()
 
     def preload(self, settings: ServerSettings, on_done: Callable[[], None] | None = None) -> None:
         """Load the model in the worker thread so the first completion does not wait for it."""
@@ -166,6 +168,26 @@ class CompletionService:
                     break
         return ranked
 
+    def _judged(self, recalled: list[Candidate], path: str, prefix: str, suffix: str, settings: ServerSettings,
+                lang: str | None) -> list[Candidate]:
+        """Line memory's candidates ranked again with the model's view: each scored as the
+        fill of the cursor's line in a fill-in-the-middle prompt (the document around it,
+        the server's prompt budgets; one batch), then ordered by the weights fitted on those
+        scores, with their confidences.  Where the model cannot judge (scoring off, a
+        remote backend, a language it does not know, no model) the cheap ranking stands."""
+        if not recalled or not settings.score_candidates or settings.backend == "remote":
+            return recalled
+        engine = self.models.get(settings)
+        if engine is None or self._language_note(engine, lang) is not None:
+            return recalled
+        head = recalled[: settings.score_candidates]
+        before, line = prefix.rsplit("\n", 1) if "\n" in prefix else ("", prefix)
+        budget = max(16, min(settings.max_prefix_tokens, engine.max_seq_len // 2))
+        prompt = completion_prompt(engine.tokenizer, engine.special, path, before + "\n" if "\n" in prefix else "",
+                                   suffix, max_prefix_tokens=budget, max_suffix_tokens=settings.max_suffix_tokens)
+        attach_line_scores(head, score_middles(engine, prompt.ids, [line + c.text for c in head]))
+        return rank(head, line.lstrip(), self.scored_weights)
+
     @staticmethod
     def _language_note(engine: CompletionEngine, lang: str | None) -> str | None:
         """Why the model is not asked here: it was not trained on this language."""
@@ -193,7 +215,8 @@ class CompletionService:
         lang, block = self._mode(path, prefix, suffix, settings, context)
         language = context.language_id or lang or "unknown"
         if block is None and settings.line_memory:
-            best = _shown(self._recall(prefix, suffix, settings, context), settings)
+            recalled = self._recall(prefix, suffix, settings, context, limit=max(1, settings.score_candidates))
+            best = _shown(self._judged(recalled, path, prefix, suffix, settings, lang), settings)
             if best is not None:
                 log.info("line memory %s: %d characters (%s, confidence %.2f)", context.uri, len(best.text),
                          best.kind, best.confidence)
@@ -300,6 +323,10 @@ class CompletionService:
             plan = self._plan(engine, path, prefix, suffix, settings, context)
             recalled = self._recall(prefix, suffix, settings, context, limit=8) \
                 if plan.block is None and settings.line_memory else []
+            if recalled:  # as a completion here ranks them: the first few judged by the model
+                head = self._judged(recalled[: max(1, settings.score_candidates)], path, prefix, suffix,
+                                    settings, plan.lang)
+                recalled = head + recalled[len(head):]
             shown = _shown(recalled, settings)
             return {
                 "mode": "block" if plan.block else "line",

@@ -59,6 +59,10 @@ class ServerSettings:
     max_block_lines: int = setting(12, minimum=1, maximum=200)
     retrieval: bool = setting(True)  # similar code from other files as prompt context
     line_memory: bool = setting(True)  # complete a line from existing lines that start the same way (no model call)
+    # line memory's first N candidates are scored by the model as the fill of the cursor's
+    # line (one batch, prompt budgets as above) and ranked again on those scores; 0: ranked
+    # on cheap features alone (no model call when line memory answers)
+    score_candidates: int = setting(3, minimum=0, maximum=8)
     # suggestions less sure than this are not shown (line memory: estimated chance of an exact
     # match, and the model is asked instead; the model: geometric-mean token probability);
     # 0 shows everything; 0.1 is the dev set's best point (docs/benchmarks.md)

@@ -42,3 +42,21 @@ def score_lines(engine, context: str, lines: list[str], max_context_tokens: int 
         batch.append(ctx + ids)
         spans.append(len(ids))
     return [LineScore(float(sum(lps[-n:])), n) for lps, n in zip(engine.token_log_probs(batch), spans, strict=True)]
+
+
+def score_middles(engine, prompt_ids: list[int], middles: list[str]) -> list[LineScore]:
+    """Log-probability of each ``middle`` as the fill of a fill-in-the-middle prompt that
+    ends with its middle marker: the middle's tokens and the end-of-text that closes it.
+
+    The prompt is the one the model completes from (the suffix, the prefix up to the
+    cursor's line start, retrieved context), so a candidate is judged on everything the
+    model would see; ``middle`` is the whole line, typed text included.
+    """
+    if not middles:
+        return []
+    batch, spans = [], []
+    for middle in middles:
+        ids = [*encode(engine.tokenizer, middle), engine.special.eot]
+        batch.append([*prompt_ids, *ids])
+        spans.append(len(ids))
+    return [LineScore(float(sum(lps[-n:])), n) for lps, n in zip(engine.token_log_probs(batch), spans, strict=True)]

@@ -109,3 +109,25 @@ async def test_a_lone_closing_bracket_is_left_to_the_model(tmp_path, tiny_model)
         # Lines that continue with more than a bracket are still copied.
         client.open((ws / "more.py").as_uri(), "result = compute(a, retries=3)\nvalue = compute(a\n")
         assert await client.inline((ws / "more.py").as_uri(), 1, 17) == ", retries=3)"
+
+
+async def test_the_model_judges_line_memorys_candidates(tmp_path):
+    """The cheap ranking prefers the more frequent of two lines; scored by the shipped model
+    as the fill of the cursor's line, the one that is valid Python wins."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    garbled = "    result = values[0] values[1] + +\n"
+    (ws / "a.py").write_text("def first(values):\n" + garbled * 3)
+    (ws / "b.py").write_text("def second(values):\n    result = values[0] + values[1]\n    return result\n")
+    uri = (ws / "pairs.py").as_uri()
+    source = "def pair_sum(values):\n    result = \n    return result\n"
+    ranked = {}
+    for scored in (0, 3):
+        async with running_server(ws, {"debounceMs": 0, "minConfidence": 0.0, "scoreCandidates": scored,
+                                       "cacheDir": str(tmp_path / "cache")}) as client:
+            client.open(uri, source)
+            shown = await client.inline(uri, 1, 13)
+            ranked[scored] = [c.text for c in (await explain(client, uri, 1, 13)).candidates]
+            assert shown == ranked[scored][0]
+    assert ranked[0][:2] == ["values[0] values[1] + +", "values[0] + values[1]"]
+    assert ranked[3][0] == "values[0] + values[1]"
