@@ -142,6 +142,24 @@ class _Decoding:
                           seconds=seconds, logprob=self.logprob)
 
 
+# What the cached static prompts may hold, about, whatever the model's shape: a deeper or
+# wider model keeps fewer of them.  A static prompt is ~384 tokens (the prefix, suffix and
+# retrieval budgets); its state is a float32 key and value per layer and token.
+STATIC_CACHE_BYTES = 48 * 2**20
+_STATIC_PROMPT_TOKENS = 384
+
+
+def _static_cache_entries(model_dir: Path) -> int:
+    """How many static prompts fit ``STATIC_CACHE_BYTES`` for this model (16 for a model
+    exported elsewhere, whose shape we do not know)."""
+    try:
+        config = ModelConfig.load(model_dir)
+    except Exception:  # noqa: BLE001 - no ghostline_model.json: a model exported elsewhere
+        return 16
+    per_prompt = config.n_layer * 2 * _STATIC_PROMPT_TOKENS * config.d_model * 4
+    return max(4, STATIC_CACHE_BYTES // per_prompt)
+
+
 def _context_and_languages(model_dir: Path) -> tuple[int, tuple[str, ...] | None]:
     """The context the model was trained with and the languages it knows, from
     ``ghostline_model.json``.
@@ -178,7 +196,7 @@ class CompletionEngine:
     """Greedy code completion over a CTranslate2 model folder."""
 
     def __init__(self, model_dir: Path, device: str = "auto", compute_type: str = "default",
-                 cpu_threads: int = 0, static_cache_entries: int = 16) -> None:
+                 cpu_threads: int = 0, static_cache_entries: int | None = None) -> None:
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "model.bin").is_file():
             raise ModelLoadError(f"no model at {self.model_dir} (model.bin is missing)")
@@ -207,9 +225,9 @@ class CompletionEngine:
         self._unindented_ids: np.ndarray | None = None  # tokens that start with a non-blank character
         self._lock = threading.Lock()  # one generation at a time: the CPU has no spare cores
         # CTranslate2 keeps the state of every static prompt it has seen, without bound
-        # (about 3 MB each for the default model); one per edited line adds up over a day.
+        # (3-5 MB each for the default model); one per edited line adds up over a day.
         # Past this many distinct prompts the model is reloaded (~20 ms), which frees them.
-        self.static_cache_entries = static_cache_entries
+        self.static_cache_entries = static_cache_entries or _static_cache_entries(self.model_dir)
         self._static_seen: set[int] = set()
         _open_engines.add(self)
 
