@@ -185,7 +185,10 @@ class CompletionService:
         budget = max(16, min(settings.max_prefix_tokens, engine.max_seq_len // 2))
         prompt = completion_prompt(engine.tokenizer, engine.special, path, before + "\n" if "\n" in prefix else "",
                                    suffix, max_prefix_tokens=budget, max_suffix_tokens=settings.max_suffix_tokens)
-        attach_line_scores(head, score_middles(engine, prompt.ids, [line + c.text for c in head]))
+        scores = score_middles(engine, prompt.ids, [line + c.text for c in head], max_len=engine.max_seq_len)
+        if not scores:
+            return recalled
+        attach_line_scores(head, scores)
         return rank(head, line.lstrip(), self.scored_weights)
 
     @staticmethod

@@ -44,19 +44,23 @@ def score_lines(engine, context: str, lines: list[str], max_context_tokens: int 
     return [LineScore(float(sum(lps[-n:])), n) for lps, n in zip(engine.token_log_probs(batch), spans, strict=True)]
 
 
-def score_middles(engine, prompt_ids: list[int], middles: list[str]) -> list[LineScore]:
+def score_middles(engine, prompt_ids: list[int], middles: list[str], max_len: int | None = None) -> list[LineScore]:
     """Log-probability of each ``middle`` as the fill of a fill-in-the-middle prompt that
     ends with its middle marker: the middle's tokens and the end-of-text that closes it.
 
     The prompt is the one the model completes from (the suffix, the prefix up to the
     cursor's line start, retrieved context), so a candidate is judged on everything the
-    model would see; ``middle`` is the whole line, typed text included.
+    model would see; ``middle`` is the whole line, typed text included.  Nothing (``[]``)
+    when a sequence would be longer than ``max_len`` tokens (a minified line): the model
+    cannot judge what it cannot see whole.
     """
     if not middles:
         return []
     batch, spans = [], []
     for middle in middles:
         ids = [*encode(engine.tokenizer, middle), engine.special.eot]
+        if max_len is not None and len(prompt_ids) + len(ids) > max_len:
+            return []
         batch.append([*prompt_ids, *ids])
         spans.append(len(ids))
     return [LineScore(float(sum(lps[-n:])), n) for lps, n in zip(engine.token_log_probs(batch), spans, strict=True)]

@@ -131,3 +131,18 @@ async def test_the_model_judges_line_memorys_candidates(tmp_path):
             assert shown == ranked[scored][0]
     assert ranked[0][:2] == ["values[0] values[1] + +", "values[0] + values[1]"]
     assert ranked[3][0] == "values[0] + values[1]"
+
+
+async def test_a_line_too_long_for_the_model_keeps_the_cheap_ranking(tmp_path):
+    """A minified line longer than the model's context cannot be scored whole: line memory
+    still answers, ranked as without the model."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    long_line = "data = [" + ", ".join(f"'item{i}'" for i in range(900)) + "]"
+    (ws / "a.py").write_text(long_line + "\n")
+    uri = (ws / "b.py").as_uri()
+    options = {"debounceMs": 0, "minConfidence": 0.0, "cacheDir": str(tmp_path / "cache")}
+    async with running_server(ws, options) as client:
+        client.open(uri, "data = \n")
+        shown = await client.inline(uri, 0, 7)
+    assert shown == long_line[len("data = "):]

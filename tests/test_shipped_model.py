@@ -168,3 +168,14 @@ async def test_the_server_does_not_indent_a_line_at_module_level(workspace, opti
             client.open(uri, source)
             shown = await client.inline(uri, line, 0)
             assert shown.strip() and not shown[0].isspace(), (name, shown)
+
+
+def test_a_middle_is_scored_only_when_the_model_sees_it_whole():
+    from model.scoring import score_middles
+
+    engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
+    prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", "def total(values):\n", "\n")
+    valid, garbled = score_middles(engine, prompt.ids, ["    return sum(values)", "    return values sum ) ("],
+                                   max_len=engine.max_seq_len)
+    assert valid.logprob > garbled.logprob and valid.tokens > 1
+    assert score_middles(engine, prompt.ids, ["    x = [" + "1, " * 2000 + "]"], max_len=engine.max_seq_len) == []
