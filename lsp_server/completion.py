@@ -31,7 +31,7 @@ from lsp_server.languages import language_of
 from lsp_server.line_memory import LineMemory
 from lsp_server.models import ModelHolder
 from lsp_server.postprocess import clean_block, clean_single_line
-from lsp_server.prompt import build_prompt
+from lsp_server.prompt import budgets, build_prompt
 from lsp_server.remote import RemoteBackend, shown_url
 from lsp_server.retrieval import Retriever, Snippet
 from lsp_server.settings import ServerSettings
@@ -181,10 +181,10 @@ class CompletionService:
         if engine is None or self._language_note(engine, lang) is not None:
             return recalled
         head = recalled[: settings.score_candidates]
-        before, line = prefix.rsplit("\n", 1) if "\n" in prefix else ("", prefix)
-        budget = max(16, min(settings.max_prefix_tokens, engine.max_seq_len // 2))
-        prompt = completion_prompt(engine.tokenizer, engine.special, path, before + "\n" if "\n" in prefix else "",
-                                   suffix, max_prefix_tokens=budget, max_suffix_tokens=settings.max_suffix_tokens)
+        line = prefix.rsplit("\n", 1)[-1]
+        prefix_budget, suffix_budget, _ = budgets(engine, settings, settings.max_tokens)
+        prompt = completion_prompt(engine.tokenizer, engine.special, path, prefix[: len(prefix) - len(line)], suffix,
+                                   max_prefix_tokens=prefix_budget, max_suffix_tokens=suffix_budget)
         scores = score_middles(engine, prompt.ids, [line + c.text for c in head], max_len=engine.max_seq_len)
         if not scores:
             return recalled

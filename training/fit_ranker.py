@@ -181,6 +181,13 @@ def fit(cases: list[Case], drop: tuple[str, ...] = ()) -> RankerWeights:
     x, y, group = _matrix(cases, names)
     w = fit_listwise(x, y, group, floors=np.asarray([FLOORS.get(n, -np.inf) for n in names]))
     weights = RankerWeights({n: round(float(v), 4) for n, v in zip(names, w, strict=True)})
+    calibrate(cases, weights)
+    return weights
+
+
+def calibrate(cases: list[Case], weights: RankerWeights) -> None:
+    """Fit ``weights.calibration`` on how often each case's best candidate under ``weights``
+    is right, from its score and its margin over the runner-up."""
     margins = []
     for case in cases:
         if case.candidates:
@@ -190,7 +197,6 @@ def fit(cases: list[Case], drop: tuple[str, ...] = ()) -> RankerWeights:
             runner = ordered[1].score if len(ordered) > 1 else ordered[0].score - 5.0
             margins.append((ordered[0].score, ordered[0].score - runner, exact_match(ordered[0].text, case.example.gt)))
     weights.calibration = tuple(round(v, 4) for v in fit_confidence(margins))
-    return weights
 
 
 # The model's judgement on top of the cheap ranking: a bonus for the line it finds likeliest
@@ -206,17 +212,8 @@ def fit_scored(cases: list[Case], prior: RankerWeights) -> RankerWeights:
     def with_scores(best: float, mean: float) -> RankerWeights:
         return RankerWeights({**prior.weights, "lp_best": best, "lp_mean": mean}, prior.calibration)
 
-    chosen = max(SCORE_GRID, key=lambda p: top1(cases, with_scores(*p))[0])
-    weights = with_scores(*chosen)
-    margins = []
-    for case in cases:
-        if case.candidates:
-            from lsp_server.candidates import rank
-
-            ordered = rank(list(case.candidates), case.typed, weights)
-            runner = ordered[1].score if len(ordered) > 1 else ordered[0].score - 5.0
-            margins.append((ordered[0].score, ordered[0].score - runner, exact_match(ordered[0].text, case.example.gt)))
-    weights.calibration = tuple(round(v, 4) for v in fit_confidence(margins))
+    weights = with_scores(*max(SCORE_GRID, key=lambda p: top1(cases, with_scores(*p))[0]))
+    calibrate(cases, weights)
     return weights
 
 
@@ -285,7 +282,8 @@ def main(argv: list[str] | None = None) -> None:
         weights = fit_scored(cases, prior)
         em, shown = top1(cases, weights)
         cv = cross_validated_scored(cases, prior)
-        print(f"the cheap ranking alone: top-1 EM {top1(cases, prior)[0]:.1f}")
+        cheap = top1(cases, prior)[0]
+        print(f"the cheap ranking alone: top-1 EM {cheap:.1f}")
         print(f"with the model's scores (lp_best {weights.weights['lp_best']}, lp_mean {weights.weights['lp_mean']}): "
               f"top-1 EM {em:.1f}, cross-validated {cv:.1f}")
         _print_curve(shown, len(cases))
@@ -293,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
             budgets = " ".join(map(str, args.fim_scoring))
             weights.save(args.out, note=f"fitted by training/fit_ranker.py --fim-scoring {budgets}"
                                         f" --score-top {args.score_top} on {args.examples.name}: top-1 EM {em:.1f} "
-                                        f"(cheap ranking {top1(cases, prior)[0]:.1f}; cross-validated {cv:.1f})")
+                                        f"(cheap ranking {cheap:.1f}; cross-validated {cv:.1f})")
             print(f"weights -> {args.out}")
         return
     print(f"cross-validated top-1 EM, all features: {cross_validated(cases):.1f}")
