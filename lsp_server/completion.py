@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lsp_server.blocks import (
@@ -30,7 +30,7 @@ from lsp_server.documents import cursor_window
 from lsp_server.languages import language_of
 from lsp_server.line_memory import LineMemory
 from lsp_server.models import ModelHolder
-from lsp_server.postprocess import clean_block, clean_single_line
+from lsp_server.postprocess import clean_block, clean_single_line, has_pragma
 from lsp_server.prompt import budgets, build_prompt
 from lsp_server.remote import RemoteBackend, shown_url
 from lsp_server.retrieval import Retriever, Snippet
@@ -42,6 +42,10 @@ from model.scoring import score_middles
 
 log = logging.getLogger(__name__)
 MIN_RECALLED_CHARS = 2  # line memory suggests the rest of a line only when it has this many visible characters
+# Where line memory is unsure (``secondOpinionBelow``), the model's own line replaces its
+# answer from this confidence on.  Fitted with that threshold on the dev set (both folds of
+# ``training/fit_ranker.py --second-opinion`` pick 0.2 and 0.5).
+MODEL_SURE = 0.5
 
 
 @dataclass
@@ -217,25 +221,25 @@ class CompletionService:
             return CompletionResult("", None)
         lang, block = self._mode(path, prefix, suffix, settings, context)
         language = context.language_id or lang or "unknown"
+        remembered = None  # line memory's answer, when the model is asked for a second opinion
         if block is None and settings.line_memory:
             recalled = self._recall(prefix, suffix, settings, context, limit=max(1, settings.score_candidates))
             best = _shown(self._judged(recalled, path, prefix, suffix, settings, lang), settings)
             if best is not None:
-                log.info("line memory %s: %d characters (%s, confidence %.2f)", context.uri, len(best.text),
-                         best.kind, best.confidence)
-                origin = Origin.new("line memory", language, best.confidence, None)
-                self.cache.put(context.uri, prefix, suffix, best.text, origin)
-                return CompletionResult(best.text, None, origin=origin)
-        if settings.backend == "remote" and settings.remote_url:
+                result = self._remember(best, prefix, suffix, language, context)
+                if not _wants_second_opinion(best, settings):
+                    return result
+                remembered = result
+        if remembered is None and settings.backend == "remote" and settings.remote_url:
             result = self._generate_remote(path, prefix, suffix, settings, cancel, context, lang, block)
             if result is not None:
                 return result  # else the server cannot be used now: the local model answers
         engine = self.models.get(settings)
         if engine is None:
-            return CompletionResult("", None)
+            return remembered or CompletionResult("", None)
         note = self._language_note(engine, lang)
         if note is not None:
-            return CompletionResult("", None, note=note)
+            return remembered or CompletionResult("", None, note=note)
         plan = self._plan(engine, path, prefix, suffix, settings, context, mode=(lang, block))
         options = GenerationOptions(max_tokens=plan.max_tokens, single_line=block is None,
                                     reuse_static_prompt=settings.static_prompt_reuse, heal=settings.token_healing,
@@ -243,12 +247,39 @@ class CompletionService:
                                     unindented=block is None and starts_at_module_level(prefix, suffix, lang))
         stop = block_stop_rule(block, settings.max_block_lines) if block else None
         completion = engine.complete(plan.prompt, options, cancelled=cancel.is_set, stop=stop)
+        if block is None and has_pragma(completion.text) and not cancel.is_set():
+            # A pragma nobody asked for: the line the model writes without any comment.
+            log.info("a pragma from the model (%r): asking again for code", completion.text)
+            again = engine.complete(plan.prompt, replace(options, no_comments=True), cancelled=cancel.is_set,
+                                    stop=stop)
+            again.seconds += completion.seconds
+            completion = again
         log.info("completion %s: %d tokens in %.0f ms (%s%s); confidence %.2f", path, completion.tokens,
                  1000 * completion.seconds, completion.stop_reason, ", block" if block else "",
                  completion.confidence)
         if completion.stop_reason == "cancelled" or cancel.is_set():
             return CompletionResult("", completion)
-        return self._finish(completion, prefix, suffix, lang, block, settings, context)
+        result = self._finish(completion, prefix, suffix, lang, block, settings, context)
+        if remembered is not None:
+            # The model's line replaces line memory's only where it is sure and says something
+            # else: a line that line memory's merely extends is the same suggestion, shorter.
+            if result.text and completion.confidence >= MODEL_SURE \
+                    and not remembered.text.strip().startswith(result.text.strip()):
+                log.info("the model's line replaces line memory's (confidence %.2f against %.2f)",
+                         completion.confidence, remembered.origin.confidence)
+                return result
+            self.cache.put(context.uri, prefix, suffix, remembered.text, remembered.origin)
+            return remembered
+        return result
+
+    def _remember(self, best: Candidate, prefix: str, suffix: str, language: str,
+                  context: DocumentContext) -> CompletionResult:
+        """Line memory's answer, logged and cached."""
+        log.info("line memory %s: %d characters (%s, confidence %.2f)", context.uri, len(best.text),
+                 best.kind, best.confidence)
+        origin = Origin.new("line memory", language, best.confidence, None)
+        self.cache.put(context.uri, prefix, suffix, best.text, origin)
+        return CompletionResult(best.text, None, origin=origin)
 
     def _finish(self, completion: Completion, prefix: str, suffix: str, lang: str | None,
                 block: BlockRequest | None, settings: ServerSettings, context: DocumentContext,
@@ -333,8 +364,10 @@ class CompletionService:
             shown = _shown(recalled, settings)
             return {
                 "mode": "block" if plan.block else "line",
-                "lineMemory": shown.text if shown else None,  # when set, the model is not asked
+                "lineMemory": shown.text if shown else None,  # when set, the model is asked only as below
                 "confidence": round(shown.confidence, 3) if shown else None,
+                # line memory is unsure: the model writes the line too, and is shown if it is sure
+                "secondOpinion": shown is not None and _wants_second_opinion(shown, settings),
                 "candidates": [{"text": c.text, "kind": c.kind, "confidence": round(c.confidence, 3),
                                 "document": c.doc_count, "workspace": c.ws_count} for c in recalled],
                 "minConfidence": settings.min_confidence,
@@ -353,6 +386,12 @@ class CompletionService:
         for event in self._cancel_events.values():
             event.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _wants_second_opinion(best: Candidate, settings: ServerSettings) -> bool:
+    """Line memory's shown candidate is unsure enough, by the model's own judgement, that
+    the model writes the line too (a remote server gives no confidence to compare)."""
+    return best.scored and best.confidence < settings.second_opinion_below and settings.backend != "remote"
 
 
 def _shown(recalled: list[Candidate], settings: ServerSettings) -> Candidate | None:

@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 
 _PAIRS = {")": "(", "]": "[", "}": "{"}
+# Linter and type-checker pragmas annotate the code on their own line; a model that learnt
+# from annotated code writes them where nothing asks for one (a type-ignore comment alone
+# on a line, a noqa one after an open bracket).
+_PRAGMA = re.compile(r"#\s*(type:\s*ignore|noqa\b|pragma:|pylint:|fmt:|isort:|mypy:|pyright:)", re.IGNORECASE)
 _OPEN = set(_PAIRS.values())
 
 
@@ -63,6 +67,11 @@ def balance_brackets(text: str, prefix_line: str, line_suffix: str) -> str:
             stack.pop()
         out.append(ch)
     return "".join(out)
+
+
+def has_pragma(text: str) -> bool:
+    """``text`` holds a linter or type-checker pragma comment."""
+    return _PRAGMA.search(text) is not None
 
 
 def clean_single_line(text: str, line_suffix: str, prefix_line: str = "") -> str:

@@ -58,6 +58,9 @@ class GenerationOptions:
     # The line's first character may not be blank: the first token is the likeliest that
     # starts with something else (the server asks this where no indentation is valid).
     unindented: bool = False
+    # No token holding a ``#``: the line is code, no comment (the server asks again this way
+    # where the model's line is a linter pragma, which it copies from annotated code).
+    no_comments: bool = False
 
 
 @dataclass
@@ -223,6 +226,7 @@ class CompletionEngine:
         self._continuations: dict[str, np.ndarray] = {}  # fragment -> the tokens that start with it
         self._line_ends: list[int] | None = None  # end-of-text and every token holding a line break
         self._unindented_ids: np.ndarray | None = None  # tokens that start with a non-blank character
+        self._comment_ids: np.ndarray | None = None  # tokens holding a "#"
         self._lock = threading.Lock()  # one generation at a time: the CPU has no spare cores
         # CTranslate2 keeps the state of every static prompt it has seen, without bound
         # (3-5 MB each for the default model); one per edited line adds up over a day.
@@ -269,7 +273,8 @@ class CompletionEngine:
         """
         start, cache = self._start(prompt, options)
         steps = self.generator.generate_tokens(start, max_length=options.max_tokens, sampling_topk=1,
-                                               end_token=[self.special.eot], return_log_prob=True, **cache)
+                                               end_token=[self.special.eot], return_log_prob=True,
+                                               **cache, **self._suppressed(options))
         try:
             for step in steps:
                 if cancelled():
@@ -415,6 +420,8 @@ class CompletionEngine:
             if not fragment or "\n" in fragment or "\r" in fragment or "\ufffd" in fragment:
                 continue
             allowed = self._tokens_starting_with(fragment)
+            if options.no_comments:
+                allowed = np.setdiff1d(allowed, self._comment_token_ids(), assume_unique=True)
             if not len(allowed):
                 continue
             healed = Prompt(prompt.static, [*body[:-k], *marker])
@@ -433,8 +440,11 @@ class CompletionEngine:
             self._unindented_ids = np.array([i for i, text in enumerate(self._ensure_token_texts())
                                              if text and not text[0].isspace() and i not in self._special_ids],
                                             dtype=np.int64)
+        allowed = self._unindented_ids
+        if options.no_comments:
+            allowed = np.setdiff1d(allowed, self._comment_token_ids(), assume_unique=True)
         log_probs = self._next_token_log_probs(prompt, options)
-        first = int(self._unindented_ids[np.argmax(log_probs[self._unindented_ids])])
+        first = int(allowed[np.argmax(log_probs[allowed])])
         return Prompt(prompt.static, [*prompt.dynamic, first]), first, float(log_probs[first]), ""
 
     def _next_token_log_probs(self, prompt: Prompt, options: GenerationOptions) -> np.ndarray:
@@ -461,7 +471,8 @@ class CompletionEngine:
             start, cache = self._start(prompt, options)
             result = self.generator.generate_batch(
                 [start], beam_size=options.beam_size, max_length=rest, include_prompt_in_result=False,
-                end_token=self._line_end_ids(), return_end_token=True, return_scores=True, **cache)[0]
+                end_token=self._line_end_ids(), return_end_token=True, return_scores=True,
+                **cache, **self._suppressed(options))[0]
             best = list(result.sequences_ids[0])
             # With several end tokens, CTranslate2's beam search can carry the best hypothesis
             # on past one of them (end-of-text, then a file separator and a path): the line
@@ -484,6 +495,18 @@ class CompletionEngine:
             self._line_ends = [self.special.eot, *(i for i, text in enumerate(self._ensure_token_texts())
                                                    if "\n" in text and i not in self._special_ids)]
         return self._line_ends
+
+    def _comment_token_ids(self) -> np.ndarray:
+        if self._comment_ids is None:
+            self._comment_ids = np.array([i for i, text in enumerate(self._ensure_token_texts()) if "#" in text],
+                                         dtype=np.int64)
+        return self._comment_ids
+
+    def _suppressed(self, options: GenerationOptions) -> dict:
+        """CTranslate2's arguments that keep the tokens ``options`` rules out from being generated."""
+        if not options.no_comments:
+            return {}
+        return {"suppress_sequences": [[self._tokens[i]] for i in self._comment_token_ids()]}
 
     def _ensure_token_texts(self) -> list[str]:
         if self._token_texts is None:

@@ -179,3 +179,48 @@ def test_a_middle_is_scored_only_when_the_model_sees_it_whole():
                                    max_len=engine.max_seq_len)
     assert valid.logprob > garbled.logprob and valid.tokens > 1
     assert score_middles(engine, prompt.ids, ["    x = [" + "1, " * 2000 + "]"], max_len=engine.max_seq_len) == []
+
+
+PRAGMA_SOURCE = "import os\n\n\ndef f(x):\n    y = g(x)  \n    return y\n"
+
+
+async def test_the_server_offers_code_where_the_model_writes_a_pragma(workspace, options):
+    """After ``y = g(x)  `` the shipped model's likeliest line is a type-ignore pragma, which
+    annotates nothing there: the server asks again for code (``no_comments``)."""
+    from lsp_server.postprocess import has_pragma
+
+    engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
+    prefix, suffix = PRAGMA_SOURCE.split("\n    return y")
+    prompt = completion_prompt(engine.tokenizer, engine.special, "f.py", prefix, "\n    return y" + suffix)
+    written = engine.complete(prompt, GenerationOptions(heal=True, beam_size=2)).text
+    assert has_pragma(written), written
+    without = engine.complete(prompt, GenerationOptions(heal=True, beam_size=2, no_comments=True)).text
+    assert without.strip() and "#" not in without
+    uri = (workspace / "f.py").as_uri()
+    async with running_server(workspace, {**options, "lineMemory": False}) as client:
+        client.open(uri, PRAGMA_SOURCE)
+        shown = await client.inline(uri, 4, 12)
+    assert shown.strip() and "#" not in shown, shown
+
+
+async def test_the_models_sure_line_replaces_line_memorys_unsure_one(workspace, options):
+    """Line memory's only candidate for ``port: `` comes from another class's method and it
+    is unsure of it; the model, sure of its own line, is shown instead (``secondOpinionBelow``
+    0 keeps line memory's)."""
+    (workspace / "server.py").write_text(
+        "class Server:\n    def listen(self, port: Port, backlog: Backlog) -> None:\n        pass\n")
+    uri = (workspace / "client.py").as_uri()
+    line = "    def connect(self, host: str, port: "
+    source = f"class Client:\n{line}\n"
+    shown = {}
+    for below in (0.2, 0.0):
+        async with running_server(workspace, {**options, "secondOpinionBelow": below}) as client:
+            client.open(uri, source)
+            shown[below] = await client.inline(uri, 1, len(line))
+            explained = await explain(client, uri, 1, len(line))
+            assert explained.lineMemory == "Port, backlog: Backlog) -> None:"
+            assert explained.secondOpinion == (below > 0)
+            assert (explained.suggestion.source, explained.suggestion.text) == \
+                (("model", shown[below]) if below else ("line memory", explained.lineMemory))
+    assert shown[0.0] == "Port, backlog: Backlog) -> None:"
+    assert shown[0.2] != shown[0.0] and shown[0.2].endswith(") -> None:"), shown

@@ -13,6 +13,9 @@ is not the training fit.
 
     python -m training.fit_ranker ../shared/eval/line_completion_requests.jsonl \\
         --repos ../shared/eval/repos --no-scoring [--model-dump dump_model.jsonl] [--out lsp_server/ranker_weights.json]
+
+``--second-opinion`` chooses instead when the model's own line replaces line memory's
+unsure one (the server's ``secondOpinionBelow`` and ``MODEL_SURE``).
 """
 
 from __future__ import annotations
@@ -244,6 +247,53 @@ def _print_curve(shown: list[tuple[float, bool]], n: int) -> None:
                   f"  EM {100 * sum(kept) / n:.1f}")
 
 
+# Where line memory's best is below ``unsure`` and the model is at least ``sure``, the model's
+# line is shown instead (``secondOpinionBelow`` and ``MODEL_SURE`` in the server).
+SECOND_OPINION_GRID = [(unsure, sure) for unsure in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
+                       for sure in (0.3, 0.4, 0.5, 0.6, 0.7)]
+
+
+def second_opinion_gain(pairs: list[tuple[dict, dict]], unsure: float, sure: float) -> tuple[int, float]:
+    """Exact matches and edit similarity won (lost, if negative) by showing the model's line
+    where the rule says so; ``pairs``: each example's rows of the two dumps."""
+    em, es = 0, 0.0
+    for memory, model in pairs:
+        if memory["source"] == "line memory" and memory["confidence"] < unsure \
+                and model["pred"] and (model["confidence"] or 0.0) >= sure:
+            em += int(model["em"]) - int(memory["em"])
+            es += model["es"] - memory["es"]
+    return em, es
+
+
+def fit_second_opinion(memory_dump: Path, model_dump: Path, paths: dict[str, str]) -> None:
+    """Choose the second-opinion thresholds from two ``eval lines --dump`` files of the same
+    examples: the server with ``secondOpinionBelow=0`` and the model alone
+    (``--no-line-memory``); two-fold cross-validation by file says whether the choice holds."""
+    def rows(path: Path) -> dict[str, dict]:
+        return {row["id"]: row for row in map(json.loads, path.read_text().splitlines()) if row}
+
+    memory, model = rows(memory_dump), rows(model_dump)
+    pairs = [(memory[k], model[k]) for k in memory if k in model]
+
+    def best(subset: list[tuple[dict, dict]]) -> tuple[float, float]:
+        return max(SECOND_OPINION_GRID, key=lambda p: second_opinion_gain(subset, *p))
+
+    n = len(pairs)
+    unsure, sure = best(pairs)
+    em, es = second_opinion_gain(pairs, unsure, sure)
+    print(f"{n} examples; best: line memory below {unsure}, the model from {sure}: "
+          f"EM +{100 * em / n:.2f}, ES +{es / n:.2f}")
+    held_em, held_es = 0, 0.0
+    for k in (0, 1):
+        fold = [p for p in pairs if zlib.crc32(paths[p[0]["id"]].encode()) % 2 == k]
+        other = [p for p in pairs if zlib.crc32(paths[p[0]["id"]].encode()) % 2 != k]
+        chosen = best(other)
+        fem, fes = second_opinion_gain(fold, *chosen)
+        held_em, held_es = held_em + fem, held_es + fes
+        print(f"  fold {k}: chosen on the other fold {chosen}, gain here EM +{fem}, ES +{fes:.0f}")
+    print(f"cross-validated: EM +{100 * held_em / n:.2f}, ES +{held_es / n:.2f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.fit_ranker", description=__doc__.split("\n")[0])
     parser.add_argument("examples", type=Path)
@@ -257,8 +307,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="score each candidate as the middle of the completion prompt (these token budgets) "
                              "instead of as a line after the code above it")
     parser.add_argument("--score-top", type=int, default=8, help="score the first N candidates (unscored order)")
+    parser.add_argument("--second-opinion", type=Path, nargs=2, metavar=("SERVER_DUMP", "MODEL_DUMP"),
+                        help="choose when the model's line replaces line memory's, from two eval lines --dump "
+                             "files: --setting secondOpinionBelow=0, and --no-line-memory")
     args = parser.parse_args(argv)
     examples = load_examples(args.examples)
+    if args.second_opinion:
+        fit_second_opinion(*args.second_opinion, paths={ex.id: ex.path for ex in examples})
+        return
     preds = {}
     for raw in args.model_dump.read_text().splitlines() if args.model_dump else []:
         if raw.strip():
