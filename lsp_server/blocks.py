@@ -127,6 +127,29 @@ def trim_to_valid(prefix: str, block: str, suffix: str, lang: str) -> str:
     return ""
 
 
+# How much of the document around the cursor a single line is parsed in: enough for the
+# statement it belongs to, cheap on a long file.
+LINE_CHECK_CHARS = (8000, 4000)
+
+
+def closes_what_is_open(prefix: str, line: str, suffix: str, lang: str | None) -> bool:
+    """``line`` at the cursor leaves the code around it with fewer parse errors than an
+    empty line does: its closing brackets close what lines above opened (``),`` ending a
+    call's arguments), not what the code below already closes."""
+    language = language_of(None, lang)
+    if language is None:
+        return False
+    from model.prompt_format import head_lines, tail_lines
+
+    before, after = tail_lines(prefix, LINE_CHECK_CHARS[0]), head_lines(suffix, LINE_CHECK_CHARS[1])
+    grammar = parser(language.grammar)
+
+    def errors(middle: str) -> int:
+        return _count_errors(grammar.parse((before + middle + after).encode("utf-8")).root_node)
+
+    return errors(line) < errors("")
+
+
 def _close_docstring(block: str, cursor_line: str) -> str | None:
     """The block with an unterminated triple-quoted string closed on a line of its own.
 

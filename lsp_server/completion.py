@@ -20,6 +20,7 @@ from pathlib import Path
 from lsp_server.blocks import (
     BlockRequest,
     block_stop_rule,
+    closes_what_is_open,
     empty_block_at_cursor,
     starts_at_module_level,
     trim_to_valid,
@@ -157,17 +158,16 @@ class CompletionService:
         return lang, empty_block_at_cursor(prefix, suffix, lang) if settings.multiline else None
 
     def _recall(self, prefix: str, suffix: str, settings: ServerSettings,
-                context: DocumentContext, limit: int = 1) -> list[Candidate]:
+                context: DocumentContext, lang: str | None, limit: int = 1) -> list[Candidate]:
         """Line memory (``line_memory.py``): the first ``limit`` ways the code base already
         writes the rest of the line, best first, their text cleaned for this position (no
         model call)."""
         files = ()
         if settings.retrieval and context.file_path is not None:
             files = self.retriever.file_lines(context.file_path, context.open_docs or {}, context.root)
-        rest_of_line, line_start = suffix.split("\n", 1)[0], prefix.rsplit("\n", 1)[-1]
-        ranked = []
+        ranked, language = [], language_of(None, lang)
         for c in self.line_memory.candidates(prefix, suffix, files):
-            c.text = clean_single_line(c.text, rest_of_line, line_start)
+            c.text = _clean_line(c.text, prefix, suffix, language)
             # A copied lone bracket or comma is rarely what comes next (0 of 29 right on the
             # dev set, where the model was right on 5): not worth showing from memory.
             if len(c.text.strip()) >= MIN_RECALLED_CHARS:
@@ -228,7 +228,7 @@ class CompletionService:
         language = context.language_id or lang or "unknown"
         remembered = None  # line memory's answer, when the model is asked for a second opinion
         if block is None and settings.line_memory:
-            recalled = self._recall(prefix, suffix, settings, context, limit=max(1, settings.score_candidates))
+            recalled = self._recall(prefix, suffix, settings, context, lang, limit=max(1, settings.score_candidates))
             best = _shown(self._judged(recalled, path, prefix, suffix, settings, lang), settings)
             if best is not None:
                 result = self._remember(best, prefix, suffix, language, context)
@@ -298,7 +298,7 @@ class CompletionService:
         if block:
             text = trim_to_valid(prefix, clean_block(raw, suffix), suffix, lang)
         else:
-            text = clean_single_line(raw, suffix.split("\n", 1)[0], prefix_line)
+            text = _clean_line(raw, prefix, suffix, language_of(None, lang))
         if scored and completion.confidence < settings.min_confidence:
             text = ""
         origin = None
@@ -360,7 +360,7 @@ class CompletionService:
             if engine is None:
                 return {"error": self.models.error}
             plan = self._plan(engine, path, prefix, suffix, settings, context)
-            recalled = self._recall(prefix, suffix, settings, context, limit=8) \
+            recalled = self._recall(prefix, suffix, settings, context, plan.lang, limit=8) \
                 if plan.block is None and settings.line_memory else []
             if recalled:  # as a completion here ranks them: the first few judged by the model
                 head = self._judged(recalled[: max(1, settings.score_candidates)], path, prefix, suffix,
@@ -391,6 +391,20 @@ class CompletionService:
         for event in self._cancel_events.values():
             event.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _clean_line(text: str, prefix: str, suffix: str, language) -> str:
+    """A suggestion for the rest of the cursor's line, trimmed for the text around it.  Its
+    closing brackets stay when they close brackets opened on lines above (tree-sitter:
+    the code parses better with them), else only those matching what the line opened."""
+    rest_of_line, line_start = suffix.split("\n", 1)[0], prefix.rsplit("\n", 1)[-1]
+    balanced = clean_single_line(text, rest_of_line, line_start)
+    if language is None:
+        return balanced
+    whole = clean_single_line(text, rest_of_line, line_start, balance=False)
+    if whole != balanced and closes_what_is_open(prefix, whole, suffix, language.id):
+        return whole
+    return balanced
 
 
 def _wants_second_opinion(best: Candidate, settings: ServerSettings) -> bool:

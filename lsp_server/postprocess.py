@@ -74,8 +74,9 @@ def has_pragma(text: str) -> bool:
     return _PRAGMA.search(text) is not None
 
 
-def clean_single_line(text: str, line_suffix: str, prefix_line: str = "") -> str:
-    """Trim a single-line completion against the text around the cursor on its line."""
+def clean_single_line(text: str, line_suffix: str, prefix_line: str = "", balance: bool = True) -> str:
+    """Trim a single-line completion against the text around the cursor on its line
+    (``balance``: and drop closing brackets that close nothing opened on it)."""
     text = cut_repetition(text.split("\n", 1)[0]).rstrip()
     if not text.strip():
         return ""
@@ -85,7 +86,8 @@ def clean_single_line(text: str, line_suffix: str, prefix_line: str = "") -> str
             text = text[: -len(tail)].rstrip()
         elif tail.startswith(text.strip()):
             return ""  # the model only proposes what is already there
-    text = balance_brackets(text, prefix_line, line_suffix).rstrip()
+    if balance:
+        text = balance_brackets(text, prefix_line, line_suffix).rstrip()
     return text if text.strip() else ""
 
 

@@ -146,3 +146,19 @@ async def test_a_line_too_long_for_the_model_keeps_the_cheap_ranking(tmp_path):
         client.open(uri, "data = \n")
         shown = await client.inline(uri, 0, 7)
     assert shown == long_line[len("data = "):]
+
+
+async def test_a_copied_line_closes_brackets_opened_on_lines_above(tmp_path):
+    """After a signature's last parameter, line memory offers the closing line another
+    function has there; where the code below already closes the bracket, it does not."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.py").write_text("def connect(\n    host: str,\n    port: int,\n) -> None:\n    pass\n")
+    head = "def listen(\n    host: str,\n    port: int,\n"
+    options = {"debounceMs": 0, "minConfidence": 0.0, "cacheDir": str(tmp_path / "cache")}
+    async with running_server(ws, options) as client:
+        open_uri, closed_uri = (ws / "open.py").as_uri(), (ws / "closed.py").as_uri()
+        client.open(open_uri, head + "\n    pass\n")
+        client.open(closed_uri, head + "\n) -> None:\n    pass\n")
+        assert (await explain(client, open_uri, 3, 0)).lineMemory == ") -> None:"
+        assert (await explain(client, closed_uri, 3, 0)).lineMemory != ") -> None:"
