@@ -132,22 +132,27 @@ def trim_to_valid(prefix: str, block: str, suffix: str, lang: str) -> str:
 LINE_CHECK_CHARS = (8000, 4000)
 
 
-def closes_what_is_open(prefix: str, line: str, suffix: str, lang: str | None) -> bool:
-    """``line`` at the cursor leaves the code around it with fewer parse errors than an
-    empty line does: its closing brackets close what lines above opened (``),`` ending a
-    call's arguments), not what the code below already closes."""
-    language = language_of(None, lang)
-    if language is None:
-        return False
-    from model.prompt_format import head_lines, tail_lines
+class LineCheck:
+    """Parse errors of the code around the cursor (tree-sitter) with a candidate for the
+    rest of its line in place, against the line as it is."""
 
-    before, after = tail_lines(prefix, LINE_CHECK_CHARS[0]), head_lines(suffix, LINE_CHECK_CHARS[1])
-    grammar = parser(language.grammar)
+    def __init__(self, prefix: str, suffix: str, lang: str) -> None:
+        from model.prompt_format import head_lines, tail_lines
 
-    def errors(middle: str) -> int:
-        return _count_errors(grammar.parse((before + middle + after).encode("utf-8")).root_node)
+        self._before = tail_lines(prefix, LINE_CHECK_CHARS[0])
+        self._after = head_lines(suffix, LINE_CHECK_CHARS[1])
+        self._grammar = parser(language_of(None, lang).grammar)
+        self._baseline: int | None = None
 
-    return errors(line) < errors("")
+    def _errors(self, middle: str) -> int:
+        return _count_errors(self._grammar.parse((self._before + middle + self._after).encode("utf-8")).root_node)
+
+    def added_errors(self, rest_of_line: str) -> int:
+        """How many more parse errors the code has with ``rest_of_line`` than without it
+        (negative: it closes what lines above opened, ``),`` ending a call's arguments)."""
+        if self._baseline is None:
+            self._baseline = self._errors("")
+        return self._errors(rest_of_line) - self._baseline
 
 
 def _close_docstring(block: str, cursor_line: str) -> str | None:

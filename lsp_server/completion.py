@@ -19,8 +19,8 @@ from pathlib import Path
 
 from lsp_server.blocks import (
     BlockRequest,
+    LineCheck,
     block_stop_rule,
-    closes_what_is_open,
     empty_block_at_cursor,
     starts_at_module_level,
     trim_to_valid,
@@ -166,11 +166,13 @@ class CompletionService:
         if settings.retrieval and context.file_path is not None:
             files = self.retriever.file_lines(context.file_path, context.open_docs or {}, context.root)
         ranked, language = [], language_of(None, lang)
+        check = LineCheck(prefix, suffix, language.id) if language is not None else None
         for c in self.line_memory.candidates(prefix, suffix, files):
-            c.text = _clean_line(c.text, prefix, suffix, language)
+            c.text = _clean_line(c.text, prefix, suffix, check)
             # A copied lone bracket or comma is rarely what comes next (0 of 29 right on the
-            # dev set, where the model was right on 5): not worth showing from memory.
-            if len(c.text.strip()) >= MIN_RECALLED_CHARS:
+            # dev set, where the model was right on 5): not worth showing from memory.  Nor
+            # is a line that would break the code around it.
+            if len(c.text.strip()) >= MIN_RECALLED_CHARS and (check is None or check.added_errors(c.text) <= 0):
                 ranked.append(c)
                 if len(ranked) == limit:
                     break
@@ -298,7 +300,8 @@ class CompletionService:
         if block:
             text = trim_to_valid(prefix, clean_block(raw, suffix), suffix, lang)
         else:
-            text = _clean_line(raw, prefix, suffix, language_of(None, lang))
+            language = language_of(None, lang)
+            text = _clean_line(raw, prefix, suffix, LineCheck(prefix, suffix, language.id) if language else None)
         if scored and completion.confidence < settings.min_confidence:
             text = ""
         origin = None
@@ -393,16 +396,16 @@ class CompletionService:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _clean_line(text: str, prefix: str, suffix: str, language) -> str:
+def _clean_line(text: str, prefix: str, suffix: str, check: LineCheck | None) -> str:
     """A suggestion for the rest of the cursor's line, trimmed for the text around it.  Its
-    closing brackets stay when they close brackets opened on lines above (tree-sitter:
-    the code parses better with them), else only those matching what the line opened."""
+    closing brackets stay when they close brackets opened on lines above (``check``: the
+    code parses better with them), else only those matching what the line opened."""
     rest_of_line, line_start = suffix.split("\n", 1)[0], prefix.rsplit("\n", 1)[-1]
     balanced = clean_single_line(text, rest_of_line, line_start)
-    if language is None:
+    if check is None:
         return balanced
     whole = clean_single_line(text, rest_of_line, line_start, balance=False)
-    if whole != balanced and closes_what_is_open(prefix, whole, suffix, language.id):
+    if whole != balanced and check.added_errors(whole) < 0:
         return whole
     return balanced
 

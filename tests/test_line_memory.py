@@ -113,23 +113,24 @@ async def test_a_lone_closing_bracket_is_left_to_the_model(tmp_path, tiny_model)
 
 async def test_the_model_judges_line_memorys_candidates(tmp_path):
     """The cheap ranking prefers the more frequent of two lines; scored by the shipped model
-    as the fill of the cursor's line, the one that is valid Python wins."""
+    as the fill of the cursor's line, the sum that ``pair_sum`` wants wins over a chain of
+    subscripts (both parse)."""
     ws = tmp_path / "ws"
     ws.mkdir()
-    garbled = "    result = values[0] values[1] + +\n"
-    (ws / "a.py").write_text("def first(values):\n" + garbled * 3)
+    odd = "    result = values[0][1][2][3][4]\n"
+    (ws / "a.py").write_text("def first(values):\n" + odd * 3)
     (ws / "b.py").write_text("def second(values):\n    result = values[0] + values[1]\n    return result\n")
     uri = (ws / "pairs.py").as_uri()
     source = "def pair_sum(values):\n    result = \n    return result\n"
     ranked = {}
     for scored in (0, 3):
         async with running_server(ws, {"debounceMs": 0, "minConfidence": 0.0, "scoreCandidates": scored,
-                                       "cacheDir": str(tmp_path / "cache")}) as client:
+                                       "secondOpinionBelow": 0.0, "cacheDir": str(tmp_path / "cache")}) as client:
             client.open(uri, source)
             shown = await client.inline(uri, 1, 13)
             ranked[scored] = [c.text for c in (await explain(client, uri, 1, 13)).candidates]
             assert shown == ranked[scored][0]
-    assert ranked[0][:2] == ["values[0] values[1] + +", "values[0] + values[1]"]
+    assert ranked[0][:2] == ["values[0][1][2][3][4]", "values[0] + values[1]"]
     assert ranked[3][0] == "values[0] + values[1]"
 
 
@@ -146,6 +147,22 @@ async def test_a_line_too_long_for_the_model_keeps_the_cheap_ranking(tmp_path):
         client.open(uri, "data = \n")
         shown = await client.inline(uri, 0, 7)
     assert shown == long_line[len("data = "):]
+
+
+async def test_a_copied_line_that_would_break_the_code_is_not_offered(tmp_path):
+    """The most frequent continuation does not parse where the cursor is: line memory
+    offers the one that does (tree-sitter), with or without the model's judgement."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.py").write_text("def first(values):\n" + "    result = values[0] values[1] + +\n" * 3)
+    (ws / "b.py").write_text("def second(values):\n    result = values[0] + values[1]\n")
+    uri = (ws / "pairs.py").as_uri()
+    for scored in (0, 3):
+        async with running_server(ws, {"debounceMs": 0, "minConfidence": 0.0, "scoreCandidates": scored,
+                                       "cacheDir": str(tmp_path / "cache")}) as client:
+            client.open(uri, "def pair_sum(values):\n    result = \n    return result\n")
+            candidates = [c.text for c in (await explain(client, uri, 1, 13)).candidates]
+            assert candidates == ["values[0] + values[1]"], candidates
 
 
 async def test_a_copied_line_closes_brackets_opened_on_lines_above(tmp_path):
