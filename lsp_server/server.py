@@ -111,7 +111,9 @@ class GhostlineServer(LanguageServer):
             "state": state,
             "model": models.label(self.settings),
             "lastLatencyMs": None if latency is None else round(1000 * latency, 1),
-            "message": message or models.error,
+            # The language note stays until the model answers again: the index's progress
+            # and the model's loading report in between must not wipe it from the status bar.
+            "message": message or models.error or self.last_note,
             # {files, chunks, embedded, ready}: lexical search works once ready, dense as chunks embed
             "similarity": self.similarity.status(),
         })

@@ -3,6 +3,8 @@ was never trained on -- through a real LSP client."""
 
 from __future__ import annotations
 
+from lsprotocol import types
+
 from lsp_helpers import explain as _explain
 from lsp_helpers import running_server, status, until
 
@@ -51,6 +53,11 @@ async def test_a_language_the_model_does_not_know_gets_line_memory_and_no_guesse
         assert await client.inline(uri, 3, len("  return fs.")) == ""  # no model guess
         await until(lambda: "line memory" in (status(client, "message") or ""), timeout=30)
         assert "javascript" in status(client, "message")
+        # Later status updates (here the settings applied again) keep saying why.
+        client.status = None
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"ghostline": options}))
+        await until(lambda: client.status is not None)
+        assert "javascript" in (status(client, "message") or "")
         # Line memory still works: a line that exists in the document is copied.
         other = (tmp_path / "other.js").as_uri()
         client.open(other, "const os = require('os');\nconst p2 = req\n", language="javascript")
