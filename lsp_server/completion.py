@@ -43,6 +43,7 @@ from model.scoring import score_middles
 
 log = logging.getLogger(__name__)
 MIN_RECALLED_CHARS = 2  # line memory suggests the rest of a line only when it has this many visible characters
+MAX_BROKEN_CANDIDATES = 8  # line memory stops looking after this many candidates that break the code
 # Line memory's candidates are judged on this share of the prompt budgets: on the dev set
 # half the window ranks them as well as the whole one (fit_ranker --fim-scoring 120 48 and
 # 240 96: top-1 EM 25.4 both) at about half the cost of every keystroke it answers.
@@ -165,17 +166,24 @@ class CompletionService:
         files = ()
         if settings.retrieval and context.file_path is not None:
             files = self.retriever.file_lines(context.file_path, context.open_docs or {}, context.root)
-        ranked, language = [], language_of(None, lang)
+        ranked, language, broken = [], language_of(None, lang), 0
         check = LineCheck(prefix, suffix, language.id) if language is not None else None
         for c in self.line_memory.candidates(prefix, suffix, files):
             c.text = _clean_line(c.text, prefix, suffix, check)
             # A copied lone bracket or comma is rarely what comes next (0 of 29 right on the
-            # dev set, where the model was right on 5): not worth showing from memory.  Nor
-            # is a line that would break the code around it.
-            if len(c.text.strip()) >= MIN_RECALLED_CHARS and (check is None or check.added_errors(c.text) <= 0):
-                ranked.append(c)
-                if len(ranked) == limit:
+            # dev set, where the model was right on 5): not worth showing from memory.
+            if len(c.text.strip()) < MIN_RECALLED_CHARS:
+                continue
+            # Nor is a line that would break the code around it; each check parses a few
+            # thousand lines (~2 ms), so where most candidates break it, the rest are not tried.
+            if check is not None and check.added_errors(c.text) > 0:
+                broken += 1
+                if broken == MAX_BROKEN_CANDIDATES:
                     break
+                continue
+            ranked.append(c)
+            if len(ranked) == limit:
+                break
         return ranked
 
     def _judged(self, recalled: list[Candidate], path: str, prefix: str, suffix: str, settings: ServerSettings,
