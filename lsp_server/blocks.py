@@ -136,13 +136,21 @@ class LineCheck:
     """Parse errors of the code around the cursor (tree-sitter) with a candidate for the
     rest of its line in place, against the line as it is."""
 
-    def __init__(self, prefix: str, suffix: str, lang: str) -> None:
+    def __init__(self, prefix: str, suffix: str, grammar: str) -> None:
         from model.prompt_format import head_lines, tail_lines
 
         self._before = tail_lines(prefix, LINE_CHECK_CHARS[0])
         self._after = head_lines(suffix, LINE_CHECK_CHARS[1])
-        self._grammar = parser(language_of(None, lang).grammar)
+        self._grammar = parser(grammar)
         self._baseline: int | None = None
+        self._added: dict[str, int] = {}  # a text is cleaned, then checked: parse it once
+
+    @classmethod
+    def at(cls, prefix: str, suffix: str, lang: str | None) -> LineCheck | None:
+        """The check for a cursor between ``prefix`` and ``suffix``; None in a language
+        without a grammar here."""
+        language = language_of(None, lang)
+        return cls(prefix, suffix, language.grammar) if language is not None else None
 
     def _errors(self, middle: str) -> int:
         return _count_errors(self._grammar.parse((self._before + middle + self._after).encode("utf-8")).root_node)
@@ -152,7 +160,9 @@ class LineCheck:
         (negative: it closes what lines above opened, ``),`` ending a call's arguments)."""
         if self._baseline is None:
             self._baseline = self._errors("")
-        return self._errors(rest_of_line) - self._baseline
+        if rest_of_line not in self._added:
+            self._added[rest_of_line] = self._errors(rest_of_line) - self._baseline
+        return self._added[rest_of_line]
 
 
 def _close_docstring(block: str, cursor_line: str) -> str | None:

@@ -166,8 +166,7 @@ class CompletionService:
         files = ()
         if settings.retrieval and context.file_path is not None:
             files = self.retriever.file_lines(context.file_path, context.open_docs or {}, context.root)
-        ranked, language, broken = [], language_of(None, lang), 0
-        check = LineCheck(prefix, suffix, language.id) if language is not None else None
+        ranked, broken, check = [], 0, LineCheck.at(prefix, suffix, lang)
         for c in self.line_memory.candidates(prefix, suffix, files):
             c.text = _clean_line(c.text, prefix, suffix, check)
             # A copied lone bracket or comma is rarely what comes next (0 of 29 right on the
@@ -245,7 +244,7 @@ class CompletionService:
                 if not _wants_second_opinion(best, settings):
                     return result
                 remembered = result
-        if remembered is None and settings.backend == "remote" and settings.remote_url:
+        if settings.backend == "remote" and settings.remote_url:  # (never with a second opinion)
             result = self._generate_remote(path, prefix, suffix, settings, cancel, context, lang, block)
             if result is not None:
                 return result  # else the server cannot be used now: the local model answers
@@ -308,8 +307,7 @@ class CompletionService:
         if block:
             text = trim_to_valid(prefix, clean_block(raw, suffix), suffix, lang)
         else:
-            language = language_of(None, lang)
-            text = _clean_line(raw, prefix, suffix, LineCheck(prefix, suffix, language.id) if language else None)
+            text = _clean_line(raw, prefix, suffix, LineCheck.at(prefix, suffix, lang))
         if scored and completion.confidence < settings.min_confidence:
             text = ""
         origin = None

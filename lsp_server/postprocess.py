@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 
 _PAIRS = {")": "(", "]": "[", "}": "{"}
+_OPEN = set(_PAIRS.values())
 # Linter and type-checker pragmas annotate the code on their own line; a model that learnt
 # from annotated code writes them where nothing asks for one (a type-ignore comment alone
 # on a line, a noqa one after an open bracket).
 _PRAGMA = re.compile(r"#\s*(type:\s*ignore|noqa\b|pragma:|pylint:|fmt:|isort:|mypy:|pyright:)", re.IGNORECASE)
-_OPEN = set(_PAIRS.values())
 
 
 def cut_repetition(text: str, min_unit: int = 2, min_repeats: int = 4) -> str:

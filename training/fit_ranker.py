@@ -96,6 +96,18 @@ def gather_cases(examples: list[LineExample], repos: Path, model_preds: dict[str
     return cases
 
 
+def file_fold(path: str) -> int:
+    """Which of the two cross-validation folds a file's examples fall in (they share their
+    candidates, so a file is never split)."""
+    return zlib.crc32(path.encode()) % 2
+
+
+def read_dump(path: Path) -> dict[str, dict]:
+    """An ``eval lines --dump`` file: its rows by example id."""
+    rows = (json.loads(raw) for raw in path.read_text().splitlines() if raw.strip())
+    return {row["id"]: row for row in rows}
+
+
 def _matrix(cases: list[Case], names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows, labels, group = [], [], []
     for i, case in enumerate(cases):
@@ -222,14 +234,14 @@ def fit_scored(cases: list[Case], prior: RankerWeights) -> RankerWeights:
 
 def cross_validated_scored(cases: list[Case], prior: RankerWeights) -> float:
     """``fit_scored``'s top-1 EM with two folds split by file."""
-    folds = [[c for c in cases if zlib.crc32(c.example.path.encode()) % 2 == k] for k in (0, 1)]
+    folds = [[c for c in cases if file_fold(c.example.path) == k] for k in (0, 1)]
     hits = sum(top1(folds[k], fit_scored(folds[1 - k], prior))[0] * len(folds[k]) / 100 for k in (0, 1))
     return 100.0 * hits / len(cases)
 
 
 def cross_validated(cases: list[Case], drop: tuple[str, ...] = ()) -> float:
     """Top-1 EM with two folds split by file (a file's examples share their candidates)."""
-    folds = [[c for c in cases if zlib.crc32(c.example.path.encode()) % 2 == k] for k in (0, 1)]
+    folds = [[c for c in cases if file_fold(c.example.path) == k] for k in (0, 1)]
     hits = 0.0
     for k in (0, 1):
         weights = fit(folds[1 - k], drop)
@@ -269,10 +281,7 @@ def fit_second_opinion(memory_dump: Path, model_dump: Path, paths: dict[str, str
     """Choose the second-opinion thresholds from two ``eval lines --dump`` files of the same
     examples: the server with ``secondOpinionBelow=0`` and the model alone
     (``--no-line-memory``); two-fold cross-validation by file says whether the choice holds."""
-    def rows(path: Path) -> dict[str, dict]:
-        return {row["id"]: row for row in map(json.loads, path.read_text().splitlines()) if row}
-
-    memory, model = rows(memory_dump), rows(model_dump)
+    memory, model = read_dump(memory_dump), read_dump(model_dump)
     pairs = [(memory[k], model[k]) for k in memory if k in model]
 
     def best(subset: list[tuple[dict, dict]]) -> tuple[float, float]:
@@ -285,8 +294,8 @@ def fit_second_opinion(memory_dump: Path, model_dump: Path, paths: dict[str, str
           f"EM +{100 * em / n:.2f}, ES +{es / n:.2f}")
     held_em, held_es = 0, 0.0
     for k in (0, 1):
-        fold = [p for p in pairs if zlib.crc32(paths[p[0]["id"]].encode()) % 2 == k]
-        other = [p for p in pairs if zlib.crc32(paths[p[0]["id"]].encode()) % 2 != k]
+        fold = [p for p in pairs if file_fold(paths[p[0]["id"]]) == k]
+        other = [p for p in pairs if file_fold(paths[p[0]["id"]]) != k]
         chosen = best(other)
         fem, fes = second_opinion_gain(fold, *chosen)
         held_em, held_es = held_em + fem, held_es + fes
@@ -315,11 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.second_opinion:
         fit_second_opinion(*args.second_opinion, paths={ex.id: ex.path for ex in examples})
         return
-    preds = {}
-    for raw in args.model_dump.read_text().splitlines() if args.model_dump else []:
-        if raw.strip():
-            row = json.loads(raw)
-            preds[row["id"]] = row["pred"]
+    preds = {k: row["pred"] for k, row in read_dump(args.model_dump).items()} if args.model_dump else {}
     engine = None
     if not args.no_scoring:
         from lsp_server.settings import DEFAULT_MODEL_DIR
