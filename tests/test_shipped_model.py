@@ -145,6 +145,27 @@ async def test_the_server_finishes_the_word_at_the_cursor(workspace, options, be
         assert (last.text, last.source) == (shown, "model") and 0 < last.confidence <= 1
 
 
+INDENTED = [
+    ("class Pool:\n    def get(self, key):\n        conn = self.pools.get(\n            key,\n            None,\n"
+     "        )\n        ", "\n\n    def put(self, key, conn):\n        self.pools[key] = conn\n"),
+    ("def parse(text):\n    try:\n        value = int(text)\n    ", "\n        return None\n    return value\n"),
+    ("import os\n\n\ndef walk(root):\n    for dirpath, dirnames, filenames in os.walk(root):\n        ", "\n"),
+]
+
+
+@pytest.mark.parametrize("beam_size", [1, 2])
+def test_a_line_after_its_indentation_starts_with_code(beam_size):
+    """With the cursor after a line's indentation, the model writes code at that
+    indentation: not more blanks, not a closing bracket (it did both when the prompt
+    ended in the indentation's token, which in training mostly came cut inside a longer
+    run of blanks)."""
+    engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
+    for prefix, suffix in INDENTED:
+        prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, suffix)
+        line = engine.complete(prompt, GenerationOptions(max_tokens=48, heal=True, beam_size=beam_size)).text
+        assert line.strip() and not line[0].isspace() and line[0] not in ")]}", (prefix, line)
+
+
 @pytest.mark.parametrize("beam_size", [1, 2])
 def test_an_unindented_line_starts_with_code(beam_size):
     """``unindented``: the first token is the likeliest that starts with something other
