@@ -79,9 +79,9 @@ class Completion:
 
 
 def _is_indentation(text: str) -> bool:
-    """A line break and the blanks that indent the next line (one token, at least one blank)."""
-    body = text.lstrip("\r\n")
-    return body != text and bool(body) and not body.strip(" \t") and "\n" not in body and "\r" not in body
+    """A line break and the blanks (if any) that indent the next line: the cursor at the
+    start of a line's code, as one token."""
+    return text[:1] in ("\n", "\r") and not text.strip(" \t\r\n")
 
 
 def resolve_device(device: str) -> str:
@@ -405,10 +405,12 @@ class CompletionEngine:
         log-probability, and the fragment's text; None where there is nothing to heal (no
         text before the cursor on its line) or no likely token continues the fragment.
 
-        The cursor after a line's indentation is healed too: the tokenizer keeps a line
+        The cursor at the start of a line's code is healed too: the tokenizer keeps a line
         break and the indentation after it as one token, and a prompt that ends in one was,
         in training, mostly cut inside a run of blanks, so the model went on with more
-        blanks and a closing bracket (``    )`` on 17 of the dev set's indented empty lines).
+        blanks and a closing bracket (``    )`` on 17 of the dev set's indented empty
+        lines).  That token becomes the middle's first, as it is: the indentation (or
+        column 0) is what the user chose.
 
         A half-typed word is often several tokens (``ret`` is ``re`` + ``t``), so the last
         three tokens are tried first, then two, then one: the longest fragment that one
@@ -430,11 +432,14 @@ class CompletionEngine:
             fragment = self.tokenizer.decode(tail, skip_special_tokens=False)
             if not fragment or "\ufffd" in fragment:
                 continue
-            if ("\n" in fragment or "\r" in fragment) and not (k == 1 and _is_indentation(fragment)):
+            if k == 1 and _is_indentation(fragment):
+                # The indentation is what the user typed (a deeper one is another line's): the
+                # very token, with no pass to rank it, and certain (it is not the model's guess).
+                healed = Prompt(prompt.static, [*body[:-k], *marker])
+                return Prompt(healed.static, [*healed.dynamic, tail[0]]), tail[0], 0.0, fragment
+            if "\n" in fragment or "\r" in fragment:
                 continue
-            indentation = _is_indentation(fragment)
-            # The indentation is what the user typed (a deeper one is another line's).
-            allowed = np.array(tail, dtype=np.int64) if indentation else self._tokens_starting_with(fragment)
+            allowed = self._tokens_starting_with(fragment)
             if options.no_comments:
                 allowed = np.setdiff1d(allowed, self._comment_token_ids(), assume_unique=True)
             if not len(allowed):
@@ -444,7 +449,7 @@ class CompletionEngine:
             first = int(allowed[np.argmax(log_probs[allowed])])
             # Only a likely continuation: an unlikely one would steer the model somewhere it
             # would not go, for a fragment it may rather end (``x = f`` then ``(``).
-            if indentation or np.count_nonzero(log_probs > log_probs[first]) < options.heal_alternatives:
+            if np.count_nonzero(log_probs > log_probs[first]) < options.heal_alternatives:
                 return Prompt(healed.static, [*healed.dynamic, first]), first, float(log_probs[first]), fragment
         return None
 

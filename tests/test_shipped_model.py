@@ -166,6 +166,25 @@ def test_a_line_after_its_indentation_starts_with_code(beam_size):
         assert line.strip() and not line[0].isspace() and line[0] not in ")]}", (prefix, line)
 
 
+TRY_BODIES = [
+    ("import os\n\ntry:\n    import simplejson as json\n",
+     "\n    import json\n\n\ndef load(path):\n    return json.load(open(path))\n"),
+    ("import os\n\ntry:\n    from lxml import etree\n", "\n    etree = None\n"),
+]
+
+
+@pytest.mark.parametrize("beam_size", [1, 2])
+def test_a_line_at_column_0_fits_the_code_around_it(beam_size):
+    """The cursor at column 0 under a ``try`` body, an indented block below: the line the
+    model writes there starts at column 0 and the file parses (an ``except``, not another
+    import or an indented ``def``)."""
+    engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
+    for prefix, suffix in TRY_BODIES:
+        prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, suffix)
+        line = engine.complete(prompt, GenerationOptions(max_tokens=48, heal=True, beam_size=beam_size)).text
+        assert line.strip() and not line[0].isspace() and _compiles(prefix + line + suffix), (prefix, line)
+
+
 @pytest.mark.parametrize("beam_size", [1, 2])
 def test_an_unindented_line_starts_with_code(beam_size):
     """``unindented``: the first token is the likeliest that starts with something other
