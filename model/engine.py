@@ -402,8 +402,8 @@ class CompletionEngine:
     def _heal(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, int, float, str] | None:
         """Token healing: the prompt without the cursor's last tokens, the first token to
         generate after them (the likeliest whose text starts with theirs), its
-        log-probability, and the fragment's text; None where there is nothing to heal (no
-        text before the cursor on its line) or no likely token continues the fragment.
+        log-probability, and the fragment's text; None where there is nothing to heal (the
+        start of the document) or no likely token continues the fragment.
 
         The cursor at the start of a line's code is healed too: the tokenizer keeps a line
         break and the indentation after it as one token, and a prompt that ends in one was,
