@@ -432,7 +432,9 @@ class CompletionEngine:
             fragment = self.tokenizer.decode(tail, skip_special_tokens=False)
             if not fragment or "\ufffd" in fragment:
                 continue
-            if k == 1 and _is_indentation(fragment):
+            # A block (``single_line`` off) at column 0 is an empty body the user has not
+            # indented yet: the model writes its indentation, so a bare line break is no choice.
+            if k == 1 and _is_indentation(fragment) and (options.single_line or fragment.strip("\r\n")):
                 # The indentation is what the user typed (a deeper one is another line's): the
                 # very token, with no pass to rank it, and certain (it is not the model's guess).
                 healed = Prompt(prompt.static, [*body[:-k], *marker])

@@ -185,6 +185,18 @@ def test_a_line_at_column_0_fits_the_code_around_it(beam_size):
         assert line.strip() and not line[0].isspace() and _compiles(prefix + line + suffix), (prefix, line)
 
 
+def test_an_empty_body_at_column_0_gets_an_indented_block():
+    """An empty function body with the cursor at column 0 (an editor that does not indent):
+    the block the model writes is indented as a body, not a blank line and a nested ``def``
+    (it was, when the bare line break was forced as for a single line)."""
+    engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
+    prefix = "import os\n\n\ndef count_lines(path):\n"
+    prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, "\n")
+    block = engine.complete(prompt, GenerationOptions(max_tokens=64, single_line=False, heal=True)).text
+    first = block.split("\n", 1)[0]
+    assert first.strip() and first.startswith("    "), block
+
+
 @pytest.mark.parametrize("beam_size", [1, 2])
 def test_an_unindented_line_starts_with_code(beam_size):
     """``unindented``: the first token is the likeliest that starts with something other
