@@ -409,8 +409,8 @@ class CompletionEngine:
         break and the indentation after it as one token, and a prompt that ends in one was,
         in training, mostly cut inside a run of blanks, so the model went on with more
         blanks and a closing bracket (``    )`` on 17 of the dev set's indented empty
-        lines).  That token becomes the middle's first, as it is: the indentation (or
-        column 0) is what the user chose.
+        lines).  That token becomes the middle's first, as it is: the indentation (or,
+        for a single line, column 0) is what the user chose.
 
         A half-typed word is often several tokens (``ret`` is ``re`` + ``t``), so the last
         three tokens are tried first, then two, then one: the longest fragment that one
