@@ -367,7 +367,10 @@ class CompletionEngine:
         """Heal ``state``'s prompt: its ids without the fragment's tokens, the chosen first
         token already taken into ``state`` (which may end it: a stop string, ``max_tokens``)."""
         ids = state.request.ids
-        healed = self._heal(Prompt([], ids), GenerationOptions(reuse_static_prompt=False, heal=True))
+        # A request that a line break stops is one line; otherwise a bare line break at the
+        # cursor is an empty body the model has to indent (``_heal``).
+        options = GenerationOptions(reuse_static_prompt=False, heal=True, single_line="\n" in state.request.stop)
+        healed = self._heal(Prompt([], ids), options)
         if healed is None:
             return ids
         prompt, first, log_prob, state.fragment = healed

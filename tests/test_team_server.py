@@ -165,6 +165,17 @@ def test_a_batch_finishes_half_typed_words_as_the_editor_path_does(engine):
     assert engine.complete_batch([BatchRequest(left_to_right, 8, heal=True)])[0].text.startswith("urn")
 
 
+def test_a_batched_block_at_column_0_is_indented_as_a_body(engine):
+    """A multi-line request (no line-break stop) whose cursor is at column 0 of an empty
+    body gets an indented block, as the editor path does; a one-line request there keeps
+    the line break the user typed and writes code at column 0."""
+    prefix = "import os\n\n\ndef count_lines(path):\n"
+    prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, "\n")
+    block = engine.complete_batch([BatchRequest(prompt.ids, 48, stop=("\n\n\n",), heal=True)])[0].text
+    first = block.split("\n", 1)[0]
+    assert first.strip() and first.startswith("    "), block
+
+
 def test_the_api_heals_unless_told_not_to(engine, tmp_path):
     body = {"model": "ghostline", "prompt": HALF_TYPED[0], "suffix": "\n", "max_tokens": 8}
     with _client(engine, tmp_path / "none.json") as client:
