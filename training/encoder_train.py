@@ -274,6 +274,9 @@ def train_encoder(cfg: EncoderTrainConfig, out: Path, log=print) -> dict:
 
         model = BertModel.from_pretrained(cfg.resume, add_pooling_layer=False)
         log(f"resumed from {cfg.resume}")
+        if model.config.max_position_embeddings < cfg.max_tokens:
+            log(f"positions {model.config.max_position_embeddings} -> {cfg.max_tokens}")
+            model = longer_positions(model, cfg.max_tokens)
     else:
         model = build_model(cfg, tok.get_vocab_size(), pad_id)
     params = sum(p.numel() for p in model.parameters())
@@ -368,6 +371,25 @@ def _identifiers(code: str) -> set[str]:
     return {w for w in re.findall(r"\b[A-Za-z_][A-Za-z0-9_]{2,20}\b", code) if not keyword.iskeyword(w)}
 
 
+def longer_positions(model, max_tokens: int):
+    """The same encoder reading ``max_tokens`` tokens: the learnt position table is repeated
+    to fill the new length (the rows past the old end start where a new window of the old
+    length would), so a longer view starts from what the short one learnt."""
+    import torch
+
+    old = model.embeddings.position_embeddings.weight.data
+    reps = -(-max_tokens // old.shape[0])
+    table = old.repeat(reps, 1)[:max_tokens].clone()
+    model.config.max_position_embeddings = max_tokens
+    model.embeddings.position_embeddings = torch.nn.Embedding(max_tokens, old.shape[1])
+    model.embeddings.position_embeddings.weight.data.copy_(table)
+    model.embeddings.register_buffer("position_ids", torch.arange(max_tokens).expand((1, -1)), persistent=False)
+    if hasattr(model.embeddings, "token_type_ids"):
+        model.embeddings.register_buffer("token_type_ids", torch.zeros((1, max_tokens), dtype=torch.long),
+                                         persistent=False)
+    return model
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -377,6 +399,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-every", type=int, default=EncoderTrainConfig.eval_every)
     parser.add_argument("--temperature", type=float, default=EncoderTrainConfig.temperature)
     parser.add_argument("--lr", type=float, default=EncoderTrainConfig.lr)
+    parser.add_argument("--max-tokens", type=int, default=EncoderTrainConfig.max_tokens,
+                        help="tokens of a chunk the encoder reads (training and serving); with --resume "
+                             "from a shorter encoder its position table is extended")
     parser.add_argument("--resume", default="", help="go on training this checkpoint (an encoder-hf folder); "
                         "its clone split must be the one given here, or the fusion fit loses its unseen half")
     parser.add_argument("--anon-prob", type=float, default=EncoderTrainConfig.anon_prob,
@@ -391,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = EncoderTrainConfig(minutes=args.minutes, max_steps=args.max_steps, layers=args.layers,
                              eval_every=args.eval_every, eval_at_start=args.eval_at_start,
                              temperature=args.temperature, lr=args.lr, resume=args.resume,
-                             anon_prob=args.anon_prob, clone_split=args.clone_split,
+                             max_tokens=args.max_tokens, anon_prob=args.anon_prob, clone_split=args.clone_split,
                              init_from="" if args.no_init else EncoderTrainConfig.init_from)
     train_encoder(cfg, args.out)
 
