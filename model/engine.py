@@ -23,6 +23,7 @@ from pathlib import Path
 
 import ctranslate2
 import numpy as np
+from tokenizers import Tokenizer
 
 from model.config import MODEL_CONFIG_FILE, ModelConfig
 from model.prompt_format import Prompt
@@ -334,13 +335,17 @@ class CompletionEngine:
             # Healing takes each request's first token before the batch (it may end a request).
             prompts = [self._healed_start(state) if state.request.heal else state.request.ids for state in states]
             live = [i for i, state in enumerate(states) if state.reason is None]
+            # The callback must not hold the engine: CTranslate2 drops it in its worker
+            # thread after the call returns, and where that is the engine's last reference
+            # the generator is freed there and joins its own thread (abort, exit 134).
+            tokenizer, eot = self.tokenizer, self.special.eot
 
             def on_step(step) -> bool:
                 state = states[live[step.batch_id]]
                 if state.reason is not None:
                     return True
                 try:
-                    return self._advance(state, step.token_id, step.log_prob)
+                    return _advance(state, step.token_id, step.log_prob, tokenizer, eot)
                 except Exception:  # noqa: BLE001 - a failing listener (a closed stream) ends its request only
                     state.reason = "cancelled"
                     return True
@@ -374,33 +379,8 @@ class CompletionEngine:
         if healed is None:
             return ids
         prompt, first, log_prob, state.fragment = healed
-        self._advance(state, first, log_prob)
+        _advance(state, first, log_prob, self.tokenizer, self.special.eot)
         return prompt.dynamic
-
-    def _advance(self, state: _Decoding, token_id: int, log_prob: float) -> bool:
-        """Take one generated token into ``state``; True when the request is done."""
-        request = state.request
-        if token_id == self.special.eot:
-            state.reason = "eot"
-            return True
-        state.ids.append(token_id)
-        state.logprob += log_prob
-        text = self.tokenizer.decode(state.ids, skip_special_tokens=False)[len(state.fragment):]
-        cut = first_stop(text, request.stop) if request.stop else None
-        if cut is not None:
-            state.text, state.reason = text[:cut], "stop_string"
-        elif len(state.ids) >= request.max_tokens:
-            state.text, state.reason = text, "max_tokens"
-        elif request.cancelled():
-            state.text, state.reason = text, "cancelled"
-        else:
-            state.text = text
-        if request.on_text is not None and state.reason != "cancelled":
-            shown = state.text.rstrip("\ufffd") if state.reason else shown_part(text, request.stop)
-            if shown != state.shown:
-                state.shown = shown
-                request.on_text(shown)
-        return state.reason is not None
 
     def _heal(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, int, float, str] | None:
         """Token healing: the prompt without the cursor's last tokens, the first token to
@@ -611,3 +591,29 @@ class CompletionEngine:
             gen.close()
         return Completion(text=text.rstrip("\ufffd"), tokens=len(ids), stop_reason=reason, seconds=0.0,
                           logprob=float(sum(log_probs)))
+
+
+def _advance(state: _Decoding, token_id: int, log_prob: float, tokenizer: Tokenizer, eot: int) -> bool:
+    """Take one generated token into ``state``; True when the request is done."""
+    request = state.request
+    if token_id == eot:
+        state.reason = "eot"
+        return True
+    state.ids.append(token_id)
+    state.logprob += log_prob
+    text = tokenizer.decode(state.ids, skip_special_tokens=False)[len(state.fragment):]
+    cut = first_stop(text, request.stop) if request.stop else None
+    if cut is not None:
+        state.text, state.reason = text[:cut], "stop_string"
+    elif len(state.ids) >= request.max_tokens:
+        state.text, state.reason = text, "max_tokens"
+    elif request.cancelled():
+        state.text, state.reason = text, "cancelled"
+    else:
+        state.text = text
+    if request.on_text is not None and state.reason != "cancelled":
+        shown = state.text.rstrip("\ufffd") if state.reason else shown_part(text, request.stop)
+        if shown != state.shown:
+            state.shown = shown
+            request.on_text(shown)
+    return state.reason is not None
