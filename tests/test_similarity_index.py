@@ -14,7 +14,7 @@ import pytest
 from lsp_server.languages import language_of
 from lsp_server.similarity.chunking import chunk_text
 from lsp_server.similarity.crawl import CrawlConfig, crawl, parse_gitignore
-from lsp_server.similarity.encoder import CodeEncoder
+from lsp_server.similarity.encoder import CodeEncoder, EncoderConfig
 from lsp_server.similarity.fingerprint import BAGS, fingerprint
 from lsp_server.similarity.index import SimilarityIndex, make_entry
 from lsp_server.similarity.service import EmbeddingWorker, WorkspaceConfig, WorkspaceIndex
@@ -245,6 +245,9 @@ def test_encoder_vectors_are_unit_length_and_batch_independent(encoder):
     # Padding to the longest chunk of a batch must not change a chunk's vector.
     alone = np.stack([encoder.embed(t) for t in texts])
     assert np.allclose(together, alone, atol=2e-2)
+    # Small passes (the memory limit) give each chunk the same vector, in the same place.
+    small = CodeEncoder.load(config=EncoderConfig(batch_size=3, batch_tokens=80))
+    assert np.allclose(small.embed_many(texts), together, atol=2e-2)
 
 
 def test_pending_vectors_are_no_dense_candidates(encoder):
