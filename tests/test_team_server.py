@@ -167,8 +167,8 @@ def test_a_batch_finishes_half_typed_words_as_the_editor_path_does(engine):
 
 def test_a_batched_block_at_column_0_is_indented_as_a_body(engine):
     """A multi-line request (no line-break stop) whose cursor is at column 0 of an empty
-    body gets an indented block, as the editor path does; a one-line request there keeps
-    the line break the user typed and writes code at column 0."""
+    body gets an indented block, as the editor path does (healed as a single line, the
+    bare line break was forced and the model wrote nothing)."""
     prefix = "import os\n\n\ndef count_lines(path):\n"
     prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, "\n")
     block = engine.complete_batch([BatchRequest(prompt.ids, 48, stop=("\n\n\n",), heal=True)])[0].text
