@@ -126,10 +126,14 @@ async def test_the_model_judges_line_memorys_candidates(tmp_path):
     for scored in (0, 3):
         async with running_server(ws, {"debounceMs": 0, "minConfidence": 0.0, "scoreCandidates": scored,
                                        "secondOpinionBelow": 0.0, "cacheDir": str(tmp_path / "cache")}) as client:
-            client.open(uri, source)
             # Reading the other files has a 50 ms cap per request (what was read is kept):
-            # on a loaded machine the first request may see only one of them.
-            await client.inline(uri, 1, 13)
+            # on a loaded machine the first request may see only one of them, so a request
+            # elsewhere reads them first (the same request again would be answered from the
+            # type-ahead cache).
+            warm = (ws / "warm.py").as_uri()
+            client.open(warm, "def warm():\n    pass\n")
+            await client.inline(warm, 1, 4)
+            client.open(uri, source)
             shown = await client.inline(uri, 1, 13)
             ranked[scored] = [c.text for c in (await explain(client, uri, 1, 13)).candidates]
             assert shown == ranked[scored][0]
