@@ -93,17 +93,18 @@ class CodeEncoder:
         if not texts:
             return out
         rows = self.ids_many(texts)
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-        for batch in self._passes(order, [len(r) for r in rows]):
+        lengths = np.array([len(r) for r in rows])
+        order = sorted(range(len(rows)), key=lengths.__getitem__)
+        for batch in self._passes(order, lengths):
             with self._lock:
                 hidden = np.asarray(self.model.forward_batch([rows[i] for i in batch]).last_hidden_state)
-            lengths = np.array([len(rows[i]) for i in batch])
-            mask = (np.arange(hidden.shape[1])[None, :] < lengths[:, None]).astype(np.float32)
-            pooled = (hidden * mask[:, :, None]).sum(1) / lengths[:, None]
+            n = lengths[batch]
+            mask = (np.arange(hidden.shape[1])[None, :] < n[:, None]).astype(np.float32)
+            pooled = (hidden * mask[:, :, None]).sum(1) / n[:, None]
             out[batch] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-6)
         return out
 
-    def _passes(self, order: list[int], lengths: list[int]) -> Iterator[list[int]]:
+    def _passes(self, order: list[int], lengths: np.ndarray) -> Iterator[list[int]]:
         """``order`` (ascending length) cut into forward passes within the size limits."""
         start = 0
         while start < len(order):
