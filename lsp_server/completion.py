@@ -28,7 +28,7 @@ from lsp_server.blocks import (
 from lsp_server.cache import TypeAheadCache
 from lsp_server.candidates import Candidate, attach_line_scores, rank, scored_weights
 from lsp_server.documents import cursor_window
-from lsp_server.languages import language_of
+from lsp_server.languages import family_of, language_of
 from lsp_server.line_memory import LineMemory
 from lsp_server.models import ModelHolder
 from lsp_server.postprocess import clean_block, clean_single_line, has_pragma
@@ -43,6 +43,8 @@ from model.scoring import score_middles
 
 log = logging.getLogger(__name__)
 MIN_RECALLED_CHARS = 2  # line memory suggests the rest of a line only when it has this many visible characters
+# Reading the workspace ahead goes in slices this long: a completion waits at most one.
+READ_AHEAD_SLICE_S = 0.05
 MAX_BROKEN_CANDIDATES = 8  # line memory stops looking after this many candidates that break the code
 # Line memory's candidates are judged on this share of the prompt budgets: on the dev set
 # half the window ranks them as well as the whole one (fit_ranker --fim-scoring 120 48 and
@@ -96,9 +98,37 @@ class CompletionService:
         self._cancel_events: dict[str, threading.Event] = {}
         self.last_latency: float | None = None
         self.retriever = Retriever()  # used only from the worker thread
+        self._read_ahead: set[tuple[str, str]] = set()
         self.cache = TypeAheadCache()
         self.line_memory = LineMemory()
         self.scored_weights = scored_weights()
+
+    def read_ahead(self, settings: ServerSettings, context: DocumentContext) -> None:
+        """Read the workspace files that completions in this document draw on, in slices
+        queued between completions (``Retriever.warm``), once per folder and language family."""
+        if not (settings.enabled and settings.retrieval) or context.file_path is None or context.root is None:
+            return
+        key = (str(context.root), family_of(context.file_path))
+        if key in self._read_ahead:
+            return
+        self._read_ahead.add(key)
+
+        def read_slice() -> None:
+            try:
+                done = self.retriever.warm(context.file_path, context.root, READ_AHEAD_SLICE_S)
+            except Exception:  # noqa: BLE001 - reading ahead only saves time; completions read as before
+                log.exception("reading the workspace ahead failed")
+                return
+            if not done:
+                self._submit(read_slice)  # behind the completions queued meanwhile
+
+        self._submit(read_slice)
+
+    def _submit(self, fn: Callable[[], None]) -> None:
+        try:
+            self._executor.submit(fn)
+        except RuntimeError:  # shut down: nothing more to do
+            pass
 
     def preload(self, settings: ServerSettings, on_done: Callable[[], None] | None = None) -> None:
         """Load the model in the worker thread so the first completion does not wait for it."""

@@ -47,6 +47,9 @@ class LineMemoryConfig:
     tails: bool = True  # look for the last tokens typed inside other lines
     nearby_lines: int = 40  # lines around the cursor whose identifiers count as "nearby"
     max_candidates: int = 32  # the most frequent and nearest are ranked; the rest never win
+    # Of those, this many are the document's nearest, however rare: in a large workspace
+    # the lines common everywhere would otherwise crowd out the one written just above.
+    nearest_kept: int = 8
 
 
 class FileLines:
@@ -125,8 +128,7 @@ class LineMemory:
             by_text.setdefault(c.text.rstrip(), c)
         pool = list(by_text.values())
         if len(pool) > self.config.max_candidates:
-            pool.sort(key=_by_support)
-            pool = pool[: self.config.max_candidates]
+            pool = _kept(pool, self.config.max_candidates, self.config.nearest_kept)
         n = self.config.nearby_lines
         nearby = identifiers("\n".join(before[-n:] + [typed] + after[: n // 4]))
         describe_context(pool, nearby, model_text, previous=_line_above(before, len(before)))
@@ -265,6 +267,15 @@ def _neighbours(lines: list[str]) -> tuple[dict[str, list[str]], dict[str, str]]
         following.setdefault(line, []).append(nxt)
         preceding.setdefault(nxt, line)
     return following, preceding
+
+
+def _kept(pool: list[Candidate], limit: int, nearest: int) -> list[Candidate]:
+    """``limit`` candidates: the ``nearest`` closest to the cursor in the document, then
+    the best supported of the rest."""
+    near = sorted((c for c in pool if c.distance), key=lambda c: c.distance)[:nearest]
+    chosen = {id(c) for c in near}
+    rest = sorted((c for c in pool if id(c) not in chosen), key=_by_support)
+    return near + rest[: limit - len(near)]
 
 
 def _by_support(c: Candidate) -> tuple[int, int]:

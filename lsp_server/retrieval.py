@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from lsp_server.documents import lsp_line_breaks
 from lsp_server.files import read_regular_text
 from lsp_server.languages import family_of
@@ -48,12 +50,65 @@ class Snippet:
     score: float
 
 
+class _Windows:
+    """One file's sliding windows as an inverted index: for each identifier (an id from
+    the retriever's vocabulary), the windows that hold it.
+
+    A set of identifier strings per window cost ~20 times the file's size in memory (a
+    600k-line workspace: ~400 MB); sorted arrays of ids cost ~8 bytes an occurrence, and a
+    query looks up its own few identifiers instead of comparing every window."""
+
+    __slots__ = ("text", "line_starts", "ids", "windows", "sizes")
+
+    def __init__(self, text: str, vocabulary: dict[str, int], window_lines: int, stride: int) -> None:
+        lines = text.split("\n")
+        per_line = [{vocabulary.setdefault(name, len(vocabulary)) for name in _IDENT.findall(line)}
+                    for line in lines]
+        ids: list[int] = []
+        windows: list[int] = []
+        sizes: list[int] = []
+        for k, start in enumerate(range(0, max(1, len(lines) - window_lines + 1), stride)):
+            held = set().union(*per_line[start:start + window_lines])
+            ids.extend(held)
+            windows.extend([k] * len(held))
+            sizes.append(len(held))
+        order = np.argsort(np.asarray(ids, dtype=np.int32), kind="stable")
+        self.ids = np.asarray(ids, dtype=np.int32)[order]
+        self.windows = np.asarray(windows, dtype=np.int32)[order]
+        self.sizes = np.asarray(sizes, dtype=np.int32)
+        self.text = text
+        self.line_starts = np.cumsum([0] + [len(line) + 1 for line in lines], dtype=np.int64)
+
+    def scores(self, query: np.ndarray, query_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Windows sharing identifiers with the query, and their Jaccard similarity
+        (``query``: the sorted ids of the query's known identifiers; ``query_size``: how
+        many identifiers it has in all)."""
+        lo = np.searchsorted(self.ids, query, "left")
+        hi = np.searchsorted(self.ids, query, "right")
+        hits = [self.windows[a:b] for a, b in zip(lo, hi, strict=True) if b > a]
+        if not hits:
+            return _EMPTY, _EMPTY.astype(np.float64)
+        inter = np.bincount(np.concatenate(hits), minlength=len(self.sizes))
+        found = np.flatnonzero(inter)
+        shared = inter[found]
+        return found, shared / (query_size + self.sizes[found] - shared)
+
+    def chunk(self, k: int, window_lines: int, stride: int) -> tuple[int, str]:
+        """Window ``k``'s first line and text."""
+        start = k * stride
+        end = min(start + window_lines, len(self.line_starts) - 1)
+        return start, self.text[self.line_starts[start]:self.line_starts[end] - 1]
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
 @dataclass
 class _FileWindows:
     """What one version of a file offers: windows for retrieval, lines for line memory."""
 
     stamp: object
-    windows: list[tuple[int, frozenset[str], str]]
+    windows: _Windows
     lines: FileLines
 
 
@@ -69,17 +124,8 @@ class Retriever:
         self._files: dict[str, _FileWindows] = {}
         self._listing: dict[str, list[Path]] = {}
         self._listed_at: dict[str, float] = {}
-
-    def _windows(self, text: str) -> list[tuple[int, frozenset[str], str]]:
-        cfg = self.config
-        lines = text.split("\n")
-        out = []
-        for start in range(0, max(1, len(lines) - cfg.window_lines + 1), cfg.stride):
-            chunk = "\n".join(lines[start:start + cfg.window_lines])
-            ids = identifiers(chunk)
-            if ids:
-                out.append((start, ids, chunk))
-        return out
+        # Identifier -> id, shared by every file's windows (names repeat across a code base).
+        self._vocabulary: dict[str, int] = {}
 
     def _list(self, root: Path, family: str) -> list[Path]:
         """Workspace files of one language family, as the similarity index crawls them
@@ -101,7 +147,8 @@ class Retriever:
         if text is None:
             return None
         text = lsp_line_breaks(text)  # an open CRLF or CR-only document (files are read with universal newlines)
-        entry = _FileWindows(stamp, self._windows(text), FileLines(text))
+        cfg = self.config
+        entry = _FileWindows(stamp, _Windows(text, self._vocabulary, cfg.window_lines, cfg.stride), FileLines(text))
         self._files[key] = entry
         return entry
 
@@ -115,20 +162,22 @@ class Retriever:
         query = identifiers("\n".join(before.split("\n")[-cfg.query_lines:]))
         if not query:
             return []
-        scored: list[tuple[float, str, int, str]] = []
+        # Every query name gets an id now: files read below (within this call) share it.
+        vocabulary = self._vocabulary
+        known = np.asarray(sorted(vocabulary.setdefault(name, len(vocabulary)) for name in query), dtype=np.int32)
+        scored: list[tuple[float, str, int, _Windows]] = []
         for path, entry in self._sources(current, open_docs, root):
-            for start, ids, chunk in entry.windows:
-                inter = len(query & ids)
-                if inter:
-                    score = inter / len(query | ids)
-                    if score >= cfg.min_score:
-                        scored.append((score, path, start, chunk))
+            found, scores = entry.windows.scores(known, len(known))
+            for k, score in zip(found.tolist(), scores.tolist(), strict=True):
+                if score >= cfg.min_score:
+                    scored.append((score, path, k * cfg.stride, entry.windows))
         scored.sort(key=lambda s: (-s[0], s[1], s[2]))
         picked: list[tuple[str, Snippet]] = []
-        for score, path, start, chunk in scored:
+        for score, path, start, windows in scored:
             if any(p == path and abs(s.start_line - start) < cfg.window_lines for p, s in picked):
                 continue  # overlaps a better window: it would repeat its lines
             shown = os.path.relpath(path, root) if root else Path(path).name
+            _, chunk = windows.chunk(start // cfg.stride, cfg.window_lines, cfg.stride)
             picked.append((path, Snippet(shown, start, chunk, score)))
             if len(picked) >= cfg.top_k:
                 break
@@ -140,12 +189,26 @@ class Retriever:
         for _, entry in self._sources(current, open_docs, root):
             yield entry.lines
 
+    def warm(self, current: Path, root: Path | None, time_cap_s: float) -> bool:
+        """Read ahead the workspace files that completions in ``current`` draw on.
+
+        A completion reads only what fits in its time cap, so in a large workspace the
+        first ones would see a few files only; reading the rest in short slices between
+        them means they soon see everything.  True when nothing is left to read (the
+        cache stays: later reads are of changed files only)."""
+        if root is None:
+            return True
+        deadline = time.monotonic() + time_cap_s
+        for _ in self._sources(current, {}, root, time_cap_s=time_cap_s):
+            pass
+        return time.monotonic() <= deadline
+
     def _sources(self, current: Path, open_docs: dict[Path, tuple[int, str]],
-                 root: Path | None) -> Iterator[tuple[str, _FileWindows]]:
+                 root: Path | None, time_cap_s: float | None = None) -> Iterator[tuple[str, _FileWindows]]:
         """Open documents, then workspace files, of the current file's language family,
         never the current file; stops at the time cap, keeping what was read for next time."""
         cfg = self.config
-        deadline = time.monotonic() + cfg.time_cap_s
+        deadline = time.monotonic() + (cfg.time_cap_s if time_cap_s is None else time_cap_s)
         family = family_of(current)
         current = current.resolve() if current.is_absolute() else current
         # Compare real paths: the crawl resolves them, editors may not.

@@ -221,6 +221,7 @@ def create_server() -> GhostlineServer:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def on_open(ls: GhostlineServer, params: types.DidOpenTextDocumentParams) -> None:
         ls.similarity.on_document(params)
+        ls.completions.read_ahead(ls.settings, ls.document_context(params.text_document.uri))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def on_change(ls: GhostlineServer, params: types.DidChangeTextDocumentParams) -> None:

@@ -64,6 +64,32 @@ def test_lines_being_written_are_learnt_without_their_trailing_blanks(workspace)
     assert text.splitlines() == [line.rstrip() for line in editing.splitlines()]
 
 
+def test_each_pass_over_a_small_repository_brings_new_completions(workspace, tmp_path):
+    """The step budget covers a small repository several times over: each pass has its own
+    fill-in-the-middle cuts, so the later passes are not the first one again."""
+    import numpy as np
+
+    from lsp_server.settings import DEFAULT_MODEL_DIR
+    from model.tokenizer import TOKENIZER_FILE
+    from training.adapt import _write_draws
+    from training.data import DataConfig
+
+    files, _ = workspace_files(workspace, ("python",), 10_000_000)
+    shards = {}
+    for draws in (1, 3):
+        d = tmp_path / f"draws{draws}"
+        d.mkdir()
+        (d / TOKENIZER_FILE).write_bytes((DEFAULT_MODEL_DIR / TOKENIZER_FILE).read_bytes())
+        n = _write_draws(files, d, DataConfig(fim_rate=1.0), draws)
+        shards[draws] = np.fromfile(d / "train.bin", dtype=np.uint16)
+        assert len(shards[draws]) == n
+    one, three = shards[1], shards[3]
+    assert np.array_equal(three[: len(one)], one)  # the first pass is the one a single draw makes
+    rest = three[len(one):]
+    assert len(rest) > len(one)
+    assert not np.array_equal(rest[: len(one)], one)
+
+
 async def _status(client: RecordingClient) -> dict:
     """The status once the model has loaded (or failed to)."""
     await until(lambda: status(client, "state") in ("ready", "error"), timeout=120)

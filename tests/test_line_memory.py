@@ -68,6 +68,16 @@ def test_every_candidate_has_a_confidence_and_the_best_comes_first():
     assert ranked[0].score > ranked[1].score and ranked[0].ws_count == 3
 
 
+def test_the_line_written_just_above_is_not_crowded_out_by_lines_common_elsewhere():
+    """A large workspace has dozens of ways to go on after ``return self.``, each more
+    frequent than the document's own line: the document's nearest lines still compete."""
+    common = "".join(f"    return self.field_{i}\n" for i in range(40))
+    files = [FileLines(common) for _ in range(3)]
+    prefix = "    def __eq__(self, other):\n        return self.value == other.value\n\n    def same(self, other):\n        return self."
+    ranked = memory.candidates(prefix, "\n", files)
+    assert ranked[0].text == "value == other.value"
+
+
 def test_nothing_to_copy_gives_none():
     assert memory.suggest("x = 1\nvalue = compute_", "\n") is None
     assert memory.suggest("x=1\n", "\n", [FileLines("x=1\ny = 2\n")]) is None  # "x=1" says too little
@@ -186,3 +196,30 @@ async def test_a_copied_line_closes_brackets_opened_on_lines_above(tmp_path):
         client.open(closed_uri, head + "\n) -> None:\n    pass\n")
         assert (await explain(client, open_uri, 3, 0)).lineMemory == ") -> None:"
         assert (await explain(client, closed_uri, 3, 0)).lineMemory != ") -> None:"
+
+
+def test_the_workspace_is_read_ahead_in_slices_until_every_file_is_seen(tmp_path, monkeypatch):
+    """A completion reads other files only within its time cap, so in a large workspace the
+    first ones see few; reading ahead in short slices (between completions) leaves every
+    file ready for line memory, with nothing more to read."""
+    from lsp_server import retrieval
+    from lsp_server.retrieval import RetrievalConfig, Retriever
+
+    for i in range(40):
+        (tmp_path / f"mod{i:02d}.py").write_text("".join(f"value_{i}_{j} = compute({j})\n" for j in range(300)))
+    current = tmp_path / "main.py"
+    current.write_text("import os\n")
+    retriever = Retriever(RetrievalConfig(time_cap_s=0.0))
+    assert list(retriever.file_lines(current, {}, tmp_path)) == []  # no time to read: nothing seen
+    slices = 1
+    while not retriever.warm(current, tmp_path, time_cap_s=0.0005):
+        slices += 1
+        assert slices < 10_000
+    assert slices > 1
+    retriever.config = RetrievalConfig()
+    reads = []
+    monkeypatch.setattr(retrieval, "_read", lambda path, max_bytes: reads.append(path))
+    seen = list(retriever.file_lines(current, {}, tmp_path))
+    assert reads == []
+    assert len(seen) == 40
+    assert memory.suggest("value_39_7 = comp", "\n", seen) == "ute(7)"

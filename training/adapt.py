@@ -24,7 +24,7 @@ import shutil
 import sysconfig
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -53,6 +53,10 @@ class AdaptConfig:
     replay_share: float = 0.25  # share of training tokens from general code
     max_repo_bytes: int = 20_000_000  # larger repositories are sampled down to this
     val_permille: int = 50
+    # The repository is written this many times, each with its own fill-in-the-middle cuts:
+    # a step budget of several passes over a small repository then sees new completions
+    # on every pass instead of the same ones again.
+    fim_draws: int = 1
     threads: int | None = None
 
 
@@ -108,6 +112,18 @@ def replay_files(budget_bytes: int) -> list[tuple[str, str]]:
     return [(f.rel, f.text) for f in iter_corpus(corpus)]
 
 
+def _write_draws(docs: list[tuple[str, str]], data_dir: Path, data_cfg: DataConfig, draws: int) -> int:
+    """``train.bin``: ``docs`` tokenized ``draws`` times, each with its own FIM seed."""
+    n = 0
+    with open(data_dir / "train.bin", "wb") as out:
+        for k in range(max(1, draws)):
+            part = data_dir / f"train.{k}.bin"
+            n += write_shard(docs, data_dir / TOKENIZER_FILE, part, replace(data_cfg, seed=data_cfg.seed + k))
+            out.write(part.read_bytes())
+            part.unlink()
+    return n
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -153,7 +169,7 @@ def adapt(root: Path, base_model: Path, cache_dir: Path | None = None, config: A
                 extra = next(replay_iter, None)
                 if extra is not None:
                     mixed.append(("general/" + extra[0], extra[1]))
-        n_train = write_shard(mixed, data_dir / TOKENIZER_FILE, data_dir / "train.bin", data_cfg)
+        n_train = _write_draws(mixed, data_dir, data_cfg, config.fim_draws)
         n_val = write_shard(val_docs, data_dir / TOKENIZER_FILE, data_dir / "val.bin", data_cfg)
         write_meta(data_dir, {"tokens": {"train": n_train, "val": n_val}, "files": {"train": len(mixed),
                               "val": len(val_docs)}, "roots": [str(root)], "filter_stats": stats,
