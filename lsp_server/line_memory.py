@@ -109,18 +109,20 @@ class FileLines:
     def continuations(self, start: str, limit: int) -> list[tuple[str, str]]:
         """What follows ``start`` on the lines that begin with it (and go on), each with
         the line above the first occurrence of its line (``preceding``)."""
+        first = self._first(start + "\x00")  # past the lines equal to ``start``: they do not go on
+        end = min(len(self), first + limit)
+        if first >= end:
+            return []
         out: list[tuple[str, str]] = []
-        i = self._first(start)
-        line, above = None, ""
-        while i < len(self) and len(out) < limit:
-            current = self[i]
+        line, above, prev_pos, joined, starts = None, "", self.prev_pos, self.joined, self.starts
+        for k, current in enumerate(joined[starts[first]:starts[end] - 1].split("\n")):
             if not current.startswith(start):
                 break
             if current != line:  # the first of equal lines: its first occurrence
-                line, above = current, self._above(i, len(self))
-            if len(current) > len(start):
-                out.append((current[len(start):], above))
-            i += 1
+                j = prev_pos[first + k]
+                line, above = current, (joined[starts[j]:starts[j + 1] - 1] if j >= 0
+                                        else self._above(first + k, len(self)))
+            out.append((current[len(start):], above))
         return out
 
     def followers(self, line: str) -> list[str]:
