@@ -55,8 +55,9 @@ class AdaptConfig:
     val_permille: int = 50
     # The repository is written this many times, each with its own fill-in-the-middle cuts:
     # a step budget of several passes over a small repository then sees new completions
-    # on every pass instead of the same ones again.
-    fim_draws: int = 1
+    # on every pass instead of the same ones again (dev --adapt at lr 5e-5: 34.1 / 64.8
+    # against 34.0 / 64.6 with one; at 1e-4: 33.5 / 64.8 against 32.2 / 64.0).
+    fim_draws: int = 4
     threads: int | None = None
 
 
