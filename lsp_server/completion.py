@@ -9,6 +9,7 @@ completions into empty answers instead of errors, so the editor keeps working.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -125,10 +126,8 @@ class CompletionService:
         self._submit(read_slice)
 
     def _submit(self, fn: Callable[[], None]) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # shut down: nothing more to do
             self._executor.submit(fn)
-        except RuntimeError:  # shut down: nothing more to do
-            pass
 
     def preload(self, settings: ServerSettings, on_done: Callable[[], None] | None = None) -> None:
         """Load the model in the worker thread so the first completion does not wait for it."""

@@ -69,7 +69,7 @@ class FileLines:
         self.joined = "\n".join(lines[i] for i in order)  # one string: a substring search is one C loop
         # Python arrays, not numpy: the lookups read single items, where numpy is slow.
         self.starts = array("q", accumulate((len(lines[i]) + 1 for i in order), initial=0))
-        position = array("l", bytes(8 * len(lines)))  # file order -> sorted position
+        position = array("l", [0]) * len(lines)  # file order -> sorted position
         for p, i in enumerate(order):
             position[i] = p
         # The non-blank line after each occurrence, and the one before it (-1: none).

@@ -79,10 +79,9 @@ class _Windows:
         self.text = text
         self.line_starts = np.cumsum([0] + [len(line) + 1 for line in lines], dtype=np.int64)
 
-    def scores(self, query: np.ndarray, query_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Windows sharing identifiers with the query, and their Jaccard similarity
-        (``query``: the sorted ids of the query's known identifiers; ``query_size``: how
-        many identifiers it has in all)."""
+    def scores(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Windows sharing identifiers with the query (the sorted ids of its identifiers),
+        and their Jaccard similarity."""
         lo = np.searchsorted(self.ids, query, "left")
         hi = np.searchsorted(self.ids, query, "right")
         hits = [self.windows[a:b] for a, b in zip(lo, hi, strict=True) if b > a]
@@ -91,13 +90,12 @@ class _Windows:
         inter = np.bincount(np.concatenate(hits), minlength=len(self.sizes))
         found = np.flatnonzero(inter)
         shared = inter[found]
-        return found, shared / (query_size + self.sizes[found] - shared)
+        return found, shared / (len(query) + self.sizes[found] - shared)
 
-    def chunk(self, k: int, window_lines: int, stride: int) -> tuple[int, str]:
-        """Window ``k``'s first line and text."""
-        start = k * stride
-        end = min(start + window_lines, len(self.line_starts) - 1)
-        return start, self.text[self.line_starts[start]:self.line_starts[end] - 1]
+    def lines(self, start: int, count: int) -> str:
+        """The text of ``count`` lines from line ``start`` (fewer at the end)."""
+        end = min(start + count, len(self.line_starts) - 1)
+        return self.text[self.line_starts[start]:self.line_starts[end] - 1]
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -124,7 +122,8 @@ class Retriever:
         self._files: dict[str, _FileWindows] = {}
         self._listing: dict[str, list[Path]] = {}
         self._listed_at: dict[str, float] = {}
-        # Identifier -> id, shared by every file's windows (names repeat across a code base).
+        # Identifier -> id, shared by every file's windows (names repeat across a code base;
+        # it only grows, by the names of files read and of queries: a few MB at most).
         self._vocabulary: dict[str, int] = {}
 
     def _list(self, root: Path, family: str) -> list[Path]:
@@ -167,7 +166,7 @@ class Retriever:
         known = np.asarray(sorted(vocabulary.setdefault(name, len(vocabulary)) for name in query), dtype=np.int32)
         scored: list[tuple[float, str, int, _Windows]] = []
         for path, entry in self._sources(current, open_docs, root):
-            found, scores = entry.windows.scores(known, len(known))
+            found, scores = entry.windows.scores(known)
             for k, score in zip(found.tolist(), scores.tolist(), strict=True):
                 if score >= cfg.min_score:
                     scored.append((score, path, k * cfg.stride, entry.windows))
@@ -177,8 +176,7 @@ class Retriever:
             if any(p == path and abs(s.start_line - start) < cfg.window_lines for p, s in picked):
                 continue  # overlaps a better window: it would repeat its lines
             shown = os.path.relpath(path, root) if root else Path(path).name
-            _, chunk = windows.chunk(start // cfg.stride, cfg.window_lines, cfg.stride)
-            picked.append((path, Snippet(shown, start, chunk, score)))
+            picked.append((path, Snippet(shown, start, windows.lines(start, cfg.window_lines), score)))
             if len(picked) >= cfg.top_k:
                 break
         return [s for _, s in picked]

@@ -73,7 +73,8 @@ def test_the_line_written_just_above_is_not_crowded_out_by_lines_common_elsewher
     frequent than the document's own line: the document's nearest lines still compete."""
     common = "".join(f"    return self.field_{i}\n" for i in range(40))
     files = [FileLines(common) for _ in range(3)]
-    prefix = "    def __eq__(self, other):\n        return self.value == other.value\n\n    def same(self, other):\n        return self."
+    prefix = ("    def __eq__(self, other):\n        return self.value == other.value\n\n"
+              "    def same(self, other):\n        return self.")
     ranked = memory.candidates(prefix, "\n", files)
     assert ranked[0].text == "value == other.value"
 
