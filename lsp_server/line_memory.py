@@ -292,8 +292,7 @@ def tail_candidates(typed: str, before: list[str], after: list[str], files: list
                 pool.add(rest, "tail", workspace=True, tail_chars=len(tail))
         found = pool.items()
         if found:
-            found.sort(key=_by_support)
-            return found[:max_candidates]
+            return _kept(found, max_candidates, max_candidates // 4)
     return []
 
 

@@ -79,6 +79,16 @@ def test_the_line_written_just_above_is_not_crowded_out_by_lines_common_elsewher
     assert ranked[0].text == "value == other.value"
 
 
+def test_a_tail_found_just_above_is_not_crowded_out_either():
+    """No line starts like the cursor's, so the last tokens typed are looked for inside
+    lines; the document's own occurrence competes with the workspace's common ones."""
+    common = "".join(f"    other_{i} = self.cache.get_{i}(key)\n" * 3 for i in range(12))
+    files = [FileLines(common) for _ in range(3)]
+    prefix = "    found = self.cache.lookup(key, default=None)\n    value = self.cache."
+    texts = [c.text for c in memory.candidates(prefix, "\n", files)]
+    assert "lookup(key, default=None)" in texts
+
+
 def test_nothing_to_copy_gives_none():
     assert memory.suggest("x = 1\nvalue = compute_", "\n") is None
     assert memory.suggest("x=1\n", "\n", [FileLines("x=1\ny = 2\n")]) is None  # "x=1" says too little
