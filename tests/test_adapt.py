@@ -80,9 +80,9 @@ def test_each_pass_over_a_small_repository_brings_new_completions(workspace, tmp
         d = tmp_path / f"draws{draws}"
         d.mkdir()
         (d / TOKENIZER_FILE).write_bytes((DEFAULT_MODEL_DIR / TOKENIZER_FILE).read_bytes())
-        n = _write_draws(files, d, DataConfig(fim_rate=1.0), draws)
+        counts = _write_draws(files, d, DataConfig(fim_rate=1.0), draws)
         shards[draws] = np.fromfile(d / "train.bin", dtype=np.uint16)
-        assert len(shards[draws]) == n
+        assert len(counts) == draws and len(shards[draws]) == sum(counts)
     one, three = shards[1], shards[3]
     assert np.array_equal(three[: len(one)], one)  # the first pass is the one a single draw makes
     rest = three[len(one):]

@@ -6,7 +6,9 @@ few minutes of training on the repository itself teaches them.  The recipe:
 * files: the ones the language server reads for the workspace (``.gitignore`` honoured,
   build and virtual-environment folders skipped), in the languages the base model knows,
   minus generated, minified, binary, huge and duplicate files (``training/corpus.py``);
-* examples: the same pieces and fill-in-the-middle transform as pre-training;
+* examples: the same pieces and fill-in-the-middle transform as pre-training, the
+  repository written several times with its own cuts each (``fim_draws``): the step
+  budget passes over a small repository several times;
 * replay: a quarter of the tokens come from general code (this Python's standard
   library), so the model does not forget what it knew;
 * a step budget (``--steps``), not epochs: the time is known before it starts, and the
@@ -113,16 +115,17 @@ def replay_files(budget_bytes: int) -> list[tuple[str, str]]:
     return [(f.rel, f.text) for f in iter_corpus(corpus)]
 
 
-def _write_draws(docs: list[tuple[str, str]], data_dir: Path, data_cfg: DataConfig, draws: int) -> int:
-    """``train.bin``: ``docs`` tokenized ``draws`` times, each with its own FIM seed."""
-    n = 0
+def _write_draws(docs: list[tuple[str, str]], data_dir: Path, data_cfg: DataConfig, draws: int) -> list[int]:
+    """``train.bin``: ``docs`` tokenized ``draws`` times, each with its own FIM seed; the
+    tokens of each draw."""
+    counts = []
     with open(data_dir / "train.bin", "wb") as out:
         for k in range(max(1, draws)):
             part = data_dir / f"train.{k}.bin"
-            n += write_shard(docs, data_dir / TOKENIZER_FILE, part, replace(data_cfg, seed=data_cfg.seed + k))
+            counts.append(write_shard(docs, data_dir / TOKENIZER_FILE, part, replace(data_cfg, seed=data_cfg.seed + k)))
             out.write(part.read_bytes())
             part.unlink()
-    return n
+    return counts
 
 
 def _peak_rss_mb() -> float:
@@ -170,12 +173,14 @@ def adapt(root: Path, base_model: Path, cache_dir: Path | None = None, config: A
                 extra = next(replay_iter, None)
                 if extra is not None:
                     mixed.append(("general/" + extra[0], extra[1]))
-        n_train = _write_draws(mixed, data_dir, data_cfg, config.fim_draws)
+        draws = _write_draws(mixed, data_dir, data_cfg, config.fim_draws)
+        n_train = draws[0]  # one copy of the repository (and its replay); the others are re-cut
         n_val = write_shard(val_docs, data_dir / TOKENIZER_FILE, data_dir / "val.bin", data_cfg)
-        write_meta(data_dir, {"tokens": {"train": n_train, "val": n_val}, "files": {"train": len(mixed),
+        write_meta(data_dir, {"tokens": {"train": sum(draws), "val": n_val}, "files": {"train": len(mixed),
                               "val": len(val_docs)}, "roots": [str(root)], "filter_stats": stats,
                               "data_config": {"fim_rate": data_cfg.fim_rate, "piece_chars": data_cfg.piece_chars}})
-        log(f"tokens: {n_train:,} to train on ({len(replay)} general files mixed in), {n_val:,} to validate")
+        log(f"tokens: {n_train:,} to train on ({len(replay)} general files mixed in; {len(draws)} ways of cutting "
+            f"them for fill-in-the-middle), {n_val:,} to validate")
         cfg = TrainConfig(model=ModelConfig.load(Path(start_from)), data=data_cfg, batch_size=config.batch_size,
                           max_steps=config.steps, warmup_steps=config.warmup_steps, lr=config.lr,
                           min_lr=config.min_lr, schedule="wsd", decay_frac=config.decay_frac,
