@@ -220,7 +220,7 @@ def test_the_workspace_is_read_ahead_in_slices_until_every_file_is_seen(tmp_path
         (tmp_path / f"mod{i:02d}.py").write_text("".join(f"value_{i}_{j} = compute({j})\n" for j in range(300)))
     current = tmp_path / "main.py"
     current.write_text("import os\n")
-    retriever = Retriever(RetrievalConfig(time_cap_s=0.0))
+    retriever = Retriever(RetrievalConfig(time_cap_s=-1.0))  # past its deadline before the first file
     assert list(retriever.file_lines(current, {}, tmp_path)) == []  # no time to read: nothing seen
     slices = 1
     while not retriever.warm(current, tmp_path, time_cap_s=0.0005):
