@@ -108,7 +108,7 @@ class FileLines:
 
     def continuations(self, start: str, limit: int) -> list[tuple[str, str]]:
         """What follows ``start`` on the lines that begin with it (and go on), each with
-        the line above the first occurrence of its line (``preceding``)."""
+        the line above the first occurrence of its line that has one."""
         first = self._first(start + "\x00")  # past the lines equal to ``start``: they do not go on
         end = min(len(self), first + limit)
         if first >= end:
@@ -121,7 +121,7 @@ class FileLines:
             if current != line:  # the first of equal lines: its first occurrence
                 j = prev_pos[first + k]
                 line, above = current, (joined[starts[j]:starts[j + 1] - 1] if j >= 0
-                                        else self._above(first + k, len(self)))
+                                        else self._above(first + k))
             out.append((current[len(start):], above))
         return out
 
@@ -130,20 +130,14 @@ class FileLines:
         lo, hi = self._range(line)
         return [self[j] for j in self.next_pos[lo:hi] if j >= 0]
 
-    def preceding(self, line: str) -> str:
-        """The non-blank line right before the first occurrence of ``line`` that has one
-        ("" if none)."""
-        lo, hi = self._range(line)
-        return self._above(lo, hi)
-
-    def _above(self, lo: int, hi: int) -> str:
-        """The line above the first of the equal lines from sorted position ``lo`` that has one."""
-        line = self[lo] if lo < hi else None
-        for j in range(lo, hi):
-            if j > lo and self[j] != line:
-                break
+    def _above(self, lo: int) -> str:
+        """The line above the first of the equal lines from sorted position ``lo`` that has
+        one ("" if none: each is its file's first non-blank line)."""
+        line, j = self[lo], lo
+        while j < len(self) and self[j] == line:
             if self.prev_pos[j] >= 0:
                 return self[self.prev_pos[j]]
+            j += 1
         return ""
 
     def containing(self, fragment: str, limit: int) -> list[str]:

@@ -72,8 +72,9 @@ class _Windows:
             ids.extend(held)
             windows.extend([k] * len(held))
             sizes.append(len(held))
-        order = np.argsort(np.asarray(ids, dtype=np.int32), kind="stable")
-        self.ids = np.asarray(ids, dtype=np.int32)[order]
+        held_ids = np.asarray(ids, dtype=np.int32)
+        order = np.argsort(held_ids, kind="stable")
+        self.ids = held_ids[order]
         self.windows = np.asarray(windows, dtype=np.int32)[order]
         self.sizes = np.asarray(sizes, dtype=np.int32)
         self.text = text
