@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.measure import pct  # noqa: E402
 from lsp_server.team.process import team_server  # noqa: E402
 from lsp_server.team.tokens import TokenStore  # noqa: E402
 
@@ -50,11 +51,6 @@ def requests(n: int, max_tokens: int, suffix: bool = True, seed: int = 0) -> lis
             body["suffix"] = text[cut:cut + 2000]
         out.append(body)
     return out
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
 @dataclass

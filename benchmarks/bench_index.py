@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -27,15 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from benchmarks.measure import pct, peak_rss_mb  # noqa: E402
 from lsp_server.similarity.service import WorkspaceConfig, WorkspaceIndex  # noqa: E402
 
 threadpool_limits(limits=1, user_api="blas")  # as the server does (lsp_server/__main__.py)
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "sqlalchemy"
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _folder_mb(folder: Path) -> float:
@@ -51,7 +47,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         config = WorkspaceConfig(cache_dir=Path(tmp))
-        rss0 = _rss_mb()
+        rss0 = peak_rss_mb()
         t0, cpu0 = time.perf_counter(), time.process_time()  # every thread's CPU, the encoder's too
         workspace = WorkspaceIndex(args.root, config)
         report = workspace.refresh()
@@ -60,7 +56,7 @@ def main() -> None:
         embedded = workspace.embed_pending()
         workspace.save()
         embed_s, embed_cpu = time.perf_counter() - t1, time.process_time() - cpu1
-        rss1 = _rss_mb()
+        rss1 = peak_rss_mb()
         size = _folder_mb(Path(tmp))
 
         t0 = time.perf_counter()
@@ -86,9 +82,6 @@ def main() -> None:
     flagged = sum(1 for s in picks[:100] if (h := index.search(index.entries[s].fingerprint, 1,
                   exclude_file=index.entries[s].file, vector=index.vectors[s])) and h[0].score >= threshold)
 
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))]
-
     print(f"corpus            {args.root}")
     print(f"files / chunks    {report.files:,} / {report.chunks:,}")
     print(f"lexical ready     {cold:.1f} s, CPU {cold_cpu:.1f} s (refresh {report.seconds:.1f} s)")
@@ -99,8 +92,8 @@ def main() -> None:
     print(f"cache on disk     {size:.1f} MB")
     print(f"warm restart      {warm_s:.1f} s ({warm_report.from_cache:,} files from cache, "
           f"{warm_report.indexed} re-read)")
-    print(f"find_similar      p50 {pct(50):.1f} ms, p95 {pct(95):.1f} ms, max {latencies[-1]:.1f} ms "
-          f"over {len(latencies)} queries (limit 20)")
+    print(f"find_similar      p50 {pct(latencies, 0.5):.1f} ms, p95 {pct(latencies, 0.95):.1f} ms, "
+          f"max {latencies[-1]:.1f} ms over {len(latencies)} queries (limit 20)")
     print(f"duplicate hints   {flagged} of {min(100, len(picks))} sampled functions have a match >= {threshold}")
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from lsprotocol import types
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.measure import pct  # noqa: E402
 from lsp_server.client import running_server  # noqa: E402
 from training.cli import setting_pair  # noqa: E402
 
@@ -30,11 +31,6 @@ from training.cli import setting_pair  # noqa: E402
 def two_thousand_lines() -> str:
     src = Path(sysconfig.get_paths()["stdlib"]) / "argparse.py"
     return "\n".join(src.read_text().split("\n")[:2000]) + "\n"
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def server_rss_mb(client) -> float:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import resource
 import statistics
 import sys
 import time
@@ -25,19 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.measure import pct, peak_rss_mb  # noqa: E402
 from lsp_server.line_memory import LineMemory  # noqa: E402
 from lsp_server.retrieval import RetrievalConfig, Retriever  # noqa: E402
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "sqlalchemy"
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:
@@ -52,14 +43,14 @@ def main() -> None:
     if not files:
         parser.error(f"no Python files under {args.root}")
 
-    rss0 = _rss_mb()
+    rss0 = peak_rss_mb()
     retriever = Retriever(RetrievalConfig(time_cap_s=1e9))
     current = args.root / "__bench__.py"  # a file that is not there: every file is a source
     t0, cpu0 = time.perf_counter(), time.process_time()
     while not retriever.warm(current, args.root, time_cap_s=0.05):
         pass
     read_s, read_cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    rss1 = _rss_mb()
+    rss1 = peak_rss_mb()
 
     rng = random.Random(args.seed)
     memory = LineMemory()
@@ -88,7 +79,7 @@ def main() -> None:
           f"(+{rss1 - rss0:.0f} MB)")
     for name, values in (("retrieval", retrieve_ms), ("line memory", memory_ms)):
         print(f"{name} over every file ({len(values)} positions): p50 {statistics.median(values):.1f} ms, "
-              f"p95 {_percentile(values, 0.95):.1f} ms")
+              f"p95 {pct(values, 0.95):.1f} ms")
 
 
 if __name__ == "__main__":
