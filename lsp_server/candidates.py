@@ -48,6 +48,14 @@ class Candidate:
     prev_sim: float = 0.0  # best token overlap (Jaccard, squared: one shared word counts little) over the occurrences
     prev_equal: bool = False  # some occurrence has the very same line above it
     above: set[str] = field(default_factory=set, repr=False)  # the lines above occurrences (a few)
+    below: set[str] = field(default_factory=set, repr=False)  # the lines below occurrences (a few)
+    next_equal: bool = False  # some occurrence has the cursor's next line right below it
+    next_sim: float = 0.0  # as ``prev_sim``, the lines below occurrences against the cursor's next line
+    # Where the cursor's neighbours are items of a sorted list (imports, the names of an
+    # import list): the whole line is such an item and sorts between them ...
+    in_order: bool = False
+    # ... or is one of the neighbours again (a list names a thing once).
+    repeats_neighbour: bool = False
     scored: bool = False  # the model scored this line (``model/scoring.py``)
     logprob_mean: float = 0.0  # mean log-probability per token of the whole line
     logprob_gap: float = 0.0  # line log-probability minus the best scored candidate's (<= 0)
@@ -70,6 +78,10 @@ class Candidate:
             "overlap": self.overlap,
             "prev_sim": self.prev_sim,
             "prev_equal": float(self.prev_equal),
+            "next_equal": float(self.next_equal),
+            "next_sim": self.next_sim,
+            "in_order": float(self.in_order),
+            "repeats_neighbour": float(self.repeats_neighbour),
             "scored": float(self.scored),
             "lp_mean": self.logprob_mean,
             "lp_gap": self.logprob_gap,
@@ -144,21 +156,37 @@ def line_tokens(line: str) -> set[str]:
 
 
 def describe_context(candidates: list[Candidate], nearby: set[str], model_text: str | None,
-                     previous: str = "") -> None:
+                     previous: str = "", following: str = "", typed: str = "") -> None:
     """Features that compare each candidate with the cursor's surroundings: identifiers
-    seen near the cursor, the line above the cursor against the lines above the
-    candidate's occurrences, and how far it agrees with the model's own completion."""
+    seen near the cursor, the lines above and below the cursor against those around the
+    candidate's occurrences, its place in a sorted list, and how far it agrees with the
+    model's own completion.  ``previous``/``following``: the non-blank lines around the
+    cursor's, stripped; ``typed``: the cursor's line so far, stripped."""
     model_text = (model_text or "").rstrip()
-    previous_tokens = line_tokens(previous)
-    tokens_of: dict[str, set[str]] = {}  # candidates share lines above (every follow candidate's is the same)
+    previous_tokens, following_tokens = line_tokens(previous), line_tokens(following)
+    tokens_of: dict[str, set[str]] = {}  # candidates share the lines around them
+
+    def similarity(lines: set[str], tokens: set[str]) -> float:
+        """The best token overlap (Jaccard, squared: one shared word counts little)."""
+        best = 0.0
+        for line in lines:
+            other = tokens_of.get(line)
+            if other is None:
+                other = tokens_of[line] = line_tokens(line)
+            union = len(other | tokens)
+            best = max(best, (len(other & tokens) / union) ** 2 if union else 0.0)
+        return best
+
+    neighbours = [line for line in (previous, following) if list_item_kind(line)]
     for c in candidates:
-        for above in c.above:
-            c.prev_equal = c.prev_equal or above == previous
-            tokens = tokens_of.get(above)
-            if tokens is None:
-                tokens = tokens_of[above] = line_tokens(above)
-            union = len(tokens | previous_tokens)
-            c.prev_sim = max(c.prev_sim, (len(tokens & previous_tokens) / union) ** 2 if union else 0.0)
+        c.prev_equal = previous in c.above
+        c.prev_sim = similarity(c.above, previous_tokens)
+        c.next_equal = bool(following) and following in c.below
+        c.next_sim = similarity(c.below, following_tokens)
+        if neighbours:
+            line = (typed + c.text).strip()
+            c.repeats_neighbour = line in neighbours
+            c.in_order = in_sorted_place(line, previous, following)
         names = identifiers(c.text)
         c.overlap = len(names & nearby) / len(names) if names else 1.0
         if model_text and c.kind != "model":
@@ -169,6 +197,34 @@ def describe_context(candidates: list[Candidate], nearby: set[str], model_text: 
                 n += 1
             c.model_prefix = n / max(1, len(c.text))
             c.model_agrees = c.model_agrees or c.text.rstrip() == model_text
+
+
+_LIST_ITEMS = (("import", re.compile(r"import [\w.]+")), ("from", re.compile(r"from [\w.]+ import .+")),
+               ("name", re.compile(r"[\w.]+(?: as \w+)?,")))
+
+
+def list_item_kind(line: str) -> str | None:
+    """What kind of sorted-list item ``line`` (stripped) is, if any: ``import x``, ``from x
+    import y`` or a name and a comma (an import list's, an ``__all__``'s)."""
+    for kind, pattern in _LIST_ITEMS:
+        if pattern.fullmatch(line):
+            return kind
+    return None
+
+
+def in_sorted_place(line: str, previous: str, following: str) -> bool:
+    """``line`` is a list item of the same kind as at least one neighbour and sorts after
+    every such neighbour above and before every such one below (case aside, as import
+    sorters order them)."""
+    kind = list_item_kind(line)
+    if kind is None:
+        return False
+    low = previous if list_item_kind(previous) == kind else None
+    high = following if list_item_kind(following) == kind else None
+    if low is None and high is None:
+        return False
+    key = line.casefold()
+    return (low is None or low.casefold() < key) and (high is None or key < high.casefold())
 
 
 def rank(candidates: list[Candidate], typed: str, weights: RankerWeights) -> list[Candidate]:

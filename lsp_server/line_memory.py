@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -35,6 +35,7 @@ from lsp_server.candidates import (
     default_weights,
     describe_context,
     identifiers,
+    list_item_kind,
     rank,
     token_tails,
 )
@@ -106,15 +107,17 @@ class FileLines:
             hi += 1
         return lo, hi
 
-    def continuations(self, start: str, limit: int) -> list[tuple[str, str]]:
+    def continuations(self, start: str, limit: int) -> list[tuple[str, str, str]]:
         """What follows ``start`` on the lines that begin with it (and go on), each with
-        the line above the first occurrence of its line that has one."""
+        the line above the first occurrence of its line that has one and the line below
+        this occurrence ("" if none)."""
         first = self._first(start + "\x00")  # past the lines equal to ``start``: they do not go on
         end = min(len(self), first + limit)
         if first >= end:
             return []
-        out: list[tuple[str, str]] = []
-        line, above, prev_pos, joined, starts = None, "", self.prev_pos, self.joined, self.starts
+        out: list[tuple[str, str, str]] = []
+        line, above, joined, starts = None, "", self.joined, self.starts
+        prev_pos, next_pos = self.prev_pos, self.next_pos
         for k, current in enumerate(joined[starts[first]:starts[end] - 1].split("\n")):
             if not current.startswith(start):
                 break
@@ -122,13 +125,44 @@ class FileLines:
                 j = prev_pos[first + k]
                 line, above = current, (joined[starts[j]:starts[j + 1] - 1] if j >= 0
                                         else self._above(first + k))
-            out.append((current[len(start):], above))
+            j = next_pos[first + k]
+            out.append((current[len(start):], above, joined[starts[j]:starts[j + 1] - 1] if j >= 0 else ""))
         return out
 
-    def followers(self, line: str) -> list[str]:
-        """The non-blank lines that come right after ``line``, in file order."""
+    def followers(self, line: str) -> list[tuple[str, str]]:
+        """The non-blank lines that come right after ``line``, each with the line after it
+        ("" at the end of the file)."""
         lo, hi = self._range(line)
-        return [self[j] for j in self.next_pos[lo:hi] if j >= 0]
+        return [(self[j], self._at(self.next_pos[j])) for j in self.next_pos[lo:hi] if j >= 0]
+
+    def leaders(self, line: str) -> list[tuple[str, str]]:
+        """The non-blank lines that come right before ``line``, each with the line above it."""
+        lo, hi = self._range(line)
+        return [(self[j], self._at(self.prev_pos[j])) for j in self.prev_pos[lo:hi] if j >= 0]
+
+    def between(self, low: str | None, high: str | None, keep: Callable[[str], bool],
+                limit: int) -> list[str]:
+        """Up to ``limit`` distinct lines for which ``keep`` holds, sorting after ``low`` and
+        before ``high`` (None: no bound), the nearest to a bound first: where lines are kept
+        sorted (imports, the names of an import list), what belongs between two of them.
+        At most ``4 * limit`` lines are looked at."""
+        lo = 0 if low is None else self._first(low + "\x00")
+        hi = len(self) if high is None else self._first(high)
+        if low is not None:
+            order = range(lo, min(hi, lo + 4 * limit))
+        else:
+            order = range(hi - 1, max(lo, hi - 4 * limit) - 1, -1)
+        out: list[str] = []
+        for i in order:
+            line = self[i]
+            if keep(line) and line not in out:
+                out.append(line)
+                if len(out) == limit:
+                    break
+        return out
+
+    def _at(self, i: int) -> str:
+        return self[i] if i >= 0 else ""
 
     def _above(self, lo: int) -> str:
         """The line above the first of the equal lines from sorted position ``lo`` that has
@@ -198,13 +232,16 @@ class LineMemory:
             pool = _kept(pool, self.config.max_candidates, self.config.nearest_kept)
         n = self.config.nearby_lines
         nearby = identifiers("\n".join(before[-n:] + [typed] + after[: n // 4]))
-        describe_context(pool, nearby, model_text, previous=_line_above(before, len(before)))
+        describe_context(pool, nearby, model_text, previous=_line_above(before, len(before)),
+                         following=_line_below(after), typed=typed)
         return rank(pool, typed, self.weights)
 
 
-# The lines above a candidate's occurrences kept for comparison with the cursor's (the
-# first few say enough, and each costs a tokenization).
+# The lines above (and below) a candidate's occurrences kept for comparison with the
+# cursor's (the first few say enough, and each costs a tokenization).
 MAX_ABOVE = 8
+# Items of a sorted list taken from each file for an empty line between two of them.
+MAX_BETWEEN = 8
 
 
 class _Pool:
@@ -214,7 +251,8 @@ class _Pool:
         self.by_text: dict[str, Candidate] = {}
 
     def add(self, text: str, kind: str, *, distance: int = 0, before: bool = False,
-            workspace: bool = False, tail_chars: int = 0, above: Iterable[str] = ()) -> None:
+            workspace: bool = False, tail_chars: int = 0, above: Iterable[str] = (),
+            below: Iterable[str] = ()) -> None:
         if not text.strip():
             return
         c = self.by_text.get(text)
@@ -225,6 +263,11 @@ class _Pool:
                 break
             if line:
                 c.above.add(line)
+        for line in below:
+            if len(c.below) >= MAX_ABOVE:
+                break
+            if line:
+                c.below.add(line)
         if workspace:
             c.ws_count += 1
         else:
@@ -247,10 +290,10 @@ def continue_candidates(typed: str, before: list[str], after: list[str],
             if len(line) > len(typed) and line.startswith(typed):
                 distance = n - i if is_before else i + 1
                 pool.add(line[len(typed):], "continue", distance=distance, before=is_before,
-                         above=(_line_above(lines, i),))
+                         above=(_line_above(lines, i),), below=(_line_below(lines, i + 1),))
     for f in files:
-        for text, above in f.continuations(typed, per_file):
-            pool.add(text, "continue", workspace=True, above=(above,))
+        for text, above, below in f.continuations(typed, per_file):
+            pool.add(text, "continue", workspace=True, above=(above,), below=(below,))
     return pool.items()
 
 
@@ -292,35 +335,57 @@ def tail_candidates(typed: str, before: list[str], after: list[str], files: list
 
 def follow_candidates(before: list[str], after: list[str], files: Iterable,
                       min_previous_chars: int) -> list[Candidate]:
-    """``follow`` candidates for an empty line: what came after the same previous line."""
+    """``follow`` candidates for an empty line: what came after the same previous line
+    elsewhere, what came before the same next line, and, where the neighbours are items
+    of a sorted list (imports, the names of an import list), the items that sort between
+    them."""
     previous = _line_above(before, len(before))
-    if len(previous) < min_previous_chars:
+    following = _line_below(after)
+    after_previous = len(previous) >= min_previous_chars
+    before_following = len(following) >= min_previous_chars
+    sorted_kind = list_item_kind(previous) or list_item_kind(following)
+    if not (after_previous or before_following or sorted_kind):
         return []
     pool = _Pool()
-    # The document in two parts so that no pair spans the cursor: the previous line's
+    # The document in two parts so that no triple spans the cursor: the previous line's
     # follower here is the line being typed, not an example of what follows it.
-    last = max(i for i, line in enumerate(before) if line.strip())
-    for i, line, nxt in _pairs([line.strip() for line in before[:last]]):
-        if line == previous:
-            pool.add(nxt, "follow", distance=len(before) - i, before=True, above=(previous,))
-    for i, line, nxt in _pairs([line.strip() for line in after]):
-        if line == previous:
-            pool.add(nxt, "follow", distance=i + 1, before=False, above=(previous,))
+    last = next((i for i in range(len(before) - 1, -1, -1) if before[i].strip()), 0)
+    n = len(before)
+    parts = ([line.strip() for line in before[:last]], True), ([line.strip() for line in after], False)
+    for part, is_before in parts:
+        for i, above, line, below in _triples(part):
+            if (after_previous and above == previous) or (before_following and below == following):
+                pool.add(line, "follow", distance=n - i if is_before else i + 1, before=is_before,
+                         above=(above,), below=(below,))
     for f in files:
-        for text in f.followers(previous):
-            pool.add(text, "follow", workspace=True, above=(previous,))
+        if after_previous:
+            for line, below in f.followers(previous):
+                pool.add(line, "follow", workspace=True, above=(previous,), below=(below,))
+        if before_following:
+            for line, above in f.leaders(following):
+                pool.add(line, "follow", workspace=True, above=(above,), below=(following,))
+        if sorted_kind:
+            low = previous if list_item_kind(previous) == sorted_kind else None
+            high = following if list_item_kind(following) == sorted_kind else None
+            for line in f.between(low, high, lambda x: list_item_kind(x) == sorted_kind, MAX_BETWEEN):
+                pool.add(line, "follow", workspace=True)
     return pool.items()
 
 
-def _pairs(lines: list[str]) -> Iterator[tuple[int, str, str]]:
-    """``(index, line, next line)`` for stripped ``lines``, blank lines skipped."""
-    previous: tuple[int, str] | None = None
-    for i, line in enumerate(lines):
-        if not line:
-            continue
-        if previous is not None:
-            yield previous[0], previous[1], line
-        previous = (i, line)
+def _line_below(lines: list[str], i: int = 0) -> str:
+    """The first non-blank line of ``lines`` from ``lines[i]`` on, stripped ("" if none)."""
+    for j in range(i, len(lines)):
+        if lines[j].strip():
+            return lines[j].strip()
+    return ""
+
+
+def _triples(lines: list[str]) -> Iterator[tuple[int, str, str, str]]:
+    """``(index, line above, line, line below)`` for each non-blank line of stripped
+    ``lines``, blank lines skipped ("" for none above or below)."""
+    kept = [(i, line) for i, line in enumerate(lines) if line]
+    for k, (i, line) in enumerate(kept):
+        yield (i, kept[k - 1][1] if k else "", line, kept[k + 1][1] if k + 1 < len(kept) else "")
 
 
 def _kept(pool: list[Candidate], limit: int, nearest: int) -> list[Candidate]:

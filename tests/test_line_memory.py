@@ -37,6 +37,37 @@ def test_an_empty_line_gets_what_follows_the_same_previous_line_elsewhere():
     assert memory.suggest("class A:\n    def __init__(self):\n        ", "\n", files) == "super().__init__()"
 
 
+def test_the_line_below_the_cursor_chooses_among_equally_common_continuations():
+    """Written into existing code, the line goes on like the occurrence that has the
+    same line below it."""
+    files = [FileLines("resp = session.get(url, timeout=5)\nassert resp.ok\n"),
+             FileLines("resp = session.get(url, auth=auth)\nassert resp.status_code == 401\n")]
+    typed = "def test():\n    resp = session.get(url, "
+    assert memory.suggest(typed, "\n    assert resp.status_code == 401\n", files) == "auth=auth)"
+    assert memory.suggest(typed, "\n    assert resp.ok\n", files) == "timeout=5)"
+
+
+def test_an_empty_line_gets_what_came_before_the_same_next_line_elsewhere():
+    """Nothing follows ``if expired(token):`` elsewhere, but ``return token`` comes after
+    one line in another file: the line that goes above it."""
+    files = [FileLines("def renew(token):\n    token = refresh(token)\n    return token\n")]
+    prefix = "def check(token):\n    if expired(token):\n        "
+    assert memory.suggest(prefix, "\n    return token\n", files) == "token = refresh(token)"
+
+
+def test_between_sorted_imports_an_import_that_sorts_between_them():
+    """Imports are kept sorted: an empty line between two of them gets an import from
+    elsewhere in the workspace that sorts between the two, not one of the two again
+    (``import sys`` follows ``import os`` more often elsewhere)."""
+    files = [FileLines("import os\nimport sys\n"), FileLines("import os\nimport sys\n"),
+             FileLines("import json\nimport shutil\nimport tempfile\n")]
+    ranked = memory.candidates("import os\n", "\nimport sys\n", files)
+    assert ranked[0].text == "import shutil"
+    assert "import sys" in [c.text for c in ranked[1:]]
+    assert memory.suggest("import re\n", "\nimport ssl\n", files) == "import shutil"
+    assert memory.suggest("import tempfile\n", "\nimport zlib\n", files) is None  # none sorts between
+
+
 def test_the_line_after_the_cursor_is_not_an_example_of_what_follows():
     """The document's own pair (previous line -> the line after the cursor) spans the
     cursor: it says nothing about what is typed here."""
@@ -140,7 +171,8 @@ async def test_the_model_judges_line_memorys_candidates(tmp_path):
     ws.mkdir()
     odd = "    result = values[0][1][2][3][4]\n"
     (ws / "a.py").write_text("def first(values):\n" + odd * 3)
-    (ws / "b.py").write_text("def second(values):\n    result = values[0] + values[1]\n    return result\n")
+    # (followed by another line than the cursor's: the line below would favour it too)
+    (ws / "b.py").write_text("def second(values):\n    result = values[0] + values[1]\n    print(result)\n")
     uri = (ws / "pairs.py").as_uri()
     source = "def pair_sum(values):\n    result = \n    return result\n"
     ranked = {}

@@ -124,7 +124,8 @@ def _matrix(cases: list[Case], names: list[str]) -> tuple[np.ndarray, np.ndarray
 # positive floors keep "the nearest repetition, else the most frequent" as the order
 # among candidates that the fitted features cannot tell apart.
 FLOORS = {"log_doc": 0.5, "log_ws": 0.5, "near": 0.5, "overlap": 0.0, "model_agrees": 0.0,
-          "model_prefix": 0.0, "lp_gap": 0.0, "lp_best": 0.0, "prev_sim": 0.0, "prev_equal": 0.0}
+          "model_prefix": 0.0, "lp_gap": 0.0, "lp_best": 0.0, "prev_sim": 0.0, "prev_equal": 0.0,
+          "next_equal": 0.0, "next_sim": 0.0, "in_order": 0.0}
 
 
 def fit_listwise(x: np.ndarray, y: np.ndarray, group: np.ndarray, floors: np.ndarray | None = None,
@@ -359,7 +360,9 @@ def main(argv: list[str] | None = None) -> None:
     ablations = {"no model candidate": ("kind_model", "model_agrees"), "no counts": ("log_doc", "log_ws"),
                  "no line scores": ("scored", "lp_mean", "lp_gap", "lp_best"),
                  "no distance": ("near", "before"), "no kind": ("kind_continue", "kind_tail", "kind_follow"),
-                 "no line above": ("prev_sim", "prev_equal")}
+                 "no line above": ("prev_sim", "prev_equal"),
+                 "no line below, no sorted lists": ("next_equal", "next_sim", "in_order",
+                                                            "repeats_neighbour")}
     for label, drop in ablations.items():
         print(f"  {label}: {cross_validated(cases, drop):.1f}")
     weights = fit(cases)
