@@ -14,7 +14,8 @@ Kinds of candidate:
 * ``tail``: no line starts that way, but a line contains the last few tokens typed and
   goes on after them (``foo = self.session.`` -> another line's ``self.session.get(url)``);
 * ``follow``: the cursor's line is empty; lines that came right after the same previous
-  line elsewhere;
+  line or right before the same next line elsewhere, or items of a sorted list that sort
+  between the cursor's neighbours;
 * ``model``: the model's own greedy completion.
 """
 

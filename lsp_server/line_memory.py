@@ -9,7 +9,9 @@ is asked, the server looks for lines that already exist:
 * the cursor's line has text: lines of the document or the workspace that start with the
   same text (indentation aside) and go on; the nearest in the document wins, else the
   most frequent continuation in other files;
-* the cursor's line is still empty: lines that follow the same previous line elsewhere;
+* the cursor's line is still empty: lines that follow the same previous line or precede
+  the same next line elsewhere, and between two items of a sorted list (imports), the
+  items of other files that sort between them;
 * no line starts that way: lines that contain the last few tokens typed, and what
   follows them there.
 
