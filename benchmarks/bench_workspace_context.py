@@ -8,7 +8,8 @@ exist).  It reads them ahead in slices after a document opens (``Retriever.warm`
 keeps them.  This script does the same reading in one go and reports the wall and CPU
 time it takes, the peak resident memory it adds, and, for randomly chosen cursor
 positions (a line cut after its first tokens), the time of one retrieval over every file
-and of line memory's candidates over every file, p50 and p95.  Completions themselves
+and of line memory's candidates over every file, p50 and p95, with those first tokens
+typed and with the line still empty (its candidates then come from the lines around it).  Completions themselves
 stop reading at a time cap (``RetrievalConfig.time_cap_s``); here the cap is lifted so
 that every file counts.  The figures in docs/benchmarks.md come from this script.
 """
@@ -54,7 +55,7 @@ def main() -> None:
 
     rng = random.Random(args.seed)
     memory = LineMemory()
-    retrieve_ms, memory_ms = [], []
+    retrieve_ms, memory_ms, empty_ms = [], [], []
     while len(retrieve_ms) < args.queries:
         path = rng.choice(files)
         lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
@@ -72,12 +73,16 @@ def main() -> None:
         t = time.perf_counter()
         memory.candidates(prefix, suffix, retriever.file_lines(path, {}, args.root))
         memory_ms.append(1000 * (time.perf_counter() - t))
+        t = time.perf_counter()
+        memory.candidates(prefix[: len(prefix) - cut + indent], suffix, retriever.file_lines(path, {}, args.root))
+        empty_ms.append(1000 * (time.perf_counter() - t))
 
     chars = sum(len(p.read_text(encoding="utf-8", errors="replace")) for p in files)
     print(f"workspace: {args.root} ({len(files)} Python files, {chars / 1e6:.1f} M chars)")
     print(f"read every file: {read_s:.1f} s wall, {read_cpu:.1f} s CPU; peak RSS {rss0:.0f} -> {rss1:.0f} MB "
           f"(+{rss1 - rss0:.0f} MB)")
-    for name, values in (("retrieval", retrieve_ms), ("line memory", memory_ms)):
+    for name, values in (("retrieval", retrieve_ms), ("line memory", memory_ms),
+                         ("line memory, empty line", empty_ms)):
         print(f"{name} over every file ({len(values)} positions): p50 {statistics.median(values):.1f} ms, "
               f"p95 {pct(values, 0.95):.1f} ms")
 

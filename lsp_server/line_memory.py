@@ -253,23 +253,19 @@ class _Pool:
         self.by_text: dict[str, Candidate] = {}
 
     def add(self, text: str, kind: str, *, distance: int = 0, before: bool = False,
-            workspace: bool = False, tail_chars: int = 0, above: Iterable[str] = (),
-            below: Iterable[str] = ()) -> None:
-        if not text.strip():
-            return
+            workspace: bool = False, tail_chars: int = 0, above: str = "", below: str = "") -> None:
+        """One occurrence of ``text``; ``above``/``below``: the non-blank lines around it
+        ("" for none or unknown).  Called for every occurrence in the workspace on every
+        keystroke: kept to a few dictionary and set operations."""
         c = self.by_text.get(text)
         if c is None:
+            if not text.strip():
+                return
             c = self.by_text[text] = Candidate(text=text, kind=kind, tail_chars=tail_chars)
-        for line in above:
-            if len(c.above) >= MAX_ABOVE:
-                break
-            if line:
-                c.above.add(line)
-        for line in below:
-            if len(c.below) >= MAX_ABOVE:
-                break
-            if line:
-                c.below.add(line)
+        if above and len(c.above) < MAX_ABOVE:
+            c.above.add(above)
+        if below and len(c.below) < MAX_ABOVE:
+            c.below.add(below)
         if workspace:
             c.ws_count += 1
         else:
@@ -292,10 +288,10 @@ def continue_candidates(typed: str, before: list[str], after: list[str],
             if len(line) > len(typed) and line.startswith(typed):
                 distance = n - i if is_before else i + 1
                 pool.add(line[len(typed):], "continue", distance=distance, before=is_before,
-                         above=(_line_above(lines, i),), below=(_line_below(lines, i + 1),))
+                         above=_line_above(lines, i), below=_line_below(lines, i + 1))
     for f in files:
         for text, above, below in f.continuations(typed, per_file):
-            pool.add(text, "continue", workspace=True, above=(above,), below=(below,))
+            pool.add(text, "continue", workspace=True, above=above, below=below)
     return pool.items()
 
 
@@ -323,7 +319,7 @@ def tail_candidates(typed: str, before: list[str], after: list[str], files: list
                     rest = raw[j + len(tail):].rstrip()
                     distance = n - i if is_before else i + 1
                     pool.add(rest, "tail", distance=distance, before=is_before, tail_chars=len(tail),
-                             above=(_line_above(lines, i),))
+                             above=_line_above(lines, i))
         for f in files:
             if time.monotonic() > deadline:
                 break
@@ -358,14 +354,14 @@ def follow_candidates(before: list[str], after: list[str], files: Iterable,
         for i, above, line, below in _triples(part):
             if (after_previous and above == previous) or (before_following and below == following):
                 pool.add(line, "follow", distance=n - i if is_before else i + 1, before=is_before,
-                         above=(above,), below=(below,))
+                         above=above, below=below)
     for f in files:
         if after_previous:
             for line, below in f.followers(previous):
-                pool.add(line, "follow", workspace=True, above=(previous,), below=(below,))
+                pool.add(line, "follow", workspace=True, above=previous, below=below)
         if before_following:
             for line, above in f.leaders(following):
-                pool.add(line, "follow", workspace=True, above=(above,), below=(following,))
+                pool.add(line, "follow", workspace=True, above=above, below=following)
         if sorted_kind:
             low = previous if list_item_kind(previous) == sorted_kind else None
             high = following if list_item_kind(following) == sorted_kind else None
