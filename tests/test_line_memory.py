@@ -145,6 +145,25 @@ async def test_line_memory_through_the_server_uses_other_files_but_never_the_sav
         assert await client.inline(uri, 1, 11) != "nt('https://', HTTPAdapter(max_retries=3))"
 
 
+async def test_the_line_above_is_never_offered_again(tmp_path, tiny_model):
+    """Elsewhere ``self.retries = retries`` is followed by itself (a copy-paste slip) and by
+    ``self.timeout = timeout``: under that line the cursor gets the other one, and the
+    repeat is not even a candidate, on an empty line or half typed."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.py").write_text("    self.retries = retries\n    self.retries = retries\n" * 2
+                             + "    self.retries = retries\n    self.timeout = timeout\n")
+    uri = (ws / "b.py").as_uri()
+    text = "class Client:\n    def __init__(self, retries, timeout):\n        self.retries = retries\n        \n"
+    async with running_server(ws, {"modelPath": str(tiny_model), "debounceMs": 0, "minConfidence": 0.0,
+                                   "cacheDir": str(tmp_path / "cache")}) as client:
+        client.open(uri, text)
+        assert await client.inline(uri, 3, 8) == "self.timeout = timeout"
+        assert "self.retries = retries" not in [c.text for c in (await explain(client, uri, 3, 8)).candidates]
+        client.open(uri, text.replace("        \n", "        self.\n"))
+        assert await client.inline(uri, 3, 13) == "timeout = timeout"
+
+
 async def test_a_lone_closing_bracket_is_left_to_the_model(tmp_path, tiny_model):
     """Copying the rest of ``compute(a)`` here would suggest just ``)``: a suggestion of one
     character is rarely what comes next, so line memory stays out and the model answers."""
