@@ -197,12 +197,12 @@ class CompletionService:
         if settings.retrieval and context.file_path is not None:
             files = self.retriever.file_lines(context.file_path, context.open_docs or {}, context.root)
         ranked, broken, check = [], 0, LineCheck.at(prefix, suffix, lang)
-        again = repeated_line(prefix)
+        repeats = repeated_lines(prefix, suffix)
         for c in self.line_memory.candidates(prefix, suffix, files):
             c.text = _clean_line(c.text, prefix, suffix, check)
             # A copied lone bracket or comma is rarely what comes next (0 of 29 right on the
             # dev set, where the model was right on 5): not worth showing from memory.
-            if len(c.text.strip()) < MIN_RECALLED_CHARS or (again and c.text.strip() == again):
+            if len(c.text.strip()) < MIN_RECALLED_CHARS or c.text.strip() in repeats:
                 continue
             # Nor is a line that would break the code around it; each check parses a few
             # thousand lines (~2 ms), so where most candidates break it, the rest are not tried.
@@ -289,7 +289,7 @@ class CompletionService:
         options = GenerationOptions(max_tokens=plan.max_tokens, single_line=block is None,
                                     reuse_static_prompt=settings.static_prompt_reuse, heal=settings.token_healing,
                                     beam_size=settings.beam_size,
-                                    not_line=repeated_line(prefix) if block is None else "",
+                                    not_lines=repeated_lines(prefix, suffix) if block is None else (),
                                     unindented=block is None and starts_at_module_level(prefix, suffix, lang))
         stop = block_stop_rule(block, settings.max_block_lines) if block else None
         completion = engine.complete(plan.prompt, options, cancelled=cancel.is_set, stop=stop)
@@ -452,18 +452,19 @@ _WORD = re.compile(r"\w")
 REPEAT_LOOKBACK_CHARS = 4000  # the line above is looked for this far back (blank lines between)
 
 
-def repeated_line(prefix: str) -> str:
-    """What the rest of the cursor's line would be if it wrote the line above again
-    (stripped; "" where it cannot, or where that line has no word in it).  Neither line
-    memory nor the model suggests it: no line of the dev set repeats the one above it,
-    while 35 of line memory's candidates and 9 of the model's wrong lines did (in this
-    Python's standard library 0.7 % of lines repeat the one above)."""
+def repeated_lines(prefix: str, suffix: str) -> tuple[str, ...]:
+    """What the rest of the cursor's line would be if the line wrote the non-blank line
+    above or below it again (stripped; only lines with a word in them, and only where the
+    text typed so far starts them).  Neither line memory nor the model suggests these: no
+    line of the dev set repeats the one above it and one repeats the one below, while 35
+    of line memory's candidates and 9 of the model's wrong lines repeated the line above
+    (in this Python's standard library 0.7 % of lines repeat the one above)."""
     lines = prefix[-REPEAT_LOOKBACK_CHARS:].split("\n")
     typed = lines[-1].strip()
     above = next((line.strip() for line in reversed(lines[:-1]) if line.strip()), "")
-    if not _WORD.search(above) or above == typed or not above.startswith(typed):
-        return ""
-    return above[len(typed):].strip()
+    below = next((line.strip() for line in suffix[:REPEAT_LOOKBACK_CHARS].split("\n")[1:] if line.strip()), "")
+    return tuple(line[len(typed):].strip() for line in dict.fromkeys((above, below))
+                 if _WORD.search(line) and line != typed and line.startswith(typed))
 
 
 def _wants_second_opinion(best: Candidate, settings: ServerSettings) -> bool:

@@ -62,10 +62,10 @@ class GenerationOptions:
     # No token holding a ``#``: the line is code, no comment (the server asks again this way
     # where the model's line is a linter pragma, which it copies from annotated code).
     no_comments: bool = False
-    # A line the answer should not be (stripped; the server passes the rest of the line
-    # above, which a small model writes again where it has nothing better): beam search
-    # answers with the next best of its beams instead.
-    not_line: str = ""
+    # Lines the answer should not be (stripped; the server passes what would repeat the
+    # line above or below, which a small model writes again where it has nothing better):
+    # beam search answers with its next best line instead.
+    not_lines: tuple[str, ...] = ()
 
 
 @dataclass
@@ -477,15 +477,14 @@ class CompletionEngine:
         ids = [first] if first is not None else []
         rest = options.max_tokens - len(ids)
         if rest > 0:
-            hypotheses = self._beams(prompt, options, rest, 1)
-            if options.not_line and self._line_text(ids + hypotheses[0][0], fragment) == options.not_line:
+            best = self._beams(prompt, options, rest)
+            ruled_out: list[list[int]] = []
+            while self._line_text(ids + best[0], fragment) in options.not_lines and len(ruled_out) < 2:
                 # The other beams mostly write the same line and end it otherwise (a line
                 # break, end-of-text): the line's tokens are ruled out and the beams run again.
-                line = [t for t in hypotheses[0][0] if t not in self._line_end_ids()]
-                again = self._beams(prompt, options, rest, 1, suppress=[line])
-                hypotheses = [h for h in again if self._line_text(ids + h[0], fragment) != options.not_line] \
-                    or hypotheses
-            sequence, score = hypotheses[0]
+                ruled_out.append([t for t in best[0] if t not in self._line_end_ids()])
+                best = self._beams(prompt, options, rest, suppress=ruled_out)
+            sequence, score = best
             ids += sequence
             log_prob += score
         ended = bool(ids) and ids[-1] in self._special_ids
@@ -496,29 +495,25 @@ class CompletionEngine:
                           tokens=len(ids), stop_reason=reason, seconds=0.0, logprob=log_prob)
 
     def _beams(self, prompt: Prompt, options: GenerationOptions, max_length: int,
-               hypotheses: int, suppress: list[list[int]] = ()) -> list[tuple[list[int], float]]:
-        """The best ``hypotheses`` lines by beam search (at least ``options.beam_size``
-        beams), best first: each hypothesis's tokens to its line's end and its total
-        log-probability; none holds a token sequence of ``suppress``."""
+               suppress: list[list[int]] = ()) -> tuple[list[int], float]:
+        """The best line by beam search: its tokens to the line's end and its total
+        log-probability; it holds no token sequence of ``suppress``."""
         start, cache = self._start(prompt, options)
         ruled_out = self._suppressed(options)
         if suppress:
             ruled_out = {"suppress_sequences": ruled_out.get("suppress_sequences", [])
                          + [[self._tokens[i] for i in seq] for seq in suppress if seq]}
         result = self.generator.generate_batch(
-            [start], beam_size=max(options.beam_size, hypotheses), max_length=max_length,
-            include_prompt_in_result=False, end_token=self._line_end_ids(), return_end_token=True,
-            return_scores=True, num_hypotheses=hypotheses, **cache, **ruled_out)[0]
+            [start], beam_size=options.beam_size, max_length=max_length, include_prompt_in_result=False,
+            end_token=self._line_end_ids(), return_end_token=True, return_scores=True, **cache, **ruled_out)[0]
         # With several end tokens, CTranslate2's beam search can carry the best hypothesis
         # on past one of them (end-of-text, then a file separator and a path): the line
         # ends at the first, and at any special token.
+        sequence = result.sequences_ids[0]
         stops = self._special_ids.union(self._line_end_ids())
-        out = []
-        for sequence, score in zip(result.sequences_ids, result.scores, strict=True):
-            cut = next((i + 1 for i, t in enumerate(sequence) if t in stops), len(sequence))
-            # The score is the hypothesis's mean token log-probability (length_penalty 1).
-            out.append((list(sequence[:cut]), score * max(cut, 1)))
-        return out
+        cut = next((i + 1 for i, t in enumerate(sequence) if t in stops), len(sequence))
+        # The score is the hypothesis's mean token log-probability (length_penalty 1).
+        return list(sequence[:cut]), result.scores[0] * max(cut, 1)
 
     def _line_text(self, ids: list[int], fragment: str) -> str:
         """The stripped line that ``ids`` write after ``fragment``."""

@@ -7,7 +7,7 @@ import pytest
 from lsp_helpers import explain
 from lsp_server.blocks import trim_to_valid
 from lsp_server.client import running_server
-from lsp_server.completion import repeated_line
+from lsp_server.completion import repeated_lines
 from lsp_server.settings import DEFAULT_MODEL_DIR
 from model.engine import CompletionEngine, GenerationOptions
 from model.prompt_format import completion_prompt
@@ -114,7 +114,7 @@ def test_beam_search_gives_one_whole_line_and_still_finishes_the_word():
 
 def test_a_line_ruled_out_is_replaced_by_the_next_best_beam():
     """A small model with nothing better to say writes the line above once more; the server
-    rules that line out (``not_line``) and beam search answers with its next best line,
+    rules that line out (``not_lines``) and beam search answers with its next best line,
     still one line, the half-typed word still finished."""
     engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
     for prefix in ["def setup():\n    session = requests.Session()\n    ", *PROMPTS[:4],
@@ -122,13 +122,16 @@ def test_a_line_ruled_out_is_replaced_by_the_next_best_beam():
         prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, "\n")
         first = engine.complete(prompt, GenerationOptions(max_tokens=32, heal=True, beam_size=2)).text
         other = engine.complete(prompt, GenerationOptions(max_tokens=32, heal=True, beam_size=2,
-                                                          not_line=first.strip())).text
+                                                          not_lines=(first.strip(),))).text
         assert other.strip() and other.strip() != first.strip() and "\n" not in other, (prefix, first, other)
         if prefix.endswith("req"):
             assert other.startswith("uests"), other
-    assert repeated_line("x = 1\n    session = requests.Session()\n\n    session = req") == "uests.Session()"
-    assert repeated_line("x = 1\n    session = requests.Session()\n    other") == ""  # typed text differs
-    assert repeated_line("call(\n    a,\n    ),\n    ") == ""  # brackets repeat: only lines with words count
+    above = "x = 1\n    session = requests.Session()\n\n"
+    assert repeated_lines(above + "    session = req", "\n") == ("uests.Session()",)
+    assert repeated_lines(above + "    other", "\n") == ()  # the typed text starts neither
+    assert repeated_lines(above + "    ", "\n\n    session.close()\n") == ("session = requests.Session()",
+                                                                         "session.close()")
+    assert repeated_lines("call(\n    a,\n    ),\n    ", "\n") == ()  # brackets repeat: only lines with words count
 
 
 def test_a_beam_line_stops_at_end_of_text():
