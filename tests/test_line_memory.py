@@ -164,6 +164,27 @@ async def test_the_line_above_is_never_offered_again(tmp_path, tiny_model):
         assert await client.inline(uri, 3, 13) == "timeout = timeout"
 
 
+async def test_an_empty_body_gets_line_memorys_line_where_it_is_sure(tmp_path, tiny_model):
+    """Under ``if jar is None:`` the model would write a block; this workspace always
+    writes ``return None`` there, and line memory is sure enough of it to be shown instead.
+    Where it knows nothing the model's block comes as before."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    guard = "def {name}(jar):\n    if jar is None:\n        return None\n    return jar.{name}\n\n\n"
+    (ws / "jars.py").write_text("".join(guard.format(name=n) for n in ("keys", "values", "items", "copy")))
+    uri = (ws / "more.py").as_uri()
+    text = guard.format(name="clear") + "def get(jar):\n    if jar is None:\n        \n    return jar.get\n"
+    options = {"modelPath": str(tiny_model), "debounceMs": 0, "cacheDir": str(tmp_path / "cache")}
+    async with running_server(ws, options) as client:
+        client.open(uri, text)
+        shown = await explain(client, uri, 8, 8)
+        assert shown.mode == "block" and shown.lineMemory == "return None" and shown.confidence >= 0.5
+        assert await client.inline(uri, 8, 8) == "return None"
+        other = text.replace("if jar is None:\n        \n", "while jar.busy():\n        \n")
+        client.open(uri, other)
+        assert (await explain(client, uri, 8, 8)).lineMemory is None  # nothing follows that elsewhere
+
+
 async def test_a_lone_closing_bracket_is_left_to_the_model(tmp_path, tiny_model):
     """Copying the rest of ``compute(a)`` here would suggest just ``)``: a suggestion of one
     character is rarely what comes next, so line memory stays out and the model answers."""
