@@ -206,7 +206,8 @@ _LIST_ITEMS = (("import", re.compile(r"import [\w.]+")), ("from", re.compile(r"f
 
 def list_item_kind(line: str) -> str | None:
     """What kind of sorted-list item ``line`` (stripped) is, if any: ``import x``, ``from x
-    import y`` or a name and a comma (an import list's, an ``__all__``'s)."""
+    import y`` or a bare name and a comma (an import list's; quoted names, as in
+    ``__all__``, are not taken)."""
     for kind, pattern in _LIST_ITEMS:
         if pattern.fullmatch(line):
             return kind
