@@ -9,9 +9,9 @@ keeps them.  This script does the same reading in one go and reports the wall an
 time it takes, the peak resident memory it adds, and, for randomly chosen cursor
 positions (a line cut after its first tokens), the time of one retrieval over every file
 and of line memory's candidates over every file, p50 and p95, with those first tokens
-typed and with the line still empty (its candidates then come from the lines around it).  Completions themselves
-stop reading at a time cap (``RetrievalConfig.time_cap_s``); here the cap is lifted so
-that every file counts.  The figures in docs/benchmarks.md come from this script.
+typed and with the line still empty (its candidates then come from the lines around it).
+Completions themselves stop reading at a time cap (``RetrievalConfig.time_cap_s``); here
+the cap is lifted so that every file counts.  The figures in docs/benchmarks.md come from this script.
 """
 
 from __future__ import annotations

@@ -341,9 +341,17 @@ def follow_candidates(before: list[str], after: list[str], files: Iterable,
     following = _line_below(after)
     after_previous = len(previous) >= min_previous_chars
     before_following = len(following) >= min_previous_chars
-    sorted_kind = list_item_kind(previous) or list_item_kind(following)
+    previous_kind, following_kind = list_item_kind(previous), list_item_kind(following)
+    sorted_kind = previous_kind or following_kind
     if not (after_previous or before_following or sorted_kind):
         return []
+    # The sorted list's bounds: the neighbours that are items of its kind.
+    low = previous if previous_kind == sorted_kind else None
+    high = following if following_kind == sorted_kind else None
+
+    def same_kind(line: str) -> bool:
+        return list_item_kind(line) == sorted_kind
+
     pool = _Pool()
     # The document in two parts so that no triple spans the cursor: the previous line's
     # follower here is the line being typed, not an example of what follows it.
@@ -363,9 +371,7 @@ def follow_candidates(before: list[str], after: list[str], files: Iterable,
             for line, above in f.leaders(following):
                 pool.add(line, "follow", workspace=True, above=above, below=following)
         if sorted_kind:
-            low = previous if list_item_kind(previous) == sorted_kind else None
-            high = following if list_item_kind(following) == sorted_kind else None
-            for line in f.between(low, high, lambda x: list_item_kind(x) == sorted_kind, MAX_BETWEEN):
+            for line in f.between(low, high, same_kind, MAX_BETWEEN):
                 pool.add(line, "follow", workspace=True)
     return pool.items()
 

@@ -361,8 +361,7 @@ def main(argv: list[str] | None = None) -> None:
                  "no line scores": ("scored", "lp_mean", "lp_gap", "lp_best"),
                  "no distance": ("near", "before"), "no kind": ("kind_continue", "kind_tail", "kind_follow"),
                  "no line above": ("prev_sim", "prev_equal"),
-                 "no line below, no sorted lists": ("next_equal", "next_sim", "in_order",
-                                                            "repeats_neighbour")}
+                 "no line below, no sorted lists": ("next_equal", "next_sim", "in_order", "repeats_neighbour")}
     for label, drop in ablations.items():
         print(f"  {label}: {cross_validated(cases, drop):.1f}")
     weights = fit(cases)
