@@ -31,7 +31,7 @@ from lsp_server.cache import TypeAheadCache
 from lsp_server.candidates import Candidate, attach_line_scores, rank, scored_weights
 from lsp_server.documents import cursor_window
 from lsp_server.languages import family_of, language_of
-from lsp_server.line_memory import LineMemory
+from lsp_server.line_memory import LineMemory, line_above, line_below
 from lsp_server.models import ModelHolder
 from lsp_server.postprocess import clean_block, clean_single_line, has_pragma
 from lsp_server.prompt import budgets, build_prompt
@@ -472,8 +472,8 @@ def repeated_lines(prefix: str, suffix: str) -> tuple[str, ...]:
     (in this Python's standard library 0.7 % of lines repeat the one above)."""
     lines = prefix[-REPEAT_LOOKBACK_CHARS:].split("\n")
     typed = lines[-1].strip()
-    above = next((line.strip() for line in reversed(lines[:-1]) if line.strip()), "")
-    below = next((line.strip() for line in suffix[:REPEAT_LOOKBACK_CHARS].split("\n")[1:] if line.strip()), "")
+    above = line_above(lines, len(lines) - 1)
+    below = line_below(suffix[:REPEAT_LOOKBACK_CHARS].split("\n"), 1)
     return tuple(line[len(typed):].strip() for line in dict.fromkeys((above, below))
                  if _WORD.search(line) and line != typed and line.startswith(typed))
 

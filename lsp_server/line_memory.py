@@ -234,8 +234,8 @@ class LineMemory:
             pool = _kept(pool, self.config.max_candidates, self.config.nearest_kept)
         n = self.config.nearby_lines
         nearby = identifiers("\n".join(before[-n:] + [typed] + after[: n // 4]))
-        describe_context(pool, nearby, model_text, previous=_line_above(before, len(before)),
-                         following=_line_below(after), typed=typed)
+        describe_context(pool, nearby, model_text, previous=line_above(before, len(before)),
+                         following=line_below(after), typed=typed)
         return rank(pool, typed, self.weights)
 
 
@@ -288,14 +288,14 @@ def continue_candidates(typed: str, before: list[str], after: list[str],
             if len(line) > len(typed) and line.startswith(typed):
                 distance = n - i if is_before else i + 1
                 pool.add(line[len(typed):], "continue", distance=distance, before=is_before,
-                         above=_line_above(lines, i), below=_line_below(lines, i + 1))
+                         above=line_above(lines, i), below=line_below(lines, i + 1))
     for f in files:
         for text, above, below in f.continuations(typed, per_file):
             pool.add(text, "continue", workspace=True, above=above, below=below)
     return pool.items()
 
 
-def _line_above(lines: list[str], i: int) -> str:
+def line_above(lines: list[str], i: int) -> str:
     """The nearest non-blank line above ``lines[i]``, stripped ("" at the top)."""
     for j in range(i - 1, -1, -1):
         if lines[j].strip():
@@ -319,7 +319,7 @@ def tail_candidates(typed: str, before: list[str], after: list[str], files: list
                     rest = raw[j + len(tail):].rstrip()
                     distance = n - i if is_before else i + 1
                     pool.add(rest, "tail", distance=distance, before=is_before, tail_chars=len(tail),
-                             above=_line_above(lines, i))
+                             above=line_above(lines, i))
         for f in files:
             if time.monotonic() > deadline:
                 break
@@ -337,8 +337,8 @@ def follow_candidates(before: list[str], after: list[str], files: Iterable,
     elsewhere, what came before the same next line, and, where the neighbours are items
     of a sorted list (imports, the names of an import list), the items that sort between
     them."""
-    previous = _line_above(before, len(before))
-    following = _line_below(after)
+    previous = line_above(before, len(before))
+    following = line_below(after)
     after_previous = len(previous) >= min_previous_chars
     before_following = len(following) >= min_previous_chars
     previous_kind, following_kind = list_item_kind(previous), list_item_kind(following)
@@ -376,7 +376,7 @@ def follow_candidates(before: list[str], after: list[str], files: Iterable,
     return pool.items()
 
 
-def _line_below(lines: list[str], i: int = 0) -> str:
+def line_below(lines: list[str], i: int = 0) -> str:
     """The first non-blank line of ``lines`` from ``lines[i]`` on, stripped ("" if none)."""
     for j in range(i, len(lines)):
         if lines[j].strip():
