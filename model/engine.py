@@ -584,7 +584,10 @@ class CompletionEngine:
         """Decode after ``prompt``; ``healed``: the first token already chosen (id,
         log-probability) and the fragment of the prompt its text starts with, left out of
         the answer."""
-        if options.beam_size > 1 and stop is end_of_line and options.max_tokens <= BEAM_MAX_TOKENS:
+        # A line with lines ruled out goes through beam search even at one beam (a greedy
+        # search then): only there can their tokens be suppressed and the search run again.
+        if (options.beam_size > 1 or options.not_lines) and stop is end_of_line \
+                and options.max_tokens <= BEAM_MAX_TOKENS:
             if cancelled():
                 return Completion(text="", tokens=0, stop_reason="cancelled", seconds=0.0)
             return self._beam_line(prompt, options, healed)
