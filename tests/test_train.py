@@ -14,6 +14,7 @@ from training.train import PRESETS, get_lr, train
 
 pytestmark = pytest.mark.slow
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_lr_schedule_warms_up_then_decays():
@@ -111,6 +112,26 @@ def test_the_corpus_can_be_balanced_across_packages(tmp_path):
     for bad in (["--corpus-permille", "0"], ["--max-package-mb", "-1"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["train", "--out", str(tmp_path), *bad])
+
+
+def test_a_run_lists_its_files_and_a_continuation_can_leave_them_out(tiny_run, tmp_path):
+    """The run folder keeps the list of files its corpus took; ``--skip-files-of`` reads it
+    (a run without one, or an offset that cannot move a full sample, is a one-line error)."""
+    from training.cli import CliError, build_parser, train_config
+    from training.corpus import read_file_list
+
+    listed = read_file_list(tiny_run)
+    assert len(listed) == json.loads((tiny_run / "data" / "meta.json").read_text())["filter_stats"]["accepted"]
+    assert all(name.endswith(".py") for name in listed)
+    parse = build_parser().parse_args
+    args = parse(["train", "--out", str(tmp_path / "next"), "--skip-files-of", str(tiny_run)])
+    assert args.skip_files_of == [tiny_run]
+    proc = subprocess.run([sys.executable, "-m", "training.cli", "train", "--out", str(tmp_path / "next"),
+                           "--skip-files-of", str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "keeps no list of its files" in proc.stderr
+    with pytest.raises(CliError, match="changes nothing"):
+        train_config(parse(["train", "--out", str(tmp_path), "--preset", "small-1k", "--corpus-permille", "1000",
+                            "--corpus-offset", "500"]))
 
 
 def _line_log_probs(model_dir: Path, text: str) -> list[float]:

@@ -70,6 +70,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         overrides["lr"] = args.lr
         overrides["min_lr"] = min(cfg.min_lr, args.lr / 10)
     cfg = replace(cfg, **overrides)
+    if cfg.corpus_sample_offset and cfg.corpus_sample_permille >= 1000:
+        raise CliError("--corpus-offset moves a partial sample; at --corpus-permille 1000 every file is in it "
+                       "and the offset changes nothing (--skip-files-of RUN leaves out what RUN read)")
     if args.decay_steps is not None:
         if cfg.schedule != "wsd":
             raise CliError(f"--decay-steps needs a warm-up/stable/decay schedule; preset {args.preset} decays "
@@ -86,6 +89,13 @@ def _cmd_train(args: argparse.Namespace) -> dict:
 
     cfg = train_config(args)
     corpus = CorpusConfig(roots=args.roots) if args.roots else CorpusConfig()
+    if args.skip_files_of:
+        from training.corpus import read_file_list
+
+        try:
+            corpus.skip = frozenset().union(*(read_file_list(run) for run in args.skip_files_of))
+        except ValueError as err:
+            raise CliError(str(err)) from None
     summary = train(cfg, args.out, corpus=corpus, resume=args.resume)
     if args.export:
         from model.export import export
@@ -256,6 +266,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
                         "from another sees the files that one did not")
     p.add_argument("--corpus-permille", type=positive_permille, metavar="PERMILLE",
                    help="keep this share of the files (1-1000; default: the preset's)")
+    p.add_argument("--skip-files-of", type=existing_dir, nargs="+", metavar="RUN",
+                   help="leave out the files these run folders' corpora took (their data/files.txt), so a "
+                        "continuation learns from code its lineage has not seen")
     p.add_argument("--max-package-mb", type=positive_float, metavar="MB",
                    help="at most about MB of any one package (files by path hash), so a few huge packages "
                         "do not fill the corpus")

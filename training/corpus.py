@@ -57,13 +57,17 @@ class CorpusConfig:
     max_total_bytes: int | None = None
     sample_permille: int = 1000  # keep this share of files, chosen by path hash (spreads a byte cap)
     # Where on the path-hash ring the sample starts: a run continued with offset = the last
-    # run's offset + sample_permille reads files the last one never saw.
+    # run's offset + sample_permille reads files the last one never saw (a partial sample
+    # only: at 1000 every file is in, and ``skip`` is the way to leave read files out).
     sample_offset: int = 0
     # At most about this many bytes from any one package (see ``package_of``), files chosen by
     # path hash: a few huge packages (sympy, scipy, torch) would otherwise fill a byte cap that
     # the walk reaches in alphabetical order, and the model would learn their style, not code's.
     max_package_bytes: int | None = None
     exclude: tuple[Path, ...] = field(default_factory=lambda: (shared_eval_dir(),))
+    # Files (paths relative to their root) to leave out: what earlier runs of a lineage
+    # read (``read_file_list``), so a continuation learns from code it has not seen.
+    skip: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,9 @@ def _sampled_paths(cfg: CorpusConfig, stats: dict[str, int]) -> Iterator[tuple[P
         for path in _walk(root, cfg):
             rel = path.relative_to(root).as_posix()
             if not _sampled(rel, cfg):
+                continue
+            if rel in cfg.skip:
+                stats["seen"] = stats.get("seen", 0) + 1
                 continue
             if is_held_out(Path(rel)):
                 stats["excluded"] = stats.get("excluded", 0) + 1
@@ -210,3 +217,18 @@ def iter_corpus(cfg: CorpusConfig, stats: dict[str, int] | None = None) -> Itera
         total += len(raw)
         if cfg.max_total_bytes is not None and total >= cfg.max_total_bytes:
             return
+
+
+FILE_LIST = "files.txt"  # in a run's data folder: the files its corpus took, one path a line
+
+
+def write_file_list(data_dir: Path, files: list[SourceFile]) -> None:
+    (data_dir / FILE_LIST).write_text("".join(f.rel + "\n" for f in files), encoding="utf-8")
+
+
+def read_file_list(run_dir: Path) -> frozenset[str]:
+    """The files the corpus of the run in ``run_dir`` took; ``ValueError`` when it kept no list."""
+    path = run_dir / "data" / FILE_LIST
+    if not path.is_file():
+        raise ValueError(f"{run_dir} keeps no list of its files ({path} is missing)")
+    return frozenset(line for line in path.read_text(encoding="utf-8").splitlines() if line)

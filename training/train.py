@@ -23,7 +23,7 @@ import torch
 
 from model.config import ModelConfig
 from model.tokenizer import TOKENIZER_FILE, load_tokenizer, special_ids, train_tokenizer
-from training.corpus import CorpusConfig, iter_corpus
+from training.corpus import CorpusConfig, iter_corpus, write_file_list
 from training.data import DataConfig, get_batch, load_tokens, read_meta, write_meta, write_shard
 
 CHECKPOINT_DIR = "checkpoint"
@@ -162,6 +162,7 @@ def prepare_data(data_dir: Path, cfg: TrainConfig, corpus: CorpusConfig, log=pri
     if not files:
         raise SystemExit(f"no usable source files under {', '.join(map(str, corpus.roots))}")
     log(f"corpus: {len(files)} files, {sum(len(f.text) for f in files) / 1e6:.1f} M chars; {stats}")
+    write_file_list(data_dir, files)
 
     def tokenizer_texts():
         budget = cfg.tokenizer_sample_bytes
@@ -196,7 +197,7 @@ def prepare_data(data_dir: Path, cfg: TrainConfig, corpus: CorpusConfig, log=pri
         "roots": [str(r) for r in corpus.roots],
         "filter_stats": stats,
         "sample": {"permille": corpus.sample_permille, "offset": corpus.sample_offset,
-                   "max_package_bytes": corpus.max_package_bytes},
+                   "max_package_bytes": corpus.max_package_bytes, "skipped_seen_files": len(corpus.skip)},
         "vocab_size": tok.get_vocab_size(),
         "data_config": asdict(cfg.data),
     }
