@@ -107,6 +107,12 @@ class CompletionService:
         self.cache = TypeAheadCache()
         self.line_memory = LineMemory()
         self.scored_weights = scored_weights()
+        self._generating = 0  # completions handed to the worker and not back yet (event loop only)
+
+    def generating(self) -> bool:
+        """Whether a completion is being worked on now (read from any thread): background
+        work (the similarity index) makes way for it."""
+        return self._generating > 0
 
     def read_ahead(self, settings: ServerSettings, context: DocumentContext) -> None:
         """Read the workspace files that completions in this document draw on, in slices
@@ -166,6 +172,7 @@ class CompletionService:
         self._cancel_events[uri] = cancel
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
+        self._generating += 1
         try:
             result = await loop.run_in_executor(
                 self._executor, self._generate, path, prefix, suffix, settings, cancel,
@@ -175,6 +182,7 @@ class CompletionService:
             cancel.set()  # $/cancelRequest: stop the generator at the next token
             raise
         finally:
+            self._generating -= 1
             if self._cancel_events.get(uri) is cancel:
                 del self._cancel_events[uri]
         if result.completion is not None:

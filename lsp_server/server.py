@@ -54,7 +54,8 @@ class GhostlineServer(LanguageServer):
         self.similarity = SimilarityService(
             settings=lambda: self.settings, documents=lambda: self.workspace,
             publish_diagnostics=self.text_document_publish_diagnostics, progress=self.client_progress,
-            show_error=self.show_error, on_loop=self.on_loop, on_status=self.send_status)
+            show_error=self.show_error, on_loop=self.on_loop, on_status=self.send_status,
+            make_way=self.completions.generating)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
 

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -64,7 +65,8 @@ class SimilarityService:
     def __init__(self, *, settings: Callable[[], ServerSettings], documents: Callable[[], Workspace],
                  publish_diagnostics: Callable[[types.PublishDiagnosticsParams], None],
                  progress: Callable[[], Progress | None], show_error: Callable[[str], None],
-                 on_loop: Callable[..., None], on_status: Callable[[], None] | None = None) -> None:
+                 on_loop: Callable[..., None], on_status: Callable[[], None] | None = None,
+                 make_way: Callable[[], bool] = lambda: False) -> None:
         self._settings = settings
         self._documents = documents
         self._publish = publish_diagnostics
@@ -72,6 +74,9 @@ class SimilarityService:
         self._show_error = show_error
         self._on_loop = on_loop
         self._on_status = on_status  # re-send ghostline/status (called on the event loop)
+        # True while a completion is being worked on: indexing and embedding wait for it
+        # (they share the cores and the interpreter with it, and a suggestion is awaited).
+        self._make_way = make_way
         self._status_sent = 0.0
         self.embedder: EmbeddingWorker | None = None
         self.workspace: WorkspaceIndex | None = None
@@ -146,12 +151,17 @@ class SimilarityService:
                                                       percentage=int(100 * done / max(total, 1)))
                 self._on_loop(progress.report, token, report)
 
-        report = workspace.refresh(report_progress, cancel=self._cancel)
+        report = workspace.refresh(report_progress, cancel=self._cancel, make_way=self._make_way)
         log.info("similarity index: %d files, %d chunks (%d re-read, %d from cache) in %.1fs",
                  report.files, report.chunks, report.indexed, report.from_cache, report.seconds)
+        # The index is hundreds of MB of long-lived objects: left in the collector's care,
+        # every full collection walks them (up to ~0.2 s on sqlalchemy, in the middle of a
+        # completion); frozen, collections look only at what came after.
+        gc.freeze()
         self._publish_hints()
         if not self._stopping:
-            self.embedder = EmbeddingWorker(workspace, progress=self._embedding_progress, done=self._embedded)
+            self.embedder = EmbeddingWorker(workspace, progress=self._embedding_progress, done=self._embedded,
+                                            make_way=self._make_way)
             self.embedder.start()
         self._send_status(force=True)
 

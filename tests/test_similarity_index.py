@@ -375,6 +375,54 @@ def test_the_encoder_waits_while_the_user_types(tmp_path, encoder):
         worker.stop()
 
 
+def test_the_encoder_waits_while_a_completion_is_worked_on(tmp_path, encoder):
+    """A completion being generated holds the background encoder back as typing does; once
+    it is done the queue is finished."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    for i in range(3):
+        (root / f"m{i}.py").write_text(PY.replace("total_size", f"total_size_{i}"))
+    ws = WorkspaceIndex(root, WorkspaceConfig(), encoder)
+    ws.refresh()
+    n = len(ws.index)
+    generating = threading.Event()
+    generating.set()
+    drained = threading.Event()
+    worker = EmbeddingWorker(ws, done=drained.set, make_way=generating.is_set)
+    worker._active_at -= 2 * EmbeddingWorker.QUIET_SECONDS  # no edit for a while
+    worker.start()
+    try:
+        time.sleep(3 * EmbeddingWorker.QUIET_SECONDS)
+        assert ws.index.embedding_progress() == (0, n)
+        generating.clear()
+        assert drained.wait(60)
+        assert ws.index.embedding_progress() == (n, n)
+    finally:
+        worker.stop()
+
+
+def test_indexing_reads_no_file_while_a_completion_is_worked_on(tmp_path, monkeypatch):
+    """The first index of a workspace reads its files between completions: every file is
+    read at a moment when none is being worked on."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    for i in range(4):
+        (root / f"m{i}.py").write_text(PY.replace("total_size", f"total_size_{i}"))
+    ws = WorkspaceIndex(root, WorkspaceConfig())
+    answers = iter([True, True, False, True, False, False, True, True, True, False] + [False] * 20)
+    state = {"generating": False}
+
+    def make_way() -> bool:
+        state["generating"] = next(answers)
+        return state["generating"]
+
+    read_while: list[bool] = []
+    update = ws.update_file
+    monkeypatch.setattr(ws, "update_file", lambda path: (read_while.append(state["generating"]), update(path))[1])
+    report = ws.refresh(make_way=make_way)
+    assert report.indexed == 4 and read_while == [False] * 4
+
+
 def test_average_precision_at_r():
     assert average_precision_at_r(["a", "b"], "a", 2) == 0.5
     assert average_precision_at_r(["b", "a"], "a", 2) == 0.25

@@ -46,9 +46,10 @@ class WorkspaceConfig:
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    # Chunks per encoder call in the background: the worker yields to the user's typing
-    # between calls, so one call (~0.25 s at 64 on two cores) is the most it can delay them.
-    embed_batch: int = 64
+    # Chunks per encoder call in the background: the worker yields to the user's typing and
+    # to completions between calls, so one call is the most it can delay them (at 64 ~0.22 s
+    # on two cores, at 16 ~0.04 s; the chunks a second are the same).
+    embed_batch: int = 16
     remembered_vectors: int = 4096  # open documents' chunk vectors kept by text (~0.5 KB each)
     cache_dir: Path | None = None  # None: nothing persisted
     duplicate_threshold: float = 0.8  # hint when a chunk's best match scores at least this
@@ -197,9 +198,11 @@ class WorkspaceIndex:
         return file_entries(file, text, language.grammar, self.config.chunk, self.config.index.preview_lines)
 
     def refresh(self, progress: Callable[[int, int], None] | None = None,
-                cancel: threading.Event | None = None) -> RefreshReport:
+                cancel: threading.Event | None = None,
+                make_way: Callable[[], bool] | None = None) -> RefreshReport:
         """Bring the index in line with the workspace on disk: load the cache, crawl, re-read
-        what changed, drop what is gone, save.  ``progress(done, total)`` is called as it goes."""
+        what changed, drop what is gone, save.  ``progress(done, total)`` is called as it goes;
+        while ``make_way()`` is true the next file waits (at most ``MAKE_WAY_MAX_S`` each)."""
         t0 = time.perf_counter()
         with self._lock:
             from_cache = 0
@@ -223,6 +226,7 @@ class WorkspaceIndex:
                 stamp = _stamp(path)
                 if record is not None and record.stamp == stamp:
                     continue
+                _wait_while(make_way, cancel)
                 indexed += self.update_file(path)
             on_disk = {str(p) for p in paths}
             gone = [f for f in self.index.files if f not in on_disk and f not in self.open_docs]
@@ -370,6 +374,20 @@ class WorkspaceIndex:
         return out
 
 
+# Background indexing waits for a completion at most this long a file, so a user who
+# never stops typing still gets an index; it looks again this often.
+MAKE_WAY_MAX_S = 1.0
+MAKE_WAY_POLL_S = 0.005
+
+
+def _wait_while(busy: Callable[[], bool] | None, cancel: threading.Event | None = None) -> None:
+    if busy is None:
+        return
+    deadline = time.monotonic() + MAKE_WAY_MAX_S
+    while busy() and time.monotonic() < deadline and not (cancel is not None and cancel.is_set()):
+        time.sleep(MAKE_WAY_POLL_S)
+
+
 class _Interrupt:
     """``embed_pending``'s cancel flag: stopping, or the user busy again."""
 
@@ -393,8 +411,9 @@ class EmbeddingWorker:
     QUIET_SECONDS = 1.0
 
     def __init__(self, workspace: WorkspaceIndex, progress: Callable[[int, int], None] | None = None,
-                 done: Callable[[], None] | None = None) -> None:
+                 done: Callable[[], None] | None = None, make_way: Callable[[], bool] = lambda: False) -> None:
         self.workspace = workspace
+        self._make_way = make_way  # a completion is being worked on: stop after the batch
         self._progress = progress
         self._done = done
         self._wake = threading.Event()
@@ -408,7 +427,7 @@ class EmbeddingWorker:
         self._active_at = time.monotonic()
 
     def _busy(self) -> bool:
-        return time.monotonic() - self._active_at < self.QUIET_SECONDS
+        return time.monotonic() - self._active_at < self.QUIET_SECONDS or self._make_way()
 
     def start(self) -> None:
         self._wake.set()  # whatever the first refresh queued
@@ -428,6 +447,9 @@ class EmbeddingWorker:
                 idle = time.monotonic() - self._active_at
                 if idle < self.QUIET_SECONDS:
                     self._stop.wait(self.QUIET_SECONDS - idle)
+                    continue
+                if self._make_way():
+                    self._stop.wait(MAKE_WAY_POLL_S)
                     continue
                 try:
                     embedded += workspace.embed_pending(_Interrupt(self._stop, self._busy), self._progress)
