@@ -156,7 +156,9 @@ class SimilarityService:
                  report.files, report.chunks, report.indexed, report.from_cache, report.seconds)
         # The index is hundreds of MB of long-lived objects: left in the collector's care,
         # every full collection walks them (up to ~0.2 s on sqlalchemy, in the middle of a
-        # completion); frozen, collections look only at what came after.
+        # completion); frozen, collections look only at what came after.  What the index
+        # drops later is still freed by reference counting; only reference cycles among
+        # these objects would outlive it, and the index keeps none.
         gc.freeze()
         self._publish_hints()
         if not self._stopping:

@@ -381,6 +381,7 @@ MAKE_WAY_POLL_S = 0.005
 
 
 def _wait_while(busy: Callable[[], bool] | None, cancel: threading.Event | None = None) -> None:
+    """Sleep while ``busy()`` says so, at most ``MAKE_WAY_MAX_S``, and not past ``cancel``."""
     if busy is None:
         return
     deadline = time.monotonic() + MAKE_WAY_MAX_S
