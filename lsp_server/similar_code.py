@@ -158,7 +158,7 @@ class SimilarityService:
         # every full collection walks them (up to ~0.2 s on sqlalchemy, in the middle of a
         # completion); frozen, collections look only at what came after.  What the index
         # drops later is still freed by reference counting; only reference cycles among
-        # these objects would outlive it, and the index keeps none.
+        # these objects would outlive it.
         gc.freeze()
         self._publish_hints()
         if not self._stopping:
