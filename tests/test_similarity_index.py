@@ -350,13 +350,19 @@ def test_an_edit_re_embeds_only_the_chunk_that_changed(tmp_path, encoder):
     assert ws.index.embedding_progress() == (len(ws.index), len(ws.index))
 
 
+def _modules(tmp_path: Path, count: int) -> Path:
+    """A workspace of ``count`` copies of ``PY``, each with its own function name."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    for i in range(count):
+        (root / f"m{i}.py").write_text(PY.replace("total_size", f"total_size_{i}"))
+    return root
+
+
 def test_the_encoder_waits_while_the_user_types(tmp_path, encoder):
     """The background encoder competes with completions for the cores: while edits keep
     coming it embeds nothing, and once they stop it finishes the queue."""
-    root = tmp_path / "ws"
-    root.mkdir()
-    for i in range(3):
-        (root / f"m{i}.py").write_text(PY.replace("total_size", f"total_size_{i}"))
+    root = _modules(tmp_path, 3)
     ws = WorkspaceIndex(root, WorkspaceConfig(), encoder)
     ws.refresh()
     n = len(ws.index)
@@ -378,10 +384,7 @@ def test_the_encoder_waits_while_the_user_types(tmp_path, encoder):
 def test_the_encoder_waits_while_a_completion_is_worked_on(tmp_path, encoder):
     """A completion being generated holds the background encoder back as typing does; once
     it is done the queue is finished."""
-    root = tmp_path / "ws"
-    root.mkdir()
-    for i in range(3):
-        (root / f"m{i}.py").write_text(PY.replace("total_size", f"total_size_{i}"))
+    root = _modules(tmp_path, 3)
     ws = WorkspaceIndex(root, WorkspaceConfig(), encoder)
     ws.refresh()
     n = len(ws.index)
@@ -404,10 +407,7 @@ def test_the_encoder_waits_while_a_completion_is_worked_on(tmp_path, encoder):
 def test_indexing_reads_no_file_while_a_completion_is_worked_on(tmp_path, monkeypatch):
     """The first index of a workspace reads its files between completions: every file is
     read at a moment when none is being worked on."""
-    root = tmp_path / "ws"
-    root.mkdir()
-    for i in range(4):
-        (root / f"m{i}.py").write_text(PY.replace("total_size", f"total_size_{i}"))
+    root = _modules(tmp_path, 4)
     ws = WorkspaceIndex(root, WorkspaceConfig())
     answers = iter([True, True, False, True, False, False, True, True, True, False] + [False] * 20)
     state = {"generating": False}
