@@ -217,12 +217,13 @@ class LineMemory:
         before, after = before[-cap:], after[:cap]
         files = list(files)
         per_file = self.config.max_matches_per_file
+        previous, following = line_above(before, len(before)), line_below(after)
         if typed:
             found = continue_candidates(typed, before, after, files, per_file)
             if not found and self.config.tails:
                 found = tail_candidates(typed, before, after, files, per_file)
         else:
-            found = follow_candidates(before, after, files, self.config.min_previous_chars)
+            found = follow_candidates(before, after, files, self.config.min_previous_chars, previous, following)
         by_text = {c.text: c for c in found}
         model_text = None
         for c in extra:
@@ -234,8 +235,7 @@ class LineMemory:
             pool = _kept(pool, self.config.max_candidates, self.config.nearest_kept)
         n = self.config.nearby_lines
         nearby = identifiers("\n".join(before[-n:] + [typed] + after[: n // 4]))
-        describe_context(pool, nearby, model_text, previous=line_above(before, len(before)),
-                         following=line_below(after), typed=typed)
+        describe_context(pool, nearby, model_text, previous=previous, following=following, typed=typed)
         return rank(pool, typed, self.weights)
 
 
@@ -332,13 +332,12 @@ def tail_candidates(typed: str, before: list[str], after: list[str], files: list
 
 
 def follow_candidates(before: list[str], after: list[str], files: Iterable,
-                      min_previous_chars: int) -> list[Candidate]:
+                      min_previous_chars: int, previous: str, following: str) -> list[Candidate]:
     """``follow`` candidates for an empty line: what came after the same previous line
     elsewhere, what came before the same next line, and, where the neighbours are items
     of a sorted list (imports, the names of an import list), the items that sort between
-    them."""
-    previous = line_above(before, len(before))
-    following = line_below(after)
+    them.  ``previous``/``following``: the cursor's non-blank neighbours (``line_above``,
+    ``line_below``), which the caller also compares candidates with."""
     after_previous = len(previous) >= min_previous_chars
     before_following = len(following) >= min_previous_chars
     previous_kind, following_kind = list_item_kind(previous), list_item_kind(following)
