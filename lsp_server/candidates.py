@@ -16,6 +16,9 @@ Kinds of candidate:
 * ``follow``: the cursor's line is empty; lines that came right after the same previous
   line or right before the same next line elsewhere, or items of a sorted list that sort
   between the cursor's neighbours;
+* ``common``: the cursor's line is empty; the lines written most often in the document
+  and the workspace (``try:``, ``else:``, ``return None``), whatever surrounds them: an
+  empty line is often one of them where no neighbour matches;
 * ``model``: the model's own greedy completion.
 """
 
@@ -29,7 +32,7 @@ from pathlib import Path
 
 _TOKEN_START = re.compile(r"\w+|[^\w\s]")
 
-KINDS = ("continue", "tail", "follow", "model")
+KINDS = ("continue", "tail", "follow", "common", "model")
 
 
 @dataclass

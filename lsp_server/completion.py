@@ -59,6 +59,11 @@ MODEL_SURE = 0.5
 # In an empty block body line memory's line is shown instead of the model's block from this
 # confidence on (the precision of its suggestions there: ~70 %, fit_ranker's curve).
 BLOCK_LINE_SURE = 0.5
+# One of the lines written most often (``common`` candidates: ``try:``, ``return None``) is
+# shown from this confidence on; below it the model writes the line.  On the dev set such
+# lines replaced the model's on 36 positions below 0.4 (3 right answers gained, 7 lost)
+# and on 8 above it (7 gained, none lost).
+COMMON_SURE = 0.4
 
 
 @dataclass
@@ -494,6 +499,8 @@ def _wants_second_opinion(best: Candidate, settings: ServerSettings) -> bool:
 
 def _shown(recalled: list[Candidate], settings: ServerSettings) -> Candidate | None:
     """Line memory's suggestion: its best candidate, if sure enough for ``minConfidence``."""
-    if recalled and recalled[0].confidence >= settings.min_confidence:
-        return recalled[0]
+    for c in recalled:
+        if c.kind == "common" and c.confidence < COMMON_SURE:
+            continue  # an unsure common line makes way for the next candidate
+        return c if c.confidence >= settings.min_confidence else None
     return None

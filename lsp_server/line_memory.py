@@ -11,7 +11,7 @@ is asked, the server looks for lines that already exist:
   most frequent continuation in other files;
 * the cursor's line is still empty: lines that follow the same previous line or precede
   the same next line elsewhere, and between two items of a sorted list (imports), the
-  items of other files that sort between them;
+  items of other files that sort between them; and the lines written most often;
 * no line starts that way: lines that contain the last few tokens typed, and what
   follows them there.
 
@@ -25,11 +25,13 @@ file's saved copy is never read).
 
 from __future__ import annotations
 
+import re
 import time
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, islice
 
 from lsp_server.candidates import (
     Candidate,
@@ -54,6 +56,9 @@ class LineMemoryConfig:
     # Of those, this many are the document's nearest, however rare: in a large workspace
     # the lines common everywhere would otherwise crowd out the one written just above.
     nearest_kept: int = 8
+    # For an empty line, this many of the lines written most often (in the document, and
+    # summed over the workspace's files) join the candidates; 0: none.
+    common_lines: int = 6
 
 
 class FileLines:
@@ -64,7 +69,7 @@ class FileLines:
     cost five times the file's size (a 600k-line workspace: ~110 MB against ~25 MB).
     Equal lines keep their file order, so the first of them is the first occurrence."""
 
-    __slots__ = ("joined", "starts", "next_pos", "prev_pos")
+    __slots__ = ("joined", "starts", "next_pos", "prev_pos", "common")
 
     def __init__(self, text: str) -> None:
         lines = [line for line in (raw.strip() for raw in text.split("\n")) if line]
@@ -81,6 +86,9 @@ class FileLines:
         for a, b in zip(position, position[1:], strict=False):
             self.next_pos[a] = b
             self.prev_pos[b] = a
+        # The lines written most often, with their counts (equal lines are neighbours here).
+        runs = Counter(lines)
+        self.common = tuple((line, n) for line, n in runs.most_common(COMMON_PER_FILE) if n > 1)
 
     def __len__(self) -> int:
         return len(self.starts) - 1
@@ -192,6 +200,12 @@ class FileLines:
         return out
 
 
+_WORD = re.compile(r"\w")
+
+# The most frequent lines each file keeps for ``common_candidates``.
+COMMON_PER_FILE = 16
+
+
 class LineMemory:
     def __init__(self, config: LineMemoryConfig | None = None, weights: RankerWeights | None = None) -> None:
         self.config = config or LineMemoryConfig()
@@ -211,7 +225,8 @@ class LineMemory:
         ``extra``: candidates from elsewhere (the model) to rank with them.
         """
         before = prefix.split("\n")
-        typed = before.pop().lstrip()
+        cursor_line = before.pop()
+        typed = cursor_line.lstrip()
         after = suffix.split("\n")[1:]  # the rest of the cursor's line is not a source
         cap = self.config.max_document_lines
         before, after = before[-cap:], after[:cap]
@@ -224,7 +239,12 @@ class LineMemory:
                 found = tail_candidates(typed, before, after, files, per_file)
         else:
             found = follow_candidates(before, after, files, self.config.min_previous_chars, previous, following)
-        by_text = {c.text: c for c in found}
+            if self.config.common_lines:
+                indent = len(cursor_line) - len(cursor_line.lstrip())
+                found += common_candidates(before, after, files, self.config.common_lines, indent)
+        by_text: dict[str, Candidate] = {}
+        for c in found:  # a line found for its neighbours keeps that kind
+            by_text.setdefault(c.text, c)
         model_text = None
         for c in extra:
             if c.kind == "model":
@@ -253,10 +273,11 @@ class _Pool:
         self.by_text: dict[str, Candidate] = {}
 
     def add(self, text: str, kind: str, *, distance: int = 0, before: bool = False,
-            workspace: bool = False, tail_chars: int = 0, above: str = "", below: str = "") -> None:
-        """One occurrence of ``text``; ``above``/``below``: the non-blank lines around it
-        ("" for none or unknown).  Called for every occurrence in the workspace on every
-        keystroke: kept to a few dictionary and set operations."""
+            workspace: bool = False, tail_chars: int = 0, above: str = "", below: str = "",
+            count: int = 1) -> None:
+        """``count`` occurrences of ``text`` (one, unless a file's tally); ``above``/``below``:
+        the non-blank lines around it ("" for none or unknown).  Called for every occurrence
+        in the workspace on every keystroke: kept to a few dictionary and set operations."""
         c = self.by_text.get(text)
         if c is None:
             if not text.strip():
@@ -267,9 +288,9 @@ class _Pool:
         if below and len(c.below) < MAX_ABOVE:
             c.below.add(below)
         if workspace:
-            c.ws_count += 1
+            c.ws_count += count
         else:
-            c.doc_count += 1
+            c.doc_count += count
             if distance and (not c.distance or distance < c.distance):
                 c.distance, c.before = distance, before
 
@@ -372,6 +393,46 @@ def follow_candidates(before: list[str], after: list[str], files: Iterable,
         if sorted_kind:
             for line in f.between(low, high, same_kind, MAX_BETWEEN):
                 pool.add(line, "follow", workspace=True)
+    return pool.items()
+
+
+def common_candidates(before: list[str], after: list[str], files: Iterable[FileLines], limit: int,
+                      indent: int) -> list[Candidate]:
+    """``common`` candidates for an empty line indented by ``indent`` columns: the ``limit``
+    lines the document writes most often (at least twice), each with the lines around its
+    occurrences, and as many of those the workspace's files write most often (summed over
+    their tallies).  Such a line says nothing about its place, so only those that fit the
+    indentation are kept: a line that opens a block or a bracket (``try:``, ``else:``,
+    ``warnings.warn(``) where the next line is indented under the cursor's, any other
+    where it is not; and only whole statements (no comment, no lone quotes or
+    brackets, no item of a list or of a call's arguments, such as ``self,``)."""
+    last = next((i for i in range(len(before) - 1, -1, -1) if before[i].strip()), 0)
+    n = len(before)
+    parts = [([line.strip() for line in before[:last + 1]], True), ([line.strip() for line in after], False)]
+    following = next((raw for raw in after if raw.strip()), None)
+    deeper = None if following is None else len(following) - len(following.lstrip()) > indent
+
+    def fits(line: str) -> bool:
+        if line.startswith("#") or line.endswith(",") or not _WORD.search(line):
+            return False
+        return deeper is None or line.endswith((":", "(", "[", "{")) == deeper
+
+    doc = Counter(line for part, _ in parts for line in part if line)
+    workspace: Counter[str] = Counter()
+    for f in files:
+        for line, count in f.common:
+            workspace[line] += count
+    chosen = set(islice((line for line, count in doc.most_common() if count > 1 and fits(line)), limit))
+    pool = _Pool()
+    for part, is_before in parts:
+        for i, above, line, below in _triples(part):
+            if line in chosen:
+                pool.add(line, "common", distance=n - i if is_before else i + 1, before=is_before,
+                         above=above, below=below)
+    for line, count in islice(((line, count) for line, count in workspace.most_common() if fits(line)), limit):
+        pool.add(line, "common", workspace=True, count=count)
+    for c in pool.items():  # a line chosen in one place is counted in both
+        c.doc_count, c.ws_count = doc[c.text], workspace[c.text]
     return pool.items()
 
 

@@ -68,6 +68,26 @@ def test_between_sorted_imports_an_import_that_sorts_between_them():
     assert memory.suggest("import tempfile\n", "\nimport zlib\n", files) is None  # none sorts between
 
 
+def test_an_empty_line_gets_the_lines_written_most_often_that_fit_its_indentation():
+    """``try:`` goes where the next line is indented under the cursor's, ``return None``
+    where it is not; comments and argument lines (``self,``) are never offered so."""
+    body = ("def a(x):\n    try:\n        return x.y\n    except AttributeError:\n        return None\n"
+            "    # look it up\n    # look it up\n    call(\n        self,\n    )\n    call(\n        self,\n    )\n"
+            "def b(x):\n    try:\n        return x.z\n    except KeyError:\n        return None\n")
+    opener = memory.candidates(body + "def c(x):\n    ", "\n        value = x.w\n    except KeyError:\n        pass\n")
+    common = {c.text for c in opener if c.kind == "common"}
+    assert "try:" in common and "return None" not in common
+    statement = memory.candidates(body + "def c(x):\n    if x is None:\n        ", "\n    return x\n")
+    common = {c.text for c in statement if c.kind == "common"}
+    assert "return None" in common and "try:" not in common
+    assert not common & {"# look it up", "self,", ")"}
+    # Lines written often across the workspace count too, each file's tally summed.
+    files = [FileLines("raise NotImplementedError()\n" * 3), FileLines("raise NotImplementedError()\n" * 2)]
+    found = {c.text: c for c in memory.candidates("def f():\n    ", "\n", files)}
+    assert found["raise NotImplementedError()"].kind == "common"
+    assert found["raise NotImplementedError()"].ws_count == 5
+
+
 def test_the_line_after_the_cursor_is_not_an_example_of_what_follows():
     """The document's own pair (previous line -> the line after the cursor) spans the
     cursor: it says nothing about what is typed here."""
@@ -306,3 +326,19 @@ def test_the_workspace_is_read_ahead_in_slices_until_every_file_is_seen(tmp_path
     assert reads == []
     assert len(seen) == 40
     assert memory.suggest("value_39_7 = comp", "\n", seen) == "ute(7)"
+
+
+def test_an_unsure_common_line_makes_way_for_the_line_found_for_its_neighbours():
+    """A line written everywhere (``try:``) says little about this place: unless the
+    ranking is sure of it, the next candidate is shown, or the model writes the line."""
+    from lsp_server.candidates import Candidate
+    from lsp_server.completion import COMMON_SURE, _shown
+    from lsp_server.settings import ServerSettings
+
+    settings = ServerSettings()
+    common = Candidate(text="try:", kind="common", confidence=COMMON_SURE - 0.1)
+    follow = Candidate(text="else:", kind="follow", confidence=0.3)
+    assert _shown([common, follow], settings) is follow
+    assert _shown([common], settings) is None  # the model answers
+    common.confidence = COMMON_SURE
+    assert _shown([common, follow], settings) is common
