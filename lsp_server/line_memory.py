@@ -86,9 +86,9 @@ class FileLines:
         for a, b in zip(position, position[1:], strict=False):
             self.next_pos[a] = b
             self.prev_pos[b] = a
-        # The lines written most often, with their counts (equal lines are neighbours here).
-        runs = Counter(lines)
-        self.common = tuple((line, n) for line, n in runs.most_common(COMMON_PER_FILE) if n > 1)
+        # The lines written most often (twice or more), with their counts.
+        tally = Counter(lines).most_common(COMMON_PER_FILE)
+        self.common = tuple((line, n) for line, n in tally if n > 1)
 
     def __len__(self) -> int:
         return len(self.starts) - 1
