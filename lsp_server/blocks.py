@@ -8,6 +8,7 @@ body, a ``{ }`` statement block).  Elsewhere completions stay single-line.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from lsp_server.languages import language_of, parser
@@ -163,6 +164,24 @@ class LineCheck:
         if rest_of_line not in self._added:
             self._added[rest_of_line] = self._errors(rest_of_line) - self._baseline
         return self._added[rest_of_line]
+
+
+_TRIPLE_QUOTE = re.compile(r'"""|\'\'\'')
+
+
+def in_triple_quoted_string(prefix: str) -> bool:
+    """The cursor after ``prefix`` is inside a triple-quoted string (a docstring's text).
+
+    Counted from the start of ``prefix`` (the pipeline's window reaches 64 KB back), not
+    read from a parse of the few lines around the cursor: those may start inside a
+    docstring, and then its closing quotes read as an opening."""
+    open_quote = None
+    for m in _TRIPLE_QUOTE.finditer(prefix):
+        if open_quote is None:
+            open_quote = m.group()
+        elif m.group() == open_quote:
+            open_quote = None
+    return open_quote is not None
 
 
 def _close_docstring(block: str, cursor_line: str) -> str | None:

@@ -24,6 +24,7 @@ from lsp_server.blocks import (
     LineCheck,
     block_stop_rule,
     empty_block_at_cursor,
+    in_triple_quoted_string,
     starts_at_module_level,
     trim_to_valid,
 )
@@ -214,7 +215,13 @@ class CompletionService:
             files = self.retriever.file_lines(context.file_path, context.open_docs or {}, context.root)
         ranked, broken, check = [], 0, LineCheck.at(prefix, suffix, lang)
         repeats = repeated_lines(prefix, suffix)
+        in_docstring = None
         for c in self.line_memory.candidates(prefix, suffix, files):
+            if c.kind == "common" and lang == "python":
+                # A line written everywhere (``return None``) is no line of a docstring.
+                in_docstring = in_triple_quoted_string(prefix) if in_docstring is None else in_docstring
+                if in_docstring:
+                    continue
             c.text = _clean_line(c.text, prefix, suffix, check)
             # A copied lone bracket or comma is rarely what comes next (0 of 29 right on the
             # dev set, where the model was right on 5): not worth showing from memory.

@@ -342,3 +342,20 @@ def test_an_unsure_common_line_makes_way_for_the_line_found_for_its_neighbours()
     assert _shown([common], settings) is None  # the model answers
     common.confidence = COMMON_SURE
     assert _shown([common, follow], settings) is common
+
+
+async def test_a_common_line_is_not_offered_inside_a_docstring(tmp_path):
+    """``return None`` is written all over the workspace, and offered on an empty line of
+    a function's code, but not on an empty line of its docstring."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.py").write_text("".join(f"def f{i}(x):\n    if x:\n        return None\n    return x\n" for i in range(4)))
+    uri = (ws / "doc.py").as_uri()
+    text = 'def g(x):\n    """Return x.\n    \n    More words.\n    """\n    if not x:\n        \n    return x\n'
+    async with running_server(ws, {"debounceMs": 0, "minConfidence": 0.0, "scoreCandidates": 0,
+                                   "cacheDir": str(tmp_path / "cache")}) as client:
+        client.open(uri, text)
+        in_code = [c.text for c in (await explain(client, uri, 6, 8)).candidates]
+        assert "return None" in in_code, in_code
+        in_docstring = [c.text for c in (await explain(client, uri, 2, 4)).candidates]
+        assert "return None" not in in_docstring, in_docstring
