@@ -505,7 +505,8 @@ def _wants_second_opinion(best: Candidate, settings: ServerSettings) -> bool:
 
 
 def _shown(recalled: list[Candidate], settings: ServerSettings) -> Candidate | None:
-    """Line memory's suggestion: its best candidate, if sure enough for ``minConfidence``."""
+    """Line memory's suggestion: its best candidate (passing over common lines below
+    ``COMMON_SURE``), if sure enough for ``minConfidence``."""
     for c in recalled:
         if c.kind == "common" and c.confidence < COMMON_SURE:
             continue  # an unsure common line makes way for the next candidate
