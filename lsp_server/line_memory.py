@@ -273,11 +273,10 @@ class _Pool:
         self.by_text: dict[str, Candidate] = {}
 
     def add(self, text: str, kind: str, *, distance: int = 0, before: bool = False,
-            workspace: bool = False, tail_chars: int = 0, above: str = "", below: str = "",
-            count: int = 1) -> None:
-        """``count`` occurrences of ``text`` (one, unless a file's tally); ``above``/``below``:
-        the non-blank lines around it ("" for none or unknown).  Called for every occurrence
-        in the workspace on every keystroke: kept to a few dictionary and set operations."""
+            workspace: bool = False, tail_chars: int = 0, above: str = "", below: str = "") -> None:
+        """One occurrence of ``text``; ``above``/``below``: the non-blank lines around it
+        ("" for none or unknown).  Called for every occurrence in the workspace on every
+        keystroke: kept to a few dictionary and set operations."""
         c = self.by_text.get(text)
         if c is None:
             if not text.strip():
@@ -288,9 +287,9 @@ class _Pool:
         if below and len(c.below) < MAX_ABOVE:
             c.below.add(below)
         if workspace:
-            c.ws_count += count
+            c.ws_count += 1
         else:
-            c.doc_count += count
+            c.doc_count += 1
             if distance and (not c.distance or distance < c.distance):
                 c.distance, c.before = distance, before
 
@@ -375,7 +374,7 @@ def follow_candidates(before: list[str], after: list[str], files: Iterable,
     pool = _Pool()
     # The document in two parts so that no triple spans the cursor: the previous line's
     # follower here is the line being typed, not an example of what follows it.
-    last = next((i for i in range(len(before) - 1, -1, -1) if before[i].strip()), 0)
+    last = _last_nonblank(before)
     n = len(before)
     parts = ([line.strip() for line in before[:last]], True), ([line.strip() for line in after], False)
     for part, is_before in parts:
@@ -406,7 +405,7 @@ def common_candidates(before: list[str], after: list[str], files: Iterable[FileL
     ``warnings.warn(``) where the next line is indented under the cursor's, any other
     where it is not; and only whole statements (no comment, no lone quotes or
     brackets, no item of a list or of a call's arguments, such as ``self,``)."""
-    last = next((i for i in range(len(before) - 1, -1, -1) if before[i].strip()), 0)
+    last = _last_nonblank(before)
     n = len(before)
     parts = [([line.strip() for line in before[:last + 1]], True), ([line.strip() for line in after], False)]
     following = next((raw for raw in after if raw.strip()), None)
@@ -429,11 +428,16 @@ def common_candidates(before: list[str], after: list[str], files: Iterable[FileL
             if line in chosen:
                 pool.add(line, "common", distance=n - i if is_before else i + 1, before=is_before,
                          above=above, below=below)
-    for line, count in islice(((line, count) for line, count in workspace.most_common() if fits(line)), limit):
-        pool.add(line, "common", workspace=True, count=count)
-    for c in pool.items():  # a line chosen in one place is counted in both
+    for line in islice((line for line, _ in workspace.most_common() if fits(line)), limit):
+        pool.add(line, "common", workspace=True)
+    for c in pool.items():  # the tallies, and a line chosen in one place is counted in both
         c.doc_count, c.ws_count = doc[c.text], workspace[c.text]
     return pool.items()
+
+
+def _last_nonblank(lines: list[str]) -> int:
+    """The index of the last non-blank line of ``lines`` (0 if none)."""
+    return next((i for i in range(len(lines) - 1, -1, -1) if lines[i].strip()), 0)
 
 
 def line_below(lines: list[str], i: int = 0) -> str:
