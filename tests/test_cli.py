@@ -68,6 +68,7 @@ def test_bad_serving_and_eval_arguments_get_one_line(tmp_path):
         (["similar", "nofile.py:1-2"], "no such file: nofile.py"),
         (["index", str(tmp_path / "missing")], "not a folder"),
         (["eval", "clones", str(tmp_path / "none.jsonl")], "no such file"),
+        (["eval", "fim", "model/default", "--examples", str(tmp_path / "none.jsonl")], "no such file"),
         (["eval", "lines", "x.jsonl", "--repos", ".", "--setting", "maxPrefixTokens=many"], "maxPrefixTokens"),
         (["eval", "lines", "x.jsonl", "--repos", ".", "--setting", "noSuchThing=1"], "unknown setting"),
         (["eval", "lines", "x.jsonl", "--repos", ".", "--setting", "tokenHealing"], "expected NAME=VALUE"),
@@ -174,3 +175,22 @@ def test_eval_lines_dump_says_where_each_suggestion_came_from(tmp_path, tiny_mod
         assert row["pred"], row  # minConfidence 0: something is shown
         assert row["source"] in ("line memory", "model") and 0 < row["confidence"] <= 1, row
     assert rows[1]["source"] == "line memory"  # ``comp`` begins every line's call
+
+
+def test_eval_fim_finds_the_true_lines_likelier_than_wrong_ones(tmp_path):
+    """``eval fim``: the shipped model's likelihood of each example's line, filled in the
+    middle; the file's own pattern scores far better than the same lines scrambled."""
+    from training.eval_fim import line_likelihood
+    from training.eval_lines import load_examples
+
+    examples = load_examples(_eval_lines_demo(tmp_path, [(n, len(f"value_{n} = ")) for n in (8, 14, 22)]))
+    right = line_likelihood(ROOT / "model" / "default", examples, tmp_path / "repos")
+    for ex in examples:
+        ex.gt = ex.gt[::-1]
+    wrong = line_likelihood(ROOT / "model" / "default", examples, tmp_path / "repos")
+    assert right.n == wrong.n == 3 and right.chars == wrong.chars
+    assert right.nats_per_char < wrong.nats_per_char / 2, (right.line(), wrong.line())
+    proc = subprocess.run([sys.executable, "-m", "training.cli", "eval", "fim", "model/default", "--examples",
+                           str(tmp_path / "lines.jsonl"), "--repos", str(tmp_path / "repos")],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0 and "3 lines:" in proc.stdout, proc.stderr

@@ -238,6 +238,19 @@ def _cmd_eval_ppl(args: argparse.Namespace) -> None:
     print(f"perplexity {ppl:.2f} over {n:,} tokens of {len(files)} files ({args.files})")
 
 
+def _cmd_eval_fim(args: argparse.Namespace) -> None:
+    from model.engine import ModelLoadError
+    from training.eval_fim import evaluate_fim
+
+    if not args.examples.is_file():
+        raise CliError(f"no such file: {args.examples}")
+    try:
+        report = evaluate_fim(args.model, args.examples, args.repos)
+    except (ValueError, OSError, ModelLoadError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"{args.model}: {report.line()}")
+
+
 def _cmd_eval_clones(args: argparse.Namespace) -> None:
     from training.eval_clones import SIGNALS, evaluate_clones
 
@@ -329,6 +342,14 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--files", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
                    / "repos" / "requests", help="a file or folder of .py files (default: the requests dev repo)")
     e.set_defaults(func=_cmd_eval_ppl)
+    e = evals.add_parser("fim", help="likelihood of a line-completion set's true lines, filled in the middle")
+    e.add_argument("model", type=existing_dir)
+    dev = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
+    e.add_argument("--examples", type=Path, default=dev / "line_completion_requests.jsonl",
+                   help="line_completion_*.jsonl (default: the dev set)")
+    e.add_argument("--repos", type=existing_dir, default=dev / "repos",
+                   help="folder holding the examples' repositories")
+    e.set_defaults(func=_cmd_eval_fim)
     e = evals.add_parser("clones", help="clone-detection MAP@R of the similarity index (POJ-104 definition)")
     e.add_argument("examples", type=Path, help="JSON lines with label and code, e.g. leetcode_dev.jsonl")
     e.add_argument("--signals", nargs="+", metavar="SIGNAL",
