@@ -20,11 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import shutil
+import sys
 from pathlib import Path
 
-TOKEN = re.compile(r"\w+|[^\w\s]")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from lsp_server.candidates import TOKEN_START as TOKEN  # noqa: E402
+
 # Share of the dev set's examples cut at the line's first token (204 of 642).
 START_SHARE = 0.32
 

@@ -30,7 +30,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_TOKEN_START = re.compile(r"\w+|[^\w\s]")
+# Where a token of code starts: a run of word characters, or any other visible character.
+TOKEN_START = re.compile(r"\w+|[^\w\s]")
 
 KINDS = ("continue", "tail", "follow", "common", "model")
 
@@ -156,7 +157,7 @@ def identifiers(text: str) -> set[str]:
 
 
 def line_tokens(line: str) -> set[str]:
-    return set(_TOKEN_START.findall(line))
+    return set(TOKEN_START.findall(line))
 
 
 def describe_context(candidates: list[Candidate], nearby: set[str], model_text: str | None,
@@ -248,5 +249,5 @@ def token_tails(typed: str, min_chars: int = 4, max_tokens: int = 6) -> list[str
     first, excluding ``typed`` itself (a whole-line match is a ``continue`` candidate).
     Only the last few tokens: each tail is a scan of the workspace, and what was typed long
     before the cursor says little about how this line ends."""
-    starts = [m.start() for m in _TOKEN_START.finditer(typed)][1:][-max_tokens:]
+    starts = [m.start() for m in TOKEN_START.finditer(typed)][1:][-max_tokens:]
     return [typed[s:] for s in starts if len(typed) - s >= min_chars]
