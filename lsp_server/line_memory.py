@@ -238,10 +238,15 @@ class LineMemory:
             if not found and self.config.tails:
                 found = tail_candidates(typed, before, after, files, per_file)
         else:
-            found = follow_candidates(before, after, files, self.config.min_previous_chars, previous, following)
+            # Both kinds read the document's lines stripped, split at its last non-blank
+            # line above the cursor (the cursor's previous line).
+            stripped = [line.strip() for line in before], [line.strip() for line in after]
+            found = follow_candidates(*stripped, files, self.config.min_previous_chars, previous, following)
             if self.config.common_lines:
                 indent = len(cursor_line) - len(cursor_line.lstrip())
-                found += common_candidates(before, after, files, self.config.common_lines, indent)
+                below = next((raw for raw in after if raw.strip()), None)
+                deeper = None if below is None else len(below) - len(below.lstrip()) > indent
+                found += common_candidates(*stripped, files, self.config.common_lines, deeper)
         by_text: dict[str, Candidate] = {}
         for c in found:  # a line found for its neighbours keeps that kind
             by_text.setdefault(c.text, c)
@@ -356,7 +361,8 @@ def follow_candidates(before: list[str], after: list[str], files: Iterable,
     """``follow`` candidates for an empty line: what came after the same previous line
     elsewhere, what came before the same next line, and, where the neighbours are items
     of a sorted list (imports, the names of an import list), the items that sort between
-    them.  ``previous``/``following``: the cursor's non-blank neighbours (``line_above``,
+    them.  ``before``/``after``: the document's lines above and below the cursor's,
+    stripped; ``previous``/``following``: the cursor's non-blank neighbours (``line_above``,
     ``line_below``), which the caller also compares candidates with."""
     after_previous = len(previous) >= min_previous_chars
     before_following = len(following) >= min_previous_chars
@@ -376,7 +382,7 @@ def follow_candidates(before: list[str], after: list[str], files: Iterable,
     # follower here is the line being typed, not an example of what follows it.
     last = _last_nonblank(before)
     n = len(before)
-    parts = ([line.strip() for line in before[:last]], True), ([line.strip() for line in after], False)
+    parts = (before[:last], True), (after, False)
     for part, is_before in parts:
         for i, above, line, below in _triples(part):
             if (after_previous and above == previous) or (before_following and below == following):
@@ -396,20 +402,19 @@ def follow_candidates(before: list[str], after: list[str], files: Iterable,
 
 
 def common_candidates(before: list[str], after: list[str], files: Iterable[FileLines], limit: int,
-                      indent: int) -> list[Candidate]:
-    """``common`` candidates for an empty line indented by ``indent`` columns: the ``limit``
-    lines the document writes most often (at least twice), each with the lines around its
-    occurrences, and as many of those the workspace's files write most often (summed over
-    their tallies).  Such a line says nothing about its place, so only those that fit the
+                      deeper: bool | None) -> list[Candidate]:
+    """``common`` candidates for an empty line: the ``limit`` lines the document writes
+    most often (at least twice), each with the lines around its occurrences, and as many of
+    those the workspace's files write most often (summed over their tallies).  Such a line says nothing about its place, so only those that fit the
     indentation are kept: a line that opens a block or a bracket (``try:``, ``else:``,
     ``warnings.warn(``) where the next line is indented under the cursor's, any other
     where it is not; and only whole statements (no comment, no lone quotes or
-    brackets, no item of a list or of a call's arguments, such as ``self,``)."""
+    brackets, no item of a list or of a call's arguments, such as ``self,``).
+    ``before``/``after``: the document's lines around the cursor's, stripped; ``deeper``:
+    whether the next non-blank line is indented more than the cursor (None: there is none)."""
     last = _last_nonblank(before)
     n = len(before)
-    parts = [([line.strip() for line in before[:last + 1]], True), ([line.strip() for line in after], False)]
-    following = next((raw for raw in after if raw.strip()), None)
-    deeper = None if following is None else len(following) - len(following.lstrip()) > indent
+    parts = [(before[:last + 1], True), (after, False)]
 
     def fits(line: str) -> bool:
         if line.startswith("#") or line.endswith(",") or not _WORD.search(line):
