@@ -405,13 +405,14 @@ def common_candidates(before: list[str], after: list[str], files: Iterable[FileL
                       deeper: bool | None) -> list[Candidate]:
     """``common`` candidates for an empty line: the ``limit`` lines the document writes
     most often (at least twice), each with the lines around its occurrences, and as many of
-    those the workspace's files write most often (summed over their tallies).  Such a line says nothing about its place, so only those that fit the
-    indentation are kept: a line that opens a block or a bracket (``try:``, ``else:``,
-    ``warnings.warn(``) where the next line is indented under the cursor's, any other
-    where it is not; and only whole statements (no comment, no lone quotes or
-    brackets, no item of a list or of a call's arguments, such as ``self,``).
-    ``before``/``after``: the document's lines around the cursor's, stripped; ``deeper``:
-    whether the next non-blank line is indented more than the cursor (None: there is none)."""
+    those the workspace's files write most often (summed over their tallies).  Such a line
+    says nothing about its place, so only those that fit the indentation are kept: a line
+    that opens a block or a bracket (``try:``, ``else:``, ``warnings.warn(``) where the next
+    line is indented under the cursor's, any other where it is not; and only whole
+    statements (no comment, no lone quotes or brackets, no item of a list or of a call's
+    arguments, such as ``self,``).  ``before``/``after``: the document's lines around the
+    cursor's, stripped; ``deeper``: whether the next non-blank line is indented more than
+    the cursor (None: there is none)."""
     last = _last_nonblank(before)
     n = len(before)
     parts = [(before[:last + 1], True), (after, False)]

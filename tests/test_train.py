@@ -90,6 +90,25 @@ def test_a_release_decay_can_branch_off_a_running_wsd_run(tmp_path):
         config("--preset", "small-1k", "--max-steps", "50", "--decay-steps", "50")
 
 
+def test_a_compiled_run_learns_what_the_eager_run_learns(tiny_run, tmp_path):
+    """``--compile`` changes how fast a step runs, not what it computes: resumed from the
+    same checkpoint on the same batches, the compiled run logs the eager run's losses and
+    saves a checkpoint the exporter reads."""
+    from model.export import export
+
+    losses = {}
+    for compiled in (False, True):
+        run = tmp_path / f"run-{compiled}"
+        subprocess.run(["cp", "-r", str(tiny_run), str(run)], check=True)
+        cfg = replace(PRESETS["tiny"], max_steps=PRESETS["tiny"].max_steps + 8, eval_interval=8, compile=compiled)
+        train(cfg, run, corpus=CorpusConfig(roots=[STDLIB]), resume=True)
+        rows = [json.loads(row) for row in (run / "log.jsonl").read_text().splitlines()]
+        losses[compiled] = [r["loss"] for r in rows if r["kind"] == "train"][-8:]
+    assert losses[True] == pytest.approx(losses[False], rel=2e-3)
+    export(tmp_path / "run-True" / "checkpoint", tmp_path / "int8", quantization="int8")
+    assert (tmp_path / "int8" / "model.bin").is_file()
+
+
 def test_a_continued_run_can_lower_the_peak_rate(tmp_path):
     """``--lr`` sets the peak for a run that continues an already-decayed model; the floor
     stays below the peak."""

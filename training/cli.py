@@ -60,6 +60,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         overrides["grow_to_layers"] = args.layers
     if args.threads:
         overrides["threads"] = args.threads
+    if args.compile:
+        overrides["compile"] = True
     if args.corpus_offset is not None:
         overrides["corpus_sample_offset"] = args.corpus_offset
     if args.corpus_permille is not None:
@@ -290,6 +292,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
                         "schedule already decayed")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the training step with torch.compile (needs a C compiler): ~1.35x faster on a "
+                        "2-core CPU after a start of under a minute")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--decay-steps", type=positive_int,
                    help="the learning rate decays over the last N steps (wsd presets): with --resume on a copy "

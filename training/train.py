@@ -68,6 +68,10 @@ class TrainConfig:
     # spread through the stack and the added ones starting as the identity (see
     # ``training.warm_start.grow_layers``); 0 keeps the model's depth.
     grow_to_layers: int = 0
+    # Compile the training step (model and loss) with torch.compile: on two AVX2 cores the
+    # 6-layer small-1k step runs ~1.35x faster once compiled (~20-40 s at the start); it
+    # needs a C compiler, so it is asked for, not assumed.
+    compile: bool = False
 
     @property
     def window_tokens(self) -> int:
@@ -369,7 +373,17 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
     use_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else torch.autocast("cpu", enabled=False)
 
-    log(f"model: {model_cfg.n_params() / 1e6:.2f} M parameters, device {device}, world {world}")
+    log(f"model: {model_cfg.n_params() / 1e6:.2f} M parameters, device {device}, world {world}"
+        + (", compiled" if cfg.compile else ""))
+
+    def train_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with ctx:
+            logits = model(input_ids=x).logits
+        return torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
+
+    # Compiled together, the logits' softmax and cross-entropy fuse with the model's last
+    # layer; validation stays eager (other batch shapes would compile again).
+    step_loss = torch.compile(train_loss) if cfg.compile else train_loss
     rng = np.random.default_rng(cfg.seed + 1000 * rank + step)
     log_file = out_dir / "log.jsonl"
     tokens_per_step = cfg.batch_size * cfg.window_tokens * cfg.grad_accum * world
@@ -400,9 +414,7 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
                 x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
                 if ddp:
                     model.require_backward_grad_sync = micro == cfg.grad_accum - 1
-                with ctx:
-                    logits = model(input_ids=x).logits
-                loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
+                loss = step_loss(x, y)
                 (loss / cfg.grad_accum).backward()
                 loss_sum += loss.item() / cfg.grad_accum
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
