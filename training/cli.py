@@ -293,8 +293,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--compile", action="store_true",
-                   help="compile the training step with torch.compile (needs a C compiler): ~1.35x faster on a "
-                        "2-core CPU after a start of under a minute")
+                   help="compile the training step with torch.compile (needs a C compiler): ~1.15x the tokens/s on "
+                        "a 2-core CPU, after a start of under a minute")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--decay-steps", type=positive_int,
                    help="the learning rate decays over the last N steps (wsd presets): with --resume on a copy "

@@ -69,8 +69,9 @@ class TrainConfig:
     # ``training.warm_start.grow_layers``); 0 keeps the model's depth.
     grow_to_layers: int = 0
     # Compile the training step (model and loss) with torch.compile: on two AVX2 cores the
-    # 6-layer small-1k step runs ~1.35x faster once compiled (~20-40 s at the start); it
-    # needs a C compiler, so it is asked for, not assumed.
+    # 6-layer small-1k step runs 1.04-1.35x as fast once compiled (median 1.15 over five
+    # paired runs; ~20-40 s to compile at the start); it needs a C compiler, so it is asked
+    # for, not assumed.
     compile: bool = False
 
     @property
