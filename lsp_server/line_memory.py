@@ -238,8 +238,7 @@ class LineMemory:
             if not found and self.config.tails:
                 found = tail_candidates(typed, before, after, files, per_file)
         else:
-            # Both kinds read the document's lines stripped, split at its last non-blank
-            # line above the cursor (the cursor's previous line).
+            # Both kinds read the document's lines stripped: strip them once.
             stripped = [line.strip() for line in before], [line.strip() for line in after]
             found = follow_candidates(*stripped, files, self.config.min_previous_chars, previous, following)
             if self.config.common_lines:

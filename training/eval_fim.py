@@ -16,12 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lsp_server.settings import ServerSettings
 from training.eval_lines import LineExample, load_examples, split_document
 
-# The server's default budgets with no retrieved context (its 64 context tokens go back
-# to the prefix): ``maxPrefixTokens`` 240 + ``retrievalTokens`` 64, ``maxSuffixTokens`` 96.
-PREFIX_TOKENS = 304
-SUFFIX_TOKENS = 96
+# The server's default budgets with no retrieved context (the context's tokens go back to
+# the prefix, as ``lsp_server.prompt.build_prompt`` gives them back).
+_DEFAULTS = ServerSettings()
+PREFIX_TOKENS = _DEFAULTS.max_prefix_tokens + _DEFAULTS.retrieval_tokens
+SUFFIX_TOKENS = _DEFAULTS.max_suffix_tokens
 
 
 @dataclass
