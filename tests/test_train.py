@@ -90,6 +90,19 @@ def test_a_release_decay_can_branch_off_a_running_wsd_run(tmp_path):
         config("--preset", "small-1k", "--max-steps", "50", "--decay-steps", "50")
 
 
+def test_compile_without_a_compiler_is_refused_before_the_run_starts(tmp_path, monkeypatch):
+    """``--compile`` needs the C++ compiler torch's inductor uses (``$CXX``): without one the
+    command stops at once with one line, not after tokenizing the corpus."""
+    from training.cli import CliError, build_parser, train_config
+
+    args = build_parser().parse_args(["train", "--out", str(tmp_path), "--compile"])
+    monkeypatch.setenv("CXX", "no-such-compiler-xyz")
+    with pytest.raises(CliError, match="--compile needs a C\\+\\+ compiler and 'no-such-compiler-xyz'"):
+        train_config(args)
+    monkeypatch.setenv("CXX", "sh")  # any program on PATH passes the check
+    assert train_config(args).compile
+
+
 def test_a_compiled_run_learns_what_the_eager_run_learns(tiny_run, tmp_path):
     """``--compile`` changes how fast a step runs, not what it computes: resumed from the
     same checkpoint on the same batches, the compiled run logs the eager run's losses and

@@ -37,6 +37,19 @@ if TYPE_CHECKING:  # torch stays unimported until a command needs it
 QUANTIZATIONS = ["int8", "float32", "float16", "int8_float32"]
 
 
+def require_cxx_compiler() -> None:
+    """``--compile`` builds C++ kernels with the compiler torch's inductor looks for
+    (``$CXX``, else ``g++``): without one the run would fail only after its corpus is
+    tokenized, in a long traceback, so say so before anything starts."""
+    import os
+    import shutil
+
+    cxx = os.environ.get("CXX", "g++")
+    if shutil.which(cxx) is None:
+        raise CliError(f"--compile needs a C++ compiler and {cxx!r} is not on PATH "
+                       "(install g++ or set CXX), or train without --compile")
+
+
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The ``TrainConfig`` that ``ghostline train``'s arguments ask for (its preset, overridden)."""
     from dataclasses import replace
@@ -61,6 +74,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     if args.threads:
         overrides["threads"] = args.threads
     if args.compile:
+        require_cxx_compiler()
         overrides["compile"] = True
     if args.corpus_offset is not None:
         overrides["corpus_sample_offset"] = args.corpus_offset
