@@ -90,6 +90,30 @@ def test_a_release_decay_can_branch_off_a_running_wsd_run(tmp_path):
         config("--preset", "small-1k", "--max-steps", "50", "--decay-steps", "50")
 
 
+def test_a_run_folder_is_never_overwritten_by_a_new_run(tiny_run, tmp_path, capsys):
+    """``ghostline train --out RUN`` on a folder that holds a run (hours of training) stops
+    with one line instead of starting afresh over its checkpoint; ``--resume`` without the
+    optimizer state to continue from says what to do instead."""
+    from training.cli import main
+
+    def refused(*argv: str) -> str:
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", "--preset", "tiny", "--roots", str(STDLIB), *argv])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.strip().count("\n") == 0
+        return err
+
+    weights = tiny_run / "checkpoint" / "model.safetensors"
+    before = weights.read_bytes()
+    assert "already holds a training run: --resume continues it" in refused("--out", str(tiny_run))
+    assert weights.read_bytes() == before
+    assert "nothing to resume in" in refused("--out", str(tmp_path / "empty"), "--resume")
+    weights_only = tmp_path / "weights-only"
+    weights_only.mkdir()
+    subprocess.run(["cp", "-r", str(tiny_run / "checkpoint"), str(weights_only / "checkpoint")], check=True)
+    assert f"--init-from {weights_only / 'checkpoint'}" in refused("--out", str(weights_only), "--resume")
+
+
 def test_compile_without_a_compiler_is_refused_before_the_run_starts(tmp_path, monkeypatch):
     """``--compile`` needs the C++ compiler torch's inductor uses (``$CXX``): without one the
     command stops at once with one line, not after tokenizing the corpus."""

@@ -99,11 +99,27 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     return cfg
 
 
+def check_run_folder(out: Path, resume: bool) -> None:
+    """A run folder holds one run: a new run never overwrites another's checkpoint (hours of
+    training), and ``--resume`` needs the optimizer state it continues from."""
+    from training.train import CHECKPOINT_DIR, STATE_FILE
+
+    has_state, has_checkpoint = (out / STATE_FILE).is_file(), (out / CHECKPOINT_DIR).is_dir()
+    if resume and not has_state:
+        if has_checkpoint:
+            raise CliError(f"{out} has a checkpoint but no {STATE_FILE} (its optimizer state) to resume: "
+                           f"continue from its weights with --init-from {out / CHECKPOINT_DIR} --out NEW_RUN")
+        raise CliError(f"nothing to resume in {out} (no {STATE_FILE}): without --resume a new run starts there")
+    if not resume and (has_state or has_checkpoint):
+        raise CliError(f"{out} already holds a training run: --resume continues it, another --out starts a new one")
+
+
 def _cmd_train(args: argparse.Namespace) -> dict:
     from training.corpus import CorpusConfig
     from training.train import train
 
     cfg = train_config(args)
+    check_run_folder(args.out, args.resume)
     corpus = CorpusConfig(roots=args.roots) if args.roots else CorpusConfig()
     if args.skip_files_of:
         from training.corpus import read_file_list
