@@ -231,6 +231,13 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
 
     if not args.examples.is_file():
         raise CliError(f"no such file: {args.examples}")
+    # Both would otherwise show only at the end: a run folder given for its export scores
+    # every line as unanswered, and a dump with nowhere to go loses the run's minutes.
+    if args.model and not (args.model / "model.bin").is_file():
+        raise CliError(f"no model at {args.model} (model.bin is missing: a CTranslate2 export, "
+                       f"such as ghostline export writes, is needed)")
+    if args.dump and not args.dump.parent.is_dir():
+        raise CliError(f"--dump {args.dump}: no such folder {args.dump.parent}")
     options: dict = {"retrieval": not args.no_retrieval, "lineMemory": not args.no_line_memory,
                      "tokenHealing": not args.no_token_healing}
     if args.model:
