@@ -1,11 +1,13 @@
 """Where a workspace's adapted model lives, and what is known about it.
 
 ``ghostline adapt DIR`` fine-tunes the default model on DIR's own code and exports it into
-the cache folder, never into the user's tree: ``<cache>/adapted/<key>/`` with ``model/``
-(a CTranslate2 int8 model with its bf16 float weights) and ``adapted.json`` (the root,
-when, how long, on how many tokens).  The key is a hash of the workspace's real path, so
-the language server finds the model from its workspace root alone.  No torch here: the
-server reads this too.
+the cache folder, never into the user's tree: ``<cache>/adapted/<key>/`` with a model
+folder (a CTranslate2 int8 model with its bf16 float weights) and ``adapted.json`` (which
+folder, the root, when, how long, on how many tokens).  The key is a hash of the
+workspace's real path, so the language server finds the model from its workspace root
+alone.  Adapting again writes a new model folder beside the old one and then replaces the
+record in one rename: a server reading meanwhile sees the old model or the new one, never
+half of one.  No torch here: the server reads this too.
 """
 
 from __future__ import annotations
@@ -50,9 +52,13 @@ class AdaptedInfo:
     peak_rss_mb: float
     val_loss_before: float | None = None
     val_loss_after: float | None = None
+    model: str = MODEL_SUBDIR  # the model's folder, beside the record (records before it: ``model``)
 
     def save(self, folder: Path) -> None:
-        (Path(folder) / ADAPTED_INFO).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        """Write the record in one rename, so that it is never read half-written."""
+        tmp = Path(folder) / f".{ADAPTED_INFO}.{os.getpid()}"
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        os.replace(tmp, Path(folder) / ADAPTED_INFO)
 
     @property
     def date(self) -> str:
@@ -74,7 +80,16 @@ def read_adapted(root: Path, cache_dir: Path | None = None) -> tuple[Path, Adapt
         info = AdaptedInfo(**data)
     except (OSError, ValueError, TypeError) as exc:
         raise ValueError(f"the adapted model record {info_file} is unreadable ({exc})") from None
-    return folder / MODEL_SUBDIR, info
+    if not isinstance(info.model, str) or Path(info.model).name != info.model or info.model in ("", ".", ".."):
+        raise ValueError(f"the adapted model record {info_file} names no model folder beside it ({info.model!r})")
+    return folder / info.model, info
+
+
+def remove_other_models(folder: Path, keep: str) -> None:
+    """Delete the model folders of earlier adaptations (and of any that stopped half-way)."""
+    for path in Path(folder).iterdir():
+        if path.is_dir() and path.name != keep and path.name.startswith(MODEL_SUBDIR):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def remove_adapted(root: Path, cache_dir: Path | None = None) -> bool:

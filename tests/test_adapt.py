@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,26 @@ async def test_a_broken_adapted_model_falls_back_to_the_default_with_one_message
         status = await _status(client)
         assert status["state"] == "ready" and status["model"] == "default"
         assert len([m for m in client.messages if "adapted model" in m]) == 1, client.messages
+
+
+def test_adapting_again_continues_from_the_last_adaptation_and_swaps_it_whole(workspace, tiny_model, tmp_path):
+    """Run again after edits, adaptation starts from the adapted weights, writes its model
+    beside the one in use and points the record at it only when it is whole; the earlier
+    model then goes.  A record written before model folders were named still reads."""
+    cache, logs = tmp_path / "cache", []
+    config = AdaptConfig(steps=2, batch_size=2, window=64)
+    adapt(workspace, tiny_model, cache, config)
+    first, _ = read_adapted(workspace, cache)
+    adapt(workspace, tiny_model, cache, config, log=logs.append)
+    second, record = read_adapted(workspace, cache)
+    assert f"adapting {first} to" in logs[0]
+    assert second != first and (second / "model.bin").is_file() and record.model == second.name
+    assert not first.exists() and sorted(p.name for p in second.parent.iterdir()) == ["adapted.json", second.name]
+
+    legacy = second.parent / "model"
+    second.rename(legacy)
+    record_file = second.parent / "adapted.json"
+    fields = json.loads(record_file.read_text())
+    del fields["model"]
+    record_file.write_text(json.dumps(fields))
+    assert read_adapted(workspace, cache)[0] == legacy

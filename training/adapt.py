@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from model.adapted import MODEL_SUBDIR, AdaptedInfo, adapted_dir, read_adapted
+from model.adapted import MODEL_SUBDIR, AdaptedInfo, adapted_dir, read_adapted, remove_other_models
 from model.config import ModelConfig
 from model.tokenizer import TOKENIZER_FILE
 from training.corpus import CorpusConfig, iter_corpus, reject_reason, split_of
@@ -189,14 +189,17 @@ def adapt(root: Path, base_model: Path, cache_dir: Path | None = None, config: A
         if n_val < cfg.window_tokens + 2:  # a tiny repository: validate on what it has
             shutil.copyfile(data_dir / "train.bin", data_dir / "val.bin")
         summary = train(cfg, run)
-        export(run / "checkpoint", out / MODEL_SUBDIR, quantization="int8")
+        # A new folder beside the model in use: the record names it only once it is whole.
+        model_dir = Path(tempfile.mkdtemp(prefix=f"{MODEL_SUBDIR}-", dir=out))
+        export(run / "checkpoint", model_dir, quantization="int8")
     finally:
         shutil.rmtree(run, ignore_errors=True)  # optimizer state and shards: not worth keeping
     info = AdaptedInfo(
         root=str(root), created=datetime.now().isoformat(timespec="seconds"), base_model=str(base_model),
         steps=summary["steps"], tokens_seen=summary["tokens_seen"], repo_tokens=n_train, files=len(files),
         seconds=round(time.time() - t0, 1), peak_rss_mb=round(_peak_rss_mb(), 1),
-        val_loss_after=summary["val_loss"],
+        val_loss_after=summary["val_loss"], model=model_dir.name,
     )
     info.save(out)
+    remove_other_models(out, keep=model_dir.name)
     return info
