@@ -18,6 +18,10 @@ from model.config import MODEL_CONFIG_FILE
 from model.prompt_format import completion_prompt
 from model.tokenizer import EOT, FILE_SEP, TOKENIZER_FILE, load_tokenizer, special_ids
 
+# A training run's folder (``training/train.py``): its float checkpoint and its optimizer state.
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "train_state.pt"
+
 PARITY_PROMPTS = [
     ("example.py", "import os\nimport sys\n\n\ndef main(argv):\n    ", "\n"),
     ("utils.py", "def read_lines(path):\n    with open(path) as fh:\n        return ", "\n"),
@@ -62,6 +66,12 @@ def export(checkpoint: Path, out_dir: Path, quantization: str = "int8", force: b
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     if not (checkpoint / "config.json").is_file():
         raise FileNotFoundError(f"{checkpoint} is not a checkpoint folder (no config.json)")
+    # The swap below deletes out_dir: never a checkpoint, or a run folder (hours of training).
+    src, dst = checkpoint.resolve(), out_dir.resolve()
+    if dst == src or dst in src.parents:
+        raise ValueError(f"exporting into {out_dir} would delete {checkpoint}, which it exports: choose another folder")
+    if (out_dir / STATE_FILE).exists() or (out_dir / CHECKPOINT_DIR).is_dir():
+        raise ValueError(f"{out_dir} holds a training run, which exporting into it would delete: choose another folder")
     # Write beside the target and swap in, so a server reading out_dir never sees half a model.
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))

@@ -114,6 +114,26 @@ def test_a_run_folder_is_never_overwritten_by_a_new_run(tiny_run, tmp_path, caps
     assert f"--init-from {weights_only / 'checkpoint'}" in refused("--out", str(weights_only), "--resume")
 
 
+def test_export_never_deletes_the_run_it_exports_or_another(tiny_run, tmp_path, capsys):
+    """Exporting swaps a finished folder into place, deleting what was there: into the run
+    folder (or the checkpoint itself, or another run) that would be hours of training, so
+    it is refused in one line and the run keeps every file."""
+    from training.cli import main
+
+    files = sorted(p.relative_to(tiny_run) for p in tiny_run.rglob("*"))
+    for out in (tiny_run, tiny_run / "checkpoint"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["export", str(tiny_run / "checkpoint"), str(out)])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.strip().count("\n") == 0 and "choose another folder" in err
+    other = tmp_path / "other-run"
+    (other / "checkpoint").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        main(["export", str(tiny_run / "checkpoint"), str(other)])
+    assert "holds a training run" in capsys.readouterr().err and (other / "checkpoint").is_dir()
+    assert sorted(p.relative_to(tiny_run) for p in tiny_run.rglob("*")) == files
+
+
 def test_compile_without_a_compiler_is_refused_before_the_run_starts(tmp_path, monkeypatch):
     """``--compile`` needs the C++ compiler torch's inductor uses (``$CXX``): without one the
     command stops at once with one line, not after tokenizing the corpus."""

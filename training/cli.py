@@ -102,7 +102,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 def check_run_folder(out: Path, resume: bool) -> None:
     """A run folder holds one run: a new run never overwrites another's checkpoint (hours of
     training), and ``--resume`` needs the optimizer state it continues from."""
-    from training.train import CHECKPOINT_DIR, STATE_FILE
+    from model.export import CHECKPOINT_DIR, STATE_FILE
 
     has_state, has_checkpoint = (out / STATE_FILE).is_file(), (out / CHECKPOINT_DIR).is_dir()
     if resume and not has_state:
@@ -142,7 +142,10 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
     if not (args.checkpoint / "config.json").is_file():
         raise CliError(f"{args.checkpoint} is not a training checkpoint (no config.json)")
-    out = export(args.checkpoint, args.out, quantization=args.quantization)
+    try:
+        out = export(args.checkpoint, args.out, quantization=args.quantization)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     print(f"exported {args.quantization} model to {out}")
     extra = {}
     if args.parity:

@@ -22,12 +22,10 @@ import numpy as np
 import torch
 
 from model.config import ModelConfig
+from model.export import CHECKPOINT_DIR, STATE_FILE
 from model.tokenizer import TOKENIZER_FILE, load_tokenizer, special_ids, train_tokenizer
 from training.corpus import CorpusConfig, iter_corpus, write_file_list
 from training.data import DataConfig, get_batch, load_tokens, read_meta, write_meta, write_shard
-
-CHECKPOINT_DIR = "checkpoint"
-STATE_FILE = "train_state.pt"
 
 
 @dataclass
