@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_helpers import RecordingClient, running_server, status, until
+from lsp_helpers import RecordingClient, insert, running_server, status, until
 from model.adapted import adapted_dir, read_adapted
 from model.config import ModelConfig
 from training.adapt import AdaptConfig, adapt, workspace_files
@@ -166,3 +166,28 @@ def test_adapting_again_continues_from_the_last_adaptation_and_swaps_it_whole(wo
     del fields["model"]
     record_file.write_text(json.dumps(fields))
     assert read_adapted(workspace, cache)[0] == legacy
+
+
+async def test_a_running_server_takes_up_a_new_adaptation_without_a_restart(workspace, tiny_model, tmp_path):
+    """Re-adapting while the editor is open: the next completion comes from the new model
+    (the old folder is gone by then), with no error and no restart."""
+    import asyncio
+
+    cache = tmp_path / "cache"
+    config = AdaptConfig(steps=2, batch_size=2, window=64)
+    adapt(workspace, tiny_model, cache, config)
+    first, _ = read_adapted(workspace, cache)
+    async with running_server(workspace, {"debounceMs": 0, "cacheDir": str(cache)}) as client:
+        uri = (workspace / "bakery" / "new.py").as_uri()
+        client.open(uri, "def parse(line):\n    return ")
+        await client.inline(uri, 1, 11)
+        await until(lambda: any(f"model {first} " in line and " loaded" in line for line in client.logs))
+
+        await asyncio.to_thread(adapt, workspace, tiny_model, cache, config)
+        second, record = read_adapted(workspace, cache)
+        assert second != first and not first.exists()
+        insert(client, uri, 2, 1, 11, "line")  # typing on: a new request, not the cached answer
+        await client.inline(uri, 1, 15)
+        await until(lambda: any(f"model {second} (adapted {record.created}) loaded" in line for line in client.logs))
+        assert (await _status(client))["model"] == f"adapted {record.date}"
+        assert not client.messages
