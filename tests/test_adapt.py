@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -171,8 +172,6 @@ def test_adapting_again_continues_from_the_last_adaptation_and_swaps_it_whole(wo
 async def test_a_running_server_takes_up_a_new_adaptation_without_a_restart(workspace, tiny_model, tmp_path):
     """Re-adapting while the editor is open: the next completion comes from the new model
     (the old folder is gone by then), with no error and no restart."""
-    import asyncio
-
     cache = tmp_path / "cache"
     config = AdaptConfig(steps=2, batch_size=2, window=64)
     adapt(workspace, tiny_model, cache, config)
