@@ -264,7 +264,11 @@ def test_training_continues_from_a_model_folder_with_a_longer_context(tiny_model
     assert info["tokens_seen_before"] == start["tokens_seen"] + start.get("tokens_seen_before", 0)
     card = write_model_card(tmp_path / "run" / "checkpoint", tmp_path / "run" / "checkpoint", "int8", "test")
     total = info["tokens_seen"] + info["tokens_seen_before"]
-    assert f"| tokens seen | {total:,} in all: {info['tokens_seen']:,} in this run" in card.read_text()
+    text = card.read_text()
+    assert f"| tokens seen | {total:,} in all: {info['tokens_seen']:,} in this run" in text
+    # The float weights (for adaptation and resumed training) are counted apart from the model.
+    assert "; float weights `model.safetensors` (float32, " in text
+    assert "| languages | python (" in text
     assert summary["val_loss"] < 5.0  # a fresh tiny model starts near ln(512) = 6.2
 
 

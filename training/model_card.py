@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from model.config import ModelConfig
+from model.export import FLOAT_WEIGHTS_FILE
 
 
 def _read_json(path: Path) -> dict:
@@ -37,6 +38,26 @@ def _tokens_row(info: dict) -> str:
     return f"| tokens seen | {own + before:,} in all: {own:,} in this run, {before:,} by the model it started from |"
 
 
+_DTYPE_NAMES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
+
+
+def _format_row(exported: Path, quantization: str) -> str:
+    """The exported folder's size, the float weights (shipped for adaptation and resumed
+    training) counted apart from what inference loads."""
+    files = [f for f in exported.iterdir() if f.is_file() and f.name != "MODEL_CARD.md"]
+    floats = [f for f in files if f.name == FLOAT_WEIGHTS_FILE]
+    inference_mb = sum(f.stat().st_size for f in files if f not in floats) / 1e6
+    row = f"| format | CTranslate2, {quantization}, {inference_mb:.1f} MB"
+    if floats:
+        from safetensors import safe_open
+
+        with safe_open(str(floats[0]), "pt") as weights:
+            dtype = weights.get_slice(next(iter(weights.keys()))).get_dtype()
+        row += (f"; float weights `{FLOAT_WEIGHTS_FILE}` ({_DTYPE_NAMES.get(dtype, dtype)}, "
+                f"{floats[0].stat().st_size / 1e6:.1f} MB, no optimizer state)")
+    return row + " |"
+
+
 def write_model_card(checkpoint: Path, exported: Path, quantization: str, command: str,
                      extra: dict[str, str] | None = None) -> Path:
     run = checkpoint.parent
@@ -47,7 +68,6 @@ def write_model_card(checkpoint: Path, exported: Path, quantization: str, comman
     train_rows = [r for r in rows if r["kind"] == "train"]
     val_rows = [r for r in rows if r["kind"] == "val"]
     speeds = [r["tokens_per_s"] for r in train_rows[len(train_rows) // 10:] if r.get("tokens_per_s")]
-    size_mb = sum(f.stat().st_size for f in exported.iterdir() if f.is_file()) / 1e6
     val = info.get("val_loss")
     lines = [
         "# ghostline default model",
@@ -61,7 +81,9 @@ def write_model_card(checkpoint: Path, exported: Path, quantization: str, comman
         f"context {cfg.max_seq_len} tokens |",
         f"| parameters | {cfg.n_params() / 1e6:.2f} M |",
         f"| tokenizer | byte-level BPE, {cfg.vocab_size} tokens, FIM + file-separator special tokens |",
-        f"| format | CTranslate2, {quantization}, {size_mb:.1f} MB |",
+        _format_row(exported, quantization),
+        f"| languages | {', '.join(cfg.languages)} (`languages` in `ghostline_model.json`: "
+        "the server asks the model nothing in other languages) |",
         f"| steps | {info.get('step', '?')} |",
         _tokens_row(info),
         f"| final validation loss | {val:.4f} nats/token (perplexity {math.exp(val):.2f}) |"
