@@ -53,10 +53,6 @@ MAX_BROKEN_CANDIDATES = 8  # line memory stops looking after this many candidate
 # half the window ranks them as well as the whole one (fit_ranker --fim-scoring 120 48 and
 # 240 96: top-1 EM 25.4 both) at about half the cost of every keystroke it answers.
 SCORING_WINDOW = 0.5
-# Where line memory is unsure (``secondOpinionBelow``), the model's own line replaces its
-# answer from this confidence on.  Fitted with that threshold on the dev set (both folds of
-# ``training/fit_ranker.py --second-opinion`` pick 0.2 and 0.5).
-MODEL_SURE = 0.5
 # In an empty block body line memory's line is shown instead of the model's block from this
 # confidence on (the precision of its suggestions there: ~70 %, fit_ranker's curve).
 BLOCK_LINE_SURE = 0.5
@@ -338,7 +334,7 @@ class CompletionService:
         if remembered is not None:
             # The model's line replaces line memory's only where it is sure and says something
             # else: a line that line memory's merely extends is the same suggestion, shorter.
-            if result.text and completion.confidence >= MODEL_SURE \
+            if result.text and completion.confidence >= engine.second_opinion_sure \
                     and not remembered.text.strip().startswith(result.text.strip()):
                 log.info("the model's line replaces line memory's (confidence %.2f against %.2f)",
                          completion.confidence, remembered.origin.confidence)

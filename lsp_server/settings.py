@@ -68,8 +68,8 @@ class ServerSettings:
     # 0 shows everything; 0.1 is the dev set's best point (docs/benchmarks.md)
     min_confidence: float = setting(0.1, minimum=0.0, maximum=1.0)
     # where line memory's model-judged best is less sure than this, the model writes the line
-    # too, and its line is shown instead when the model is sure of it (MODEL_SURE in
-    # completion.py); 0: line memory's answer stands (the dev set's best point: fit_ranker
+    # too, and its line is shown instead when the model is sure of it (the model's ``second_opinion_sure``,
+    # in its ghostline_model.json); 0: line memory's answer stands (the dev set's best point: fit_ranker
     # --second-opinion)
     second_opinion_below: float = setting(0.2, minimum=0.0, maximum=1.0)
     retrieval_tokens: int = setting(64, minimum=0, maximum=2048)  # prompt budget for that context

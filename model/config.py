@@ -28,6 +28,11 @@ class ModelConfig:
     # What the model was trained on (language names as the server's language_of gives
     # them); the server asks the model nothing in other languages.
     languages: tuple[str, ...] = ("python",)
+    # Where line memory is unsure (the server's ``secondOpinionBelow``), the model's own line
+    # replaces its answer from this confidence on.  It belongs to the model: a better-trained
+    # model's confidence runs higher (``training/fit_ranker.py --second-opinion`` picks 0.5
+    # on both folds for the 46 M-token default, 0.6 on every fold for the 110 M-token g12).
+    second_opinion_sure: float = 0.5
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_head:

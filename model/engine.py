@@ -174,9 +174,9 @@ def _static_cache_entries(model_dir: Path) -> int:
     return max(4, STATIC_CACHE_BYTES // per_prompt)
 
 
-def _context_and_languages(model_dir: Path) -> tuple[int, tuple[str, ...] | None]:
-    """The context the model was trained with and the languages it knows, from
-    ``ghostline_model.json``.
+def _context_and_languages(model_dir: Path) -> tuple[int, tuple[str, ...] | None, float]:
+    """The context the model was trained with, the languages it knows and the confidence
+    from which its line replaces line memory's unsure one, from ``ghostline_model.json``.
 
     Missing, it is a model exported elsewhere: assume a common context, and ask it anything
     (``None``: we cannot know its languages).  Present but unreadable, it is an error:
@@ -184,7 +184,7 @@ def _context_and_languages(model_dir: Path) -> tuple[int, tuple[str, ...] | None
     positions), which fails without a word to the user.
     """
     if not (model_dir / MODEL_CONFIG_FILE).exists():
-        return 2048, None
+        return 2048, None, ModelConfig.second_opinion_sure
     try:
         config = ModelConfig.load(model_dir)
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, the user hears the same
@@ -194,7 +194,10 @@ def _context_and_languages(model_dir: Path) -> tuple[int, tuple[str, ...] | None
         raise ModelLoadError(f"{MODEL_CONFIG_FILE} of {model_dir} is unusable: max_seq_len {length!r}")
     if not isinstance(languages, tuple) or not all(isinstance(lang, str) for lang in languages):
         raise ModelLoadError(f"{MODEL_CONFIG_FILE} of {model_dir} is unusable: languages {languages!r}")
-    return length, languages
+    sure = config.second_opinion_sure
+    if not isinstance(sure, int | float) or isinstance(sure, bool) or not 0.0 <= sure <= 1.0:
+        raise ModelLoadError(f"{MODEL_CONFIG_FILE} of {model_dir} is unusable: second_opinion_sure {sure!r}")
+    return length, languages, float(sure)
 
 
 _open_engines: weakref.WeakSet[CompletionEngine] = weakref.WeakSet()
@@ -230,7 +233,7 @@ class CompletionEngine:
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelLoadError(f"cannot load {self.model_dir}: {exc}") from exc
         self.languages: tuple[str, ...] | None
-        self.max_seq_len, self.languages = _context_and_languages(self.model_dir)
+        self.max_seq_len, self.languages, self.second_opinion_sure = _context_and_languages(self.model_dir)
         vocab = self.tokenizer.get_vocab_size()
         self._tokens = [self.tokenizer.id_to_token(i) for i in range(vocab)]
         self._token_texts: list[str] | None = None  # each token decoded, for healing (built on first use)

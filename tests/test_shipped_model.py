@@ -1,6 +1,7 @@
 """The model shipped in model/default: present, small, documented, and writing Python."""
 
 import ast
+import json
 
 import pytest
 
@@ -9,7 +10,8 @@ from lsp_server.blocks import trim_to_valid
 from lsp_server.client import running_server
 from lsp_server.completion import repeated_lines
 from lsp_server.settings import DEFAULT_MODEL_DIR
-from model.engine import CompletionEngine, GenerationOptions
+from model.config import MODEL_CONFIG_FILE
+from model.engine import CompletionEngine, GenerationOptions, ModelLoadError
 from model.prompt_format import completion_prompt
 
 PROMPTS = [
@@ -300,3 +302,38 @@ async def test_the_models_sure_line_replaces_line_memorys_unsure_one(workspace, 
                 (("model", shown[below]) if below else ("line memory", explained.lineMemory))
     assert shown[0.0] == "Port, backlog: Backlog) -> None:"
     assert shown[0.2] != shown[0.0] and shown[0.2].endswith(") -> None:"), shown
+
+
+async def test_a_model_sure_only_from_a_higher_confidence_leaves_line_memorys_line(workspace, options, tmp_path):
+    """How sure the model must be to replace line memory's unsure line comes with the model
+    (``second_opinion_sure`` in its ghostline_model.json): the same model asking for full
+    certainty leaves line memory's line where the shipped setting shows the model's."""
+    model = tmp_path / "model"
+    model.mkdir()
+    for f in DEFAULT_MODEL_DIR.iterdir():
+        if f.name != MODEL_CONFIG_FILE:
+            (model / f.name).symlink_to(f)
+    config = json.loads((DEFAULT_MODEL_DIR / MODEL_CONFIG_FILE).read_text())
+    (model / MODEL_CONFIG_FILE).write_text(json.dumps({**config, "second_opinion_sure": 1.0}))
+    (workspace / "server.py").write_text(
+        "class Server:\n    def listen(self, port: Port, backlog: Backlog) -> None:\n        pass\n")
+    uri = (workspace / "client.py").as_uri()
+    line = "    def connect(self, host: str, port: "
+    async with running_server(workspace, {**options, "modelPath": str(model)}) as client:
+        client.open(uri, f"class Client:\n{line}\n")
+        shown = await client.inline(uri, 1, len(line))
+        explained = await explain(client, uri, 1, len(line))
+    assert explained.secondOpinion  # the model was asked, and was not sure enough
+    assert (explained.suggestion.source, shown) == ("line memory", "Port, backlog: Backlog) -> None:")
+
+
+def test_a_model_folder_with_an_unusable_second_opinion_threshold_is_refused(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    for f in DEFAULT_MODEL_DIR.iterdir():
+        if f.name != MODEL_CONFIG_FILE:
+            (model / f.name).symlink_to(f)
+    config = json.loads((DEFAULT_MODEL_DIR / MODEL_CONFIG_FILE).read_text())
+    (model / MODEL_CONFIG_FILE).write_text(json.dumps({**config, "second_opinion_sure": 5}))
+    with pytest.raises(ModelLoadError, match="second_opinion_sure 5"):
+        CompletionEngine(model, device="cpu")

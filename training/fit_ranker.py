@@ -15,7 +15,7 @@ is not the training fit.
         --repos ../shared/eval/repos --no-scoring [--model-dump dump_model.jsonl] [--out lsp_server/ranker_weights.json]
 
 ``--second-opinion`` chooses instead when the model's own line replaces line memory's
-unsure one (the server's ``secondOpinionBelow`` and ``MODEL_SURE``).
+unsure one (the server's ``secondOpinionBelow`` and the model's ``second_opinion_sure``).
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ def _print_curve(shown: list[tuple[float, bool]], n: int) -> None:
 
 
 # Where line memory's best is below ``unsure`` and the model is at least ``sure``, the model's
-# line is shown instead (``secondOpinionBelow`` and ``MODEL_SURE`` in the server).
+# line is shown instead (``secondOpinionBelow`` and the model's ``second_opinion_sure`` in the server).
 SECOND_OPINION_GRID = [(unsure, sure) for unsure in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
                        for sure in (0.3, 0.4, 0.5, 0.6, 0.7)]
 
