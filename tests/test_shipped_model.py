@@ -304,17 +304,23 @@ async def test_the_models_sure_line_replaces_line_memorys_unsure_one(workspace, 
     assert shown[0.2] != shown[0.0] and shown[0.2].endswith(") -> None:"), shown
 
 
-async def test_a_model_sure_only_from_a_higher_confidence_leaves_line_memorys_line(workspace, options, tmp_path):
-    """How sure the model must be to replace line memory's unsure line comes with the model
-    (``second_opinion_sure`` in its ghostline_model.json): the same model asking for full
-    certainty leaves line memory's line where the shipped setting shows the model's."""
+def _shipped_model_with(tmp_path, **fields):
+    """The shipped model's files (linked) with these fields changed in its ghostline_model.json."""
     model = tmp_path / "model"
     model.mkdir()
     for f in DEFAULT_MODEL_DIR.iterdir():
         if f.name != MODEL_CONFIG_FILE:
             (model / f.name).symlink_to(f)
     config = json.loads((DEFAULT_MODEL_DIR / MODEL_CONFIG_FILE).read_text())
-    (model / MODEL_CONFIG_FILE).write_text(json.dumps({**config, "second_opinion_sure": 1.0}))
+    (model / MODEL_CONFIG_FILE).write_text(json.dumps({**config, **fields}))
+    return model
+
+
+async def test_a_model_sure_only_from_a_higher_confidence_leaves_line_memorys_line(workspace, options, tmp_path):
+    """How sure the model must be to replace line memory's unsure line comes with the model
+    (``second_opinion_sure`` in its ghostline_model.json): the same model asking for full
+    certainty leaves line memory's line where the shipped setting shows the model's."""
+    model = _shipped_model_with(tmp_path, second_opinion_sure=1.0)
     (workspace / "server.py").write_text(
         "class Server:\n    def listen(self, port: Port, backlog: Backlog) -> None:\n        pass\n")
     uri = (workspace / "client.py").as_uri()
@@ -328,12 +334,6 @@ async def test_a_model_sure_only_from_a_higher_confidence_leaves_line_memorys_li
 
 
 def test_a_model_folder_with_an_unusable_second_opinion_threshold_is_refused(tmp_path):
-    model = tmp_path / "model"
-    model.mkdir()
-    for f in DEFAULT_MODEL_DIR.iterdir():
-        if f.name != MODEL_CONFIG_FILE:
-            (model / f.name).symlink_to(f)
-    config = json.loads((DEFAULT_MODEL_DIR / MODEL_CONFIG_FILE).read_text())
-    (model / MODEL_CONFIG_FILE).write_text(json.dumps({**config, "second_opinion_sure": 5}))
+    model = _shipped_model_with(tmp_path, second_opinion_sure=5)
     with pytest.raises(ModelLoadError, match="second_opinion_sure 5"):
         CompletionEngine(model, device="cpu")
