@@ -174,7 +174,7 @@ def _static_cache_entries(model_dir: Path) -> int:
     return max(4, STATIC_CACHE_BYTES // per_prompt)
 
 
-def _context_and_languages(model_dir: Path) -> tuple[int, tuple[str, ...] | None, float]:
+def _serving_facts(model_dir: Path) -> tuple[int, tuple[str, ...] | None, float]:
     """The context the model was trained with, the languages it knows and the confidence
     from which its line replaces line memory's unsure one, from ``ghostline_model.json``.
 
@@ -233,7 +233,7 @@ class CompletionEngine:
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelLoadError(f"cannot load {self.model_dir}: {exc}") from exc
         self.languages: tuple[str, ...] | None
-        self.max_seq_len, self.languages, self.second_opinion_sure = _context_and_languages(self.model_dir)
+        self.max_seq_len, self.languages, self.second_opinion_sure = _serving_facts(self.model_dir)
         vocab = self.tokenizer.get_vocab_size()
         self._tokens = [self.tokenizer.id_to_token(i) for i in range(vocab)]
         self._token_texts: list[str] | None = None  # each token decoded, for healing (built on first use)

@@ -14,6 +14,8 @@ from pathlib import Path
 from model.config import ModelConfig
 from model.export import FLOAT_WEIGHTS_FILE
 
+CARD_FILE = "MODEL_CARD.md"
+
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -44,7 +46,7 @@ _DTYPE_NAMES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
 def _format_row(exported: Path, quantization: str) -> str:
     """The exported folder's size, the float weights (shipped for adaptation and resumed
     training) counted apart from what inference loads."""
-    files = [f for f in exported.iterdir() if f.is_file() and f.name != "MODEL_CARD.md"]
+    files = [f for f in exported.iterdir() if f.is_file() and f.name != CARD_FILE]
     floats = [f for f in files if f.name == FLOAT_WEIGHTS_FILE]
     inference_mb = sum(f.stat().st_size for f in files if f not in floats) / 1e6
     row = f"| format | CTranslate2, {quantization}, {inference_mb:.1f} MB"
@@ -113,6 +115,6 @@ def write_model_card(checkpoint: Path, exported: Path, quantization: str, comman
     if val_rows:
         lines += ["", "## Validation loss", "", "| step | loss |", "|---|---|"]
         lines += [f"| {r['step']} | {r['val_loss']:.4f} |" for r in val_rows]
-    out = exported / "MODEL_CARD.md"
+    out = exported / CARD_FILE
     out.write_text("\n".join(lines) + "\n")
     return out
