@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from model.config import MODEL_CONFIG_FILE
+from model.config import MODEL_CONFIG_FILE, ModelConfig
 from model.prompt_format import completion_prompt
 from model.tokenizer import EOT, FILE_SEP, TOKENIZER_FILE, load_tokenizer, special_ids
 
@@ -61,8 +61,14 @@ def _converter(checkpoint: Path):
     return GhostlineConverter(str(checkpoint), copy_files=[TOKENIZER_FILE, MODEL_CONFIG_FILE])
 
 
-def export(checkpoint: Path, out_dir: Path, quantization: str = "int8", force: bool = True) -> Path:
-    """Convert ``checkpoint`` (a transformers folder with tokenizer.json) into ``out_dir``."""
+def export(checkpoint: Path, out_dir: Path, quantization: str = "int8", force: bool = True,
+           second_opinion_sure: float | None = None) -> Path:
+    """Convert ``checkpoint`` (a transformers folder with tokenizer.json) into ``out_dir``.
+
+    ``second_opinion_sure`` (fitted on evaluation dumps after training, by
+    ``training/fit_ranker.py --second-opinion``) replaces the checkpoint's in the exported
+    ``ghostline_model.json``: it belongs to the released model, not to the run.
+    """
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     if not (checkpoint / "config.json").is_file():
         raise FileNotFoundError(f"{checkpoint} is not a checkpoint folder (no config.json)")
@@ -78,6 +84,9 @@ def export(checkpoint: Path, out_dir: Path, quantization: str = "int8", force: b
     try:
         _converter(checkpoint).convert(str(tmp), quantization=quantization, force=True)
         _write_float_weights(checkpoint, tmp)
+        if second_opinion_sure is not None:
+            config = ModelConfig.load(tmp)
+            replace(config, second_opinion_sure=second_opinion_sure).save(tmp)
         info = checkpoint / "training_info.json"
         if info.is_file():
             data = json.loads(info.read_text())

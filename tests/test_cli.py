@@ -72,12 +72,14 @@ def test_bad_serving_and_eval_arguments_get_one_line(tmp_path):
         (["eval", "lines", "x.jsonl", "--repos", ".", "--setting", "maxPrefixTokens=many"], "maxPrefixTokens"),
         (["eval", "lines", "x.jsonl", "--repos", ".", "--setting", "noSuchThing=1"], "unknown setting"),
         (["eval", "lines", "x.jsonl", "--repos", ".", "--setting", "tokenHealing"], "expected NAME=VALUE"),
-        (["eval", "lines", "x.jsonl", "--repos", ".", "--curve", "0,1.5"], "minConfidence values go from 0 to 1"),
+        (["eval", "lines", "x.jsonl", "--repos", ".", "--curve", "0,1.5"], "confidences go from 0 to 1"),
         # a run folder instead of its export, and a dump with nowhere to go: refused before the run
         (["eval", "lines", "tests/fixtures/demo.py", "--repos", ".", "--model", str(tmp_path)], "model.bin is missing"),
         (["eval", "lines", "tests/fixtures/demo.py", "--repos", ".", "--dump", str(tmp_path / "no" / "d.jsonl")],
          "no such folder"),
         (["serve", "--model", str(tmp_path / "missing")], "not a folder"),
+        (["export", "model/default", str(tmp_path / "out"), "--second-opinion-sure", "60"],
+         "confidences go from 0 to 1"),
         (["bogus"], "invalid choice"),
     ]
     for argv, message in cases:

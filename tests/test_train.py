@@ -134,6 +134,20 @@ def test_export_never_deletes_the_run_it_exports_or_another(tiny_run, tmp_path, 
     assert sorted(p.relative_to(tiny_run) for p in tiny_run.rglob("*")) == files
 
 
+def test_a_release_sets_its_second_opinion_threshold_at_export(tiny_run, tmp_path, capsys):
+    """The threshold is fitted on evaluation dumps after training: export writes it into the
+    released model, the server reads it from there and the model card shows it."""
+    from model.engine import CompletionEngine
+    from training.cli import main
+
+    out = tmp_path / "release"
+    main(["export", str(tiny_run / "checkpoint"), str(out), "--second-opinion-sure", "0.6", "--card-command", "test"])
+    assert CompletionEngine(out, device="cpu").second_opinion_sure == 0.6
+    assert "| second opinion | from confidence 0.6 (" in (out / "MODEL_CARD.md").read_text()
+    # without the option the run's own (the default) goes out
+    assert CompletionEngine(tiny_run / "ct2-int8", device="cpu").second_opinion_sure == 0.5
+
+
 def test_compile_without_a_compiler_is_refused_before_the_run_starts(tmp_path, monkeypatch):
     """``--compile`` needs the C++ compiler torch's inductor uses (``$CXX``): without one the
     command stops at once with one line, not after tokenizing the corpus."""

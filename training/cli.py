@@ -143,7 +143,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
     if not (args.checkpoint / "config.json").is_file():
         raise CliError(f"{args.checkpoint} is not a training checkpoint (no config.json)")
     try:
-        out = export(args.checkpoint, args.out, quantization=args.quantization)
+        out = export(args.checkpoint, args.out, quantization=args.quantization,
+                     second_opinion_sure=args.second_opinion_sure)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     print(f"exported {args.quantization} model to {out}")
@@ -215,18 +216,20 @@ def setting_pair(text: str) -> tuple[str, object]:
     return name, value
 
 
+def confidence(text: str) -> float:
+    """A confidence, from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} (expected a confidence from 0 to 1)") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"confidences go from 0 to 1: {text}")
+    return value
+
+
 def confidence_list(text: str) -> list[float]:
     """``0,0.1,0.2`` for ``eval lines --curve``: minConfidence values, each from 0 to 1."""
-    values = []
-    for part in text.split(","):
-        try:
-            value = float(part)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {part!r} (expected values like 0,0.1,0.2)") from None
-        if not 0.0 <= value <= 1.0:
-            raise argparse.ArgumentTypeError(f"minConfidence values go from 0 to 1: {part}")
-        values.append(value)
-    return values
+    return [confidence(part) for part in text.split(",")]
 
 
 def _cmd_eval_lines(args: argparse.Namespace) -> None:
@@ -359,6 +362,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quantization", default="int8", choices=QUANTIZATIONS)
     p.add_argument("--parity", action="store_true", help="compare greedy outputs with the checkpoint")
     p.add_argument("--card-command", help="write MODEL_CARD.md, naming this as the training command")
+    p.add_argument("--second-opinion-sure", type=confidence, metavar="CONFIDENCE",
+                   help="where line memory is unsure, the model's line replaces it from this confidence on "
+                        "(as fitted by python -m training.fit_ranker --second-opinion; default: the run's, 0.5)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("eval", help="evaluate models and retrieval")

@@ -11,7 +11,7 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
-from model.config import ModelConfig
+from model.config import MODEL_CONFIG_FILE, ModelConfig
 from model.export import FLOAT_WEIGHTS_FILE
 
 CARD_FILE = "MODEL_CARD.md"
@@ -65,7 +65,8 @@ def write_model_card(checkpoint: Path, exported: Path, quantization: str, comman
     run = checkpoint.parent
     meta = _read_json(run / "data" / "meta.json")
     info = _read_json(checkpoint / "training_info.json")
-    cfg = ModelConfig.load(checkpoint)
+    # The exported folder's: export may set the released model's second-opinion threshold.
+    cfg = ModelConfig.load(exported if (exported / MODEL_CONFIG_FILE).is_file() else checkpoint)
     rows = _log_rows(run)
     train_rows = [r for r in rows if r["kind"] == "train"]
     val_rows = [r for r in rows if r["kind"] == "val"]
@@ -86,6 +87,8 @@ def write_model_card(checkpoint: Path, exported: Path, quantization: str, comman
         _format_row(exported, quantization),
         f"| languages | {', '.join(cfg.languages)} (`languages` in `ghostline_model.json`: "
         "the server asks the model nothing in other languages) |",
+        f"| second opinion | from confidence {cfg.second_opinion_sure:g} (`second_opinion_sure`: where line "
+        "memory is unsure, the model's own line replaces it when the model is at least this sure) |",
         f"| steps | {info.get('step', '?')} |",
         _tokens_row(info),
         f"| final validation loss | {val:.4f} nats/token (perplexity {math.exp(val):.2f}) |"
