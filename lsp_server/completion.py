@@ -97,7 +97,10 @@ class CompletionResult:
 
 class CompletionService:
     def __init__(self, on_error: Callable[[str], None], on_warning: Callable[[str], None] | None = None) -> None:
-        self.models = ModelHolder(on_error)
+        self.cache = TypeAheadCache()
+        # Suggestions cached from a model that was replaced (re-adapted, a new export, another
+        # modelPath) are not shown again: the next request at that position asks the new one.
+        self.models = ModelHolder(on_error, on_swap=self.cache.clear)
         self.remote = RemoteBackend(on_warning or on_error)
         # One worker: generations run one at a time, newest first matters more than throughput.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghostline-gen")
@@ -106,7 +109,6 @@ class CompletionService:
         self.last_latency: float | None = None
         self.retriever = Retriever()  # used only from the worker thread
         self._read_ahead: set[tuple[str, str]] = set()
-        self.cache = TypeAheadCache()
         self.line_memory = LineMemory()
         self.scored_weights = scored_weights()
         self._generating = 0  # completions handed to the worker and not back yet (event loop only)

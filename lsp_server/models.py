@@ -26,8 +26,9 @@ log = logging.getLogger("lsp_server.completion")
 class ModelHolder:
     """Owns the engine for the current settings; loading happens off the event loop."""
 
-    def __init__(self, on_error: Callable[[str], None]) -> None:
+    def __init__(self, on_error: Callable[[str], None], on_swap: Callable[[], None] | None = None) -> None:
         self._on_error = on_error
+        self._on_swap = on_swap  # called when another engine (or none) replaces a loaded one
         self._lock = threading.Lock()
         self._key: tuple | None = None
         self._engine: CompletionEngine | None = None
@@ -89,6 +90,8 @@ class ModelHolder:
         key = self._wanted(settings, path)
         if key == self._key:
             return self._engine
+        if self._engine is not None and self._on_swap is not None:
+            self._on_swap()
         self._key = key
         self._engine, self._error, self._adapted = None, None, adapted
         t0 = time.perf_counter()

@@ -189,4 +189,12 @@ async def test_a_running_server_takes_up_a_new_adaptation_without_a_restart(work
         await client.inline(uri, 1, 15)
         await until(lambda: any(f"model {second} (adapted {record.created}) loaded" in line for line in client.logs))
         assert (await _status(client))["model"] == f"adapted {record.date}"
+        # Back where the first model answered: the new model is asked, not the old answer shown.
+        def answered() -> int:
+            return sum(": completion " in line or ": line memory " in line for line in client.logs)
+
+        before = answered()
+        client.change(uri, 3, (1, 11), (1, 15), "")
+        await client.inline(uri, 1, 11)
+        await until(lambda: answered() > before)
         assert not client.messages
