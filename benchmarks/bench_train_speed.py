@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.train import PRESETS  # noqa: E402
+from training.train import PRESETS, token_loss  # noqa: E402
 
 
 def step_speed(cfg, steps: int, compiled: bool) -> float:
@@ -31,8 +31,7 @@ def step_speed(cfg, steps: int, compiled: bool) -> float:
     x = torch.randint(0, m.vocab_size, (cfg.batch_size, m.max_seq_len))
 
     def step_loss(x: torch.Tensor) -> torch.Tensor:
-        logits = model(input_ids=x).logits
-        return torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), x.view(-1))
+        return token_loss(model(input_ids=x).logits, x)
 
     fn = torch.compile(step_loss) if compiled else step_loss
     for i in range(steps + 2):

@@ -275,6 +275,11 @@ def plot_loss(log_file: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
+def token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy, the softmax in float32 whatever the logits' dtype."""
+    return torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1))
+
+
 @torch.no_grad()
 def estimate_val_loss(model, data, cfg: TrainConfig, device: str, ctx) -> float:
     model.eval()
@@ -284,9 +289,7 @@ def estimate_val_loss(model, data, cfg: TrainConfig, device: str, ctx) -> float:
         x, y = get_batch(data, cfg.batch_size, cfg.window_tokens, rng)
         with ctx:
             logits = model(input_ids=torch.from_numpy(x).to(device)).logits
-        losses.append(torch.nn.functional.cross_entropy(
-            logits.float().view(-1, logits.size(-1)), torch.from_numpy(y).to(device).view(-1)
-        ).item())
+        losses.append(token_loss(logits, torch.from_numpy(y).to(device)).item())
     model.train()
     return float(np.mean(losses))
 
@@ -378,7 +381,7 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
     def train_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with ctx:
             logits = model(input_ids=x).logits
-        return torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
+        return token_loss(logits, y)
 
     # Compiled together, the logits' softmax and cross-entropy fuse with the model's last
     # layer; validation stays eager (other batch shapes would compile again).
