@@ -59,6 +59,9 @@ class GenerationOptions:
     # The line's first character may not be blank: the first token is the likeliest that
     # starts with something else (the server asks this where no indentation is valid).
     unindented: bool = False
+    # The opposite, for a block: its first line must be indented (the server asks this for an
+    # empty body with the cursor at column 0, where Python allows only an indented line).
+    indented: bool = False
     # No token holding a ``#``: the line is code, no comment (the server asks again this way
     # where the model's line is a linter pragma, which it copies from annotated code).
     no_comments: bool = False
@@ -129,6 +132,7 @@ class BatchRequest:
     on_text: Callable[[str], None] | None = None  # called with the text so far that may be shown
     cancelled: Callable[[], bool] = lambda: False
     heal: bool = False  # token healing, as ``GenerationOptions.heal``
+    indented: bool = False  # the first line indented, as ``GenerationOptions.indented``
 
 
 @dataclass(frozen=True)
@@ -240,6 +244,7 @@ class CompletionEngine:
         self._continuations: dict[str, np.ndarray] = {}  # fragment -> the tokens that start with it
         self._line_ends: list[int] | None = None  # end-of-text and every token holding a line break
         self._unindented_ids: np.ndarray | None = None  # tokens that start with a non-blank character
+        self._indented_ids: np.ndarray | None = None  # tokens that start with a space or a tab
         self._comment_ids: np.ndarray | None = None  # tokens holding a "#"
         self._lock = threading.Lock()  # one generation at a time: the CPU has no spare cores
         # CTranslate2 keeps the state of every static prompt it has seen, without bound
@@ -340,7 +345,8 @@ class CompletionEngine:
 
         with self._lock:
             # Healing takes each request's first token before the batch (it may end a request).
-            prompts = [self._healed_start(state) if state.request.heal else state.request.ids for state in states]
+            prompts = [self._healed_start(state) if state.request.heal or state.request.indented else state.request.ids
+                       for state in states]
             live = [i for i, state in enumerate(states) if state.reason is None]
             # The callback must not hold the engine: CTranslate2 drops it in its worker
             # thread after the call returns, and where that is the engine's last reference
@@ -377,12 +383,15 @@ class CompletionEngine:
 
     def _healed_start(self, state: _Decoding) -> list[int]:
         """Heal ``state``'s prompt: its ids without the fragment's tokens, the chosen first
-        token already taken into ``state`` (which may end it: a stop string, ``max_tokens``)."""
+        token already taken into ``state`` (which may end it: a stop string, ``max_tokens``);
+        or, not healed and asked for an indented block, its first token chosen so."""
         ids = state.request.ids
         # A request that a line break stops is one line; otherwise a bare line break at the
         # cursor is an empty body the model has to indent (``_heal``).
         options = GenerationOptions(reuse_static_prompt=False, heal=True, single_line="\n" in state.request.stop)
-        healed = self._heal(Prompt([], ids), options)
+        healed = self._heal(Prompt([], ids), options) if state.request.heal else None
+        if healed is None and state.request.indented:
+            healed = self._start_indented(Prompt([], ids), options)
         if healed is None:
             return ids
         prompt, first, log_prob, state.fragment = healed
@@ -449,10 +458,22 @@ class CompletionEngine:
         """The prompt with its likeliest first token that neither starts with a blank nor
         ends the line, that token and its log-probability (no fragment: nothing is healed)."""
         if self._unindented_ids is None:
-            self._unindented_ids = np.array([i for i, text in enumerate(self._ensure_token_texts())
-                                             if text and not text[0].isspace() and i not in self._special_ids],
-                                            dtype=np.int64)
-        allowed = self._unindented_ids
+            self._unindented_ids = self._ids_where(lambda text: not text[0].isspace())
+        return self._start_with(prompt, options, self._unindented_ids)
+
+    def _start_indented(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, int, float, str]:
+        """As ``_start_unindented``, with the likeliest first token that starts with a space or
+        a tab and holds no line break (which would leave the body empty)."""
+        if self._indented_ids is None:
+            self._indented_ids = self._ids_where(lambda text: text[0] in " \t" and not {"\n", "\r"} & set(text))
+        return self._start_with(prompt, options, self._indented_ids)
+
+    def _ids_where(self, keep: Callable[[str], bool]) -> np.ndarray:
+        return np.array([i for i, text in enumerate(self._ensure_token_texts())
+                         if text and i not in self._special_ids and keep(text)], dtype=np.int64)
+
+    def _start_with(self, prompt: Prompt, options: GenerationOptions,
+                    allowed: np.ndarray) -> tuple[Prompt, int, float, str]:
         if options.no_comments:
             allowed = np.setdiff1d(allowed, self._comment_token_ids(), assume_unique=True)
         log_probs = self._next_token_log_probs(prompt, options)
@@ -571,6 +592,8 @@ class CompletionEngine:
             healed = self._heal(prompt, options) if options.heal else None
             if healed is None and options.unindented:
                 healed = self._start_unindented(prompt, options)
+            if healed is None and options.indented:
+                healed = self._start_indented(prompt, options)
             if healed is not None:
                 completion = self._generate(healed[0], options, cancelled, stop, healed[1:])
                 # Healed, the model may only give the fragment back and end the line: it

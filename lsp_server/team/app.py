@@ -33,7 +33,13 @@ from lsp_server.team.batcher import Batcher, QueueFull
 from lsp_server.team.config import TeamServerConfig
 from lsp_server.team.limits import RateLimiter
 from lsp_server.team.metrics import CONTENT_TYPE, Metrics
-from lsp_server.team.requests import CompletionRequest, RequestError, parse_request, prompt_ids
+from lsp_server.team.requests import (
+    CompletionRequest,
+    RequestError,
+    parse_request,
+    prompt_ids,
+    starts_an_empty_body,
+)
 from lsp_server.team.tokens import TokenStore
 from model.engine import BatchRequest, Completion, CompletionEngine
 
@@ -168,7 +174,8 @@ class TeamServer:
             for i, prompt in enumerate(ids):
                 futures.append(self.batcher.submit(BatchRequest(
                     prompt, parsed.max_tokens, parsed.stop, on_text=listener(i) if listener else None,
-                    cancelled=cancel.is_set, heal=self.config.token_healing), parsed.sampling))
+                    cancelled=cancel.is_set, heal=self.config.token_healing,
+                    indented=starts_an_empty_body(parsed, parsed.prompts[i])), parsed.sampling))
         except QueueFull:
             cancel.set()
             for f in futures:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lsp_server.blocks import empty_block_at_cursor
+from lsp_server.languages import language_of
 from lsp_server.team.config import TeamServerConfig
 from model.engine import CompletionEngine, Sampling
 from model.prompt_format import fitted_prompt
@@ -102,6 +104,15 @@ def parse_request(body: object, config: TeamServerConfig) -> CompletionRequest:
         if value is not None and value != default and not (key == "logprobs" and value == 0):
             raise RequestError(f"{key} = {value!r} is not supported by this server (only {default!r})", param=key)
     return CompletionRequest(prompts, suffix, max_tokens, Sampling(temperature, top_p), stops, stream, path)
+
+
+def starts_an_empty_body(request: CompletionRequest, prompt: str) -> bool:
+    """A block request (no line-break stop) whose cursor is at column 0 of an empty block
+    body: the answer must start indented (as the language server asks the engine)."""
+    if "\n" in request.stop or prompt.rsplit("\n", 1)[-1]:
+        return False
+    language = language_of(request.path or UNNAMED_PATH)
+    return empty_block_at_cursor(prompt, request.suffix or "", language.id if language else None) is not None
 
 
 def prompt_ids(engine: CompletionEngine, request: CompletionRequest, prompt: str) -> list[int]:
