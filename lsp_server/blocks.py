@@ -20,6 +20,9 @@ _BLOCK_TYPES = {"block", "statement_block", "class_body"}
 class BlockRequest:
     header_indent: int  # indentation of the line that opened the block
     body_indent: str  # indentation of the body's first line (as the cursor line has it)
+    # The cursor at column 0 (an editor that does not indent): the answer's first line must
+    # bring the body's indentation (``GenerationOptions.indented``).
+    at_line_start: bool = False
 
 
 def _indent(line: str) -> int:
@@ -50,7 +53,7 @@ def empty_block_at_cursor(prefix: str, suffix: str, lang: str | None) -> BlockRe
         node = node.parent
     if node is None or len(node.named_children) != 1:
         return None
-    return BlockRequest(header_indent=header_indent, body_indent=body)
+    return BlockRequest(header_indent=header_indent, body_indent=body, at_line_start=not line)
 
 
 def starts_at_module_level(prefix: str, suffix: str, lang: str | None) -> bool:

@@ -318,7 +318,7 @@ class CompletionService:
                                     beam_size=settings.beam_size,
                                     not_lines=repeated_lines(prefix, suffix) if block is None else (),
                                     unindented=block is None and starts_at_module_level(prefix, suffix, lang),
-                                    indented=block is not None and not prefix.rsplit("\n", 1)[-1])
+                                    indented=block is not None and block.at_line_start)
         stop = block_stop_rule(block, settings.max_block_lines) if block else None
         completion = engine.complete(plan.prompt, options, cancelled=cancel.is_set, stop=stop)
         if block is None and has_pragma(completion.text) and not cancel.is_set():

@@ -109,10 +109,11 @@ def parse_request(body: object, config: TeamServerConfig) -> CompletionRequest:
 def starts_an_empty_body(request: CompletionRequest, prompt: str) -> bool:
     """A block request (no line-break stop) whose cursor is at column 0 of an empty block
     body: the answer must start indented (as the language server asks the engine)."""
-    if "\n" in request.stop or prompt.rsplit("\n", 1)[-1]:
+    if "\n" in request.stop:
         return False
     language = language_of(request.path or UNNAMED_PATH)
-    return empty_block_at_cursor(prompt, request.suffix or "", language.id if language else None) is not None
+    block = empty_block_at_cursor(prompt, request.suffix or "", language.id if language else None)
+    return block is not None and block.at_line_start
 
 
 def prompt_ids(engine: CompletionEngine, request: CompletionRequest, prompt: str) -> list[int]:
