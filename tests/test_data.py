@@ -49,6 +49,27 @@ def test_fim_document_layout_is_suffix_prefix_middle(tok):
     assert decode(tok, ids[1:i_suf]) == "pkg/a.py\n"
 
 
+def test_fim_prefixes_end_where_the_texts_own_tokens_end(tok):
+    """The server heals a cursor inside a token, so its prompts end between two of the
+    text's tokens: training's prefixes end there too, and their tokens are the text's own."""
+    sp = special_ids(tok)
+    whole = tok.encode(TEXT).ids
+    char_cut = token_cut = 0
+    for seed in range(60):
+        for rate in (0.0, 1.0):
+            ids = document_ids(tok, "a.py", TEXT, DataConfig(fim_rate=1.0, piece_chars=10_000, token_cut_rate=rate),
+                               random.Random(seed))
+            prefix = ids[ids.index(sp.fim_prefix) + 1:ids.index(sp.fim_middle)]
+            at_token = whole[:len(prefix)] == prefix and decode(tok, whole[len(prefix):]).startswith(
+                decode(tok, ids[ids.index(sp.fim_middle) + 1:-1]))
+            if rate:
+                assert at_token, decode(tok, prefix)
+                token_cut += 1
+            else:
+                char_cut += not at_token
+    assert token_cut == 60 and char_cut > 10  # at any character, many cuts split a token
+
+
 def test_plain_documents_without_fim(tok):
     sp = special_ids(tok)
     ids = document_ids(tok, "a.py", TEXT, DataConfig(fim_rate=0.0, piece_chars=10_000), random.Random(0))

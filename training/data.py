@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -27,6 +27,12 @@ META_FILE = "meta.json"
 @dataclass
 class DataConfig:
     fim_rate: float = 0.7
+    # The share of FIM cuts made between two of the piece's tokens rather than at any
+    # character.  The server never prompts with a token cut in two: token healing takes the
+    # cursor's fragment back out, so its prompt ends where the text's own tokens end.  A cut
+    # at any character lands inside a name more often than not, and a model trained on
+    # those goes on with whatever name ends the prompt (``pickle`` + ``t_response``).
+    token_cut_rate: float = 1.0
     piece_chars: int = 1600
     seed: int = 1234
     workers: int = 2
@@ -46,14 +52,15 @@ def split_pieces(text: str, piece_chars: int) -> list[str]:
     return pieces
 
 
-def fim_split(text: str, rng: random.Random) -> tuple[str, str, str]:
-    """Choose (prefix, middle, suffix) the way completions are asked for.
+def fim_split(text: str, rng: random.Random, starts: Sequence[int] | None = None) -> tuple[str, str, str]:
+    """Choose (prefix, middle, suffix) the way completions are asked for; the middle starts
+    at one of ``starts`` (where the text's tokens start), or anywhere when None.
 
     Half the time the middle runs from a point inside a line to that line's end (single-line
     completion); otherwise it spans to the end of a later line (a block), or is a random span.
     """
     n = len(text)
-    start = rng.randrange(n + 1)
+    start = rng.choice(starts) if starts else rng.randrange(n + 1)
     kind = rng.random()
     if kind < 0.5:
         end = text.find("\n", start)
@@ -76,7 +83,10 @@ def document_ids(tok: Tokenizer, path: str, text: str, cfg: DataConfig, rng: ran
     out: list[int] = []
     for piece in split_pieces(text, cfg.piece_chars):
         if rng.random() < cfg.fim_rate:
-            prefix, middle, suffix = fim_split(piece, rng)
+            starts = None
+            if rng.random() < cfg.token_cut_rate:
+                starts = [*(start for start, _ in tok.encode(piece, add_special_tokens=False).offsets), len(piece)]
+            prefix, middle, suffix = fim_split(piece, rng, starts)
             out += fim_ids(tok, sp, path, prefix, middle, suffix)
         else:
             out += plain_ids(tok, sp, path, piece)
