@@ -34,7 +34,7 @@ from lsp_server.documents import cursor_window
 from lsp_server.languages import family_of, language_of
 from lsp_server.line_memory import LineMemory, line_above, line_below
 from lsp_server.models import ModelHolder
-from lsp_server.postprocess import clean_block, clean_single_line, has_pragma
+from lsp_server.postprocess import clean_block, clean_single_line, extends_a_whole_name, has_pragma
 from lsp_server.prompt import budgets, build_prompt
 from lsp_server.remote import RemoteBackend, shown_url
 from lsp_server.retrieval import Retriever, Snippet
@@ -324,7 +324,13 @@ class CompletionService:
         if block is None and has_pragma(completion.text) and not cancel.is_set():
             # A pragma nobody asked for: the line the model writes without any comment.
             log.info("a pragma from the model (%r): asking again for code", completion.text)
-            again = engine.complete(plan.prompt, replace(options, no_comments=True), cancelled=cancel.is_set,
+            options = replace(options, no_comments=True)
+            again = engine.complete(plan.prompt, options, cancelled=cancel.is_set, stop=stop)
+            again.seconds += completion.seconds
+            completion = again
+        if block is None and extends_a_whole_name(prefix, suffix, completion.text) and not cancel.is_set():
+            log.info("the model glued %r onto a whole name: asking again for the name's end", completion.text)
+            again = engine.complete(plan.prompt, replace(options, word_ended=True), cancelled=cancel.is_set,
                                     stop=stop)
             again.seconds += completion.seconds
             completion = again

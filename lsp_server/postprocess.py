@@ -7,7 +7,10 @@ against the suffix, and never return whitespace.
 
 from __future__ import annotations
 
+import builtins
 import re
+
+from lsp_server.similarity.tokens import KEYWORDS
 
 _PAIRS = {")": "(", "]": "[", "}": "{"}
 _OPEN = set(_PAIRS.values())
@@ -72,6 +75,38 @@ def balance_brackets(text: str, prefix_line: str, line_suffix: str) -> str:
 def has_pragma(text: str) -> bool:
     """``text`` holds a linter or type-checker pragma comment."""
     return _PRAGMA.search(text) is not None
+
+
+# A name at the cursor's end, and the name characters a completion starts with.
+_NAME_BEFORE = re.compile(r"(?<!\w)[^\W\d]\w*$")
+_NAME_CHARS = re.compile(r"\w+")
+# Names a file uses without defining them: the keywords and the builtins.
+_ALWAYS_KNOWN = KEYWORDS | frozenset(dir(builtins))
+
+
+def extends_a_whole_name(prefix: str, suffix: str, text: str) -> bool:
+    """``text`` glues more of a name onto a name the cursor ends that the document already
+    uses whole, making one the document never uses (``pickle`` + ``t_response``).
+
+    The cursor after a half-typed word wants the word finished (token healing), but after
+    a name the file uses it is more often at the name's end: a small model there tends to
+    go on with the name into one that exists nowhere.  A longer name that does exist
+    (``re`` + ``sult``, ``r`` + ``epr``) is still a fine guess."""
+    glued = _NAME_CHARS.match(text)
+    line_start = prefix.rfind("\n") + 1
+    typed = _NAME_BEFORE.search(prefix, line_start) if glued else None
+    if typed is None:
+        return False
+    longer = typed.group() + glued.group()
+    if longer in _ALWAYS_KNOWN:
+        return False
+    before = prefix[:typed.start()]
+
+    def used(name: str) -> bool:
+        whole = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
+        return whole.search(before) is not None or whole.search(suffix) is not None
+
+    return used(typed.group()) and not used(longer)
 
 
 def clean_single_line(text: str, line_suffix: str, prefix_line: str = "", balance: bool = True) -> str:

@@ -62,6 +62,10 @@ class GenerationOptions:
     # The opposite, for a block: its first line must be indented (the server asks this for an
     # empty body with the cursor at column 0, where Python allows only an indented line).
     indented: bool = False
+    # The cursor ends a whole word: the first token may not go on with it (it starts with no
+    # letter, digit or underscore), and nothing is healed.  The server asks this where the
+    # model glued more onto a name the document uses into one it never uses.
+    word_ended: bool = False
     # No token holding a ``#``: the line is code, no comment (the server asks again this way
     # where the model's line is a linter pragma, which it copies from annotated code).
     no_comments: bool = False
@@ -245,6 +249,7 @@ class CompletionEngine:
         self._line_ends: list[int] | None = None  # end-of-text and every token holding a line break
         self._unindented_ids: np.ndarray | None = None  # tokens that start with a non-blank character
         self._indented_ids: np.ndarray | None = None  # tokens that start with a space or a tab
+        self._after_word_ids: np.ndarray | None = None  # tokens that start with no word character
         self._comment_ids: np.ndarray | None = None  # tokens holding a "#"
         self._lock = threading.Lock()  # one generation at a time: the CPU has no spare cores
         # CTranslate2 keeps the state of every static prompt it has seen, without bound
@@ -461,6 +466,13 @@ class CompletionEngine:
             self._unindented_ids = self._ids_where(lambda text: not text[0].isspace())
         return self._start_with(prompt, options, self._unindented_ids)
 
+    def _start_after_word(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, int, float, str]:
+        """As ``_start_unindented``, with the likeliest first token that does not start with a
+        letter, a digit or an underscore."""
+        if self._after_word_ids is None:
+            self._after_word_ids = self._ids_where(lambda text: not (text[0].isalnum() or text[0] == "_"))
+        return self._start_with(prompt, options, self._after_word_ids)
+
     def _start_indented(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, int, float, str]:
         """As ``_start_unindented``, with the likeliest first token that starts with a space or
         a tab and holds no line break (which would leave the body empty)."""
@@ -589,7 +601,9 @@ class CompletionEngine:
         stop = stop or (end_of_line if options.single_line else None)
         t0 = time.perf_counter()
         with self._lock:
-            healed = self._heal(prompt, options) if options.heal else None
+            healed = self._heal(prompt, options) if options.heal and not options.word_ended else None
+            if healed is None and options.word_ended:
+                healed = self._start_after_word(prompt, options)
             if healed is None and options.unindented:
                 healed = self._start_unindented(prompt, options)
             if healed is None and options.indented:
@@ -598,7 +612,9 @@ class CompletionEngine:
                 completion = self._generate(healed[0], options, cancelled, stop, healed[1:])
                 # Healed, the model may only give the fragment back and end the line: it
                 # has nothing to add there, but a user who typed it is waiting for more.
-                if completion.text.strip() or completion.stop_reason == "cancelled":
+                # After a whole word, an empty line is the answer: the unconstrained one
+                # is the glued word the caller ruled out.
+                if completion.text.strip() or completion.stop_reason == "cancelled" or options.word_ended:
                     completion.seconds = time.perf_counter() - t0
                     return completion
             completion = self._generate(prompt, options, cancelled, stop)

@@ -6,7 +6,13 @@ from lsp_server.blocks import (
     trim_to_valid,
 )
 from lsp_server.cache import TypeAheadCache
-from lsp_server.postprocess import balance_brackets, clean_block, clean_single_line, cut_repetition
+from lsp_server.postprocess import (
+    balance_brackets,
+    clean_block,
+    clean_single_line,
+    cut_repetition,
+    extends_a_whole_name,
+)
 
 
 def test_repetition_loops_are_cut_but_code_is_not():
@@ -27,6 +33,17 @@ def test_brackets_balance_against_the_line():
     assert balance_brackets("a, b))", "foo(", "") == "a, b)"
     assert balance_brackets("x[0])", "f(", ")") == "x[0]"
     assert balance_brackets("(1, 2)", "x = ", "") == "(1, 2)"
+
+
+def test_a_name_the_document_uses_is_not_glued_into_one_it_never_uses():
+    source = "import pickle\n\n\ndef f(r):\n    result = r\n    pr = "
+    assert extends_a_whole_name(source + "pickle", "\n", "t_response(r)")
+    assert not extends_a_whole_name(source + "pickle", "\n", ".loads(r)")  # the name ends there
+    assert not extends_a_whole_name(source + "pick", "\n", "le.loads(r)")  # a half-typed name is finished
+    assert not extends_a_whole_name(source + "r", "\n", "esult")  # into a name the document uses
+    assert not extends_a_whole_name(source + "r", "\n", "epr(r)")  # or a builtin
+    assert not extends_a_whole_name("pr = pickle", "\n", "t_response(r)")  # a name used nowhere else
+    assert extends_a_whole_name("pr = pickle", "\nprint(pickle)\n", "t_response(r)")  # after the cursor too
 
 
 def test_whitespace_only_is_never_returned():

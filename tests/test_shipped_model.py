@@ -283,6 +283,33 @@ async def test_the_server_offers_code_where_the_model_writes_a_pragma(workspace,
     assert shown.strip() and "#" not in shown, shown
 
 
+STYLE_SOURCE = "class Style:\n    pass\n\n\nclass FlaskyStyle(Style\n    pass\n"
+
+
+async def test_the_server_does_not_glue_a_new_name_onto_one_the_document_uses(workspace, options):
+    """After ``class FlaskyStyle(Style`` the shipped model goes on with the name (``Stylet``), a
+    name used nowhere: the server asks again for what follows the whole name.  A half-typed
+    name is still finished."""
+    from lsp_server.postprocess import extends_a_whole_name
+
+    engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
+    line = "class FlaskyStyle(Style"
+    prefix, suffix = STYLE_SOURCE.split("(Style\n")
+    prefix += "(Style"
+    prompt = completion_prompt(engine.tokenizer, engine.special, "f.py", prefix, "\n" + suffix)
+    glued = engine.complete(prompt, GenerationOptions(heal=True, beam_size=2)).text
+    assert extends_a_whole_name(prefix, "\n" + suffix, glued), glued
+    after = engine.complete(prompt, GenerationOptions(heal=True, beam_size=2, word_ended=True)).text
+    assert after and not (after[0].isalnum() or after[0] == "_"), after
+    uri = (workspace / "f.py").as_uri()
+    async with running_server(workspace, {**options, "lineMemory": False}) as client:
+        client.open(uri, STYLE_SOURCE)
+        shown = await client.inline(uri, 4, len(line))
+        assert shown and not (shown[0].isalnum() or shown[0] == "_"), shown
+        client.open(uri, STYLE_SOURCE.replace("(Style\n", "(Sty\n"))
+        assert (await client.inline(uri, 4, len("class FlaskyStyle(Sty"))).startswith("le")
+
+
 async def test_the_models_sure_line_replaces_line_memorys_unsure_one(workspace, options):
     """Line memory's only candidate for ``port: `` comes from another class's method and it
     is unsure of it; the model, sure of its own line, is shown instead (``secondOpinionBelow``
