@@ -32,6 +32,9 @@ from model.tokenizer import load_tokenizer, special_ids
 StopRule = Callable[[str], "int | None"]
 
 BEAM_MAX_TOKENS = 64
+# Healing a word no one token finishes writes it again token by token: at most this many
+# passes of the model, one per token tried (see ``_heal_across_tokens``).
+HEAL_ACROSS_PASSES = 4
 
 
 class ModelLoadError(RuntimeError):
@@ -88,6 +91,17 @@ class Completion:
         """The geometric mean of the tokens' probabilities: how sure the model was, from 0
         to 1 (not calibrated as a chance of being right)."""
         return math.exp(self.logprob / self.tokens) if self.tokens else 0.0
+
+
+@dataclass(frozen=True)
+class _Start:
+    """The tokens a completion starts with, chosen before decoding (token healing, a
+    constraint on the first token): their ids and log-probabilities, and the text at the
+    end of the prompt that they write again (left out of the answer)."""
+
+    ids: tuple[int, ...]
+    log_probs: tuple[float, ...]
+    fragment: str = ""
 
 
 def _is_indentation(text: str) -> bool:
@@ -246,6 +260,7 @@ class CompletionEngine:
         self._tokens = [self.tokenizer.id_to_token(i) for i in range(vocab)]
         self._token_texts: list[str] | None = None  # each token decoded, for healing (built on first use)
         self._continuations: dict[str, np.ndarray] = {}  # fragment -> the tokens that start with it
+        self._token_ids: dict[str, int] | None = None  # each token's text -> its id (built on first use)
         self._line_ends: list[int] | None = None  # end-of-text and every token holding a line break
         self._unindented_ids: np.ndarray | None = None  # tokens that start with a non-blank character
         self._indented_ids: np.ndarray | None = None  # tokens that start with a space or a tab
@@ -388,7 +403,7 @@ class CompletionEngine:
 
     def _healed_start(self, state: _Decoding) -> list[int]:
         """Heal ``state``'s prompt: its ids without the fragment's tokens, the chosen first
-        token already taken into ``state`` (which may end it: a stop string, ``max_tokens``);
+        tokens already taken into ``state`` (which may end it: a stop string, ``max_tokens``);
         or, not healed and asked for an indented block, its first token chosen so."""
         ids = state.request.ids
         # A request that a line break stops is one line; otherwise a bare line break at the
@@ -399,15 +414,18 @@ class CompletionEngine:
             healed = self._start_indented(Prompt([], ids), options)
         if healed is None:
             return ids
-        prompt, first, log_prob, state.fragment = healed
-        _advance(state, first, log_prob, self.tokenizer, self.special.eot)
+        prompt, start = healed
+        state.fragment = start.fragment
+        for token, log_prob in zip(start.ids, start.log_probs, strict=True):
+            if _advance(state, token, log_prob, self.tokenizer, self.special.eot):
+                break
         return prompt.dynamic
 
-    def _heal(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, int, float, str] | None:
-        """Token healing: the prompt without the cursor's last tokens, the first token to
-        generate after them (the likeliest whose text starts with theirs), its
-        log-probability, and the fragment's text; None where there is nothing to heal (the
-        start of the document) or no likely token continues the fragment.
+    def _heal(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, _Start] | None:
+        """Token healing: the prompt without the cursor's last tokens and with the tokens
+        chosen to write them again (the likeliest whose text starts with theirs); None where
+        there is nothing to heal (the start of the document) or no likely token continues
+        the fragment.
 
         The cursor at the start of a line's code is healed too: the tokenizer keeps a line
         break and the indentation after it as one token, and a prompt that ends in one was,
@@ -442,7 +460,7 @@ class CompletionEngine:
                 # The indentation is what the user typed (a deeper one is another line's): the
                 # very token, with no pass to rank it, and certain (it is not the model's guess).
                 healed = Prompt(prompt.static, [*body[:-k], *marker])
-                return Prompt(healed.static, [*healed.dynamic, tail[0]]), tail[0], 0.0, fragment
+                return Prompt(healed.static, [*healed.dynamic, tail[0]]), _Start((tail[0],), (0.0,), fragment)
             if "\n" in fragment or "\r" in fragment:
                 continue
             allowed = self._tokens_starting_with(fragment)
@@ -456,24 +474,90 @@ class CompletionEngine:
             # Only a likely continuation: an unlikely one would steer the model somewhere it
             # would not go, for a fragment it may rather end (``x = f`` then ``(``).
             if np.count_nonzero(log_probs > log_probs[first]) < options.heal_alternatives:
-                return Prompt(healed.static, [*healed.dynamic, first]), first, float(log_probs[first]), fragment
-        return None
+                return Prompt(healed.static, [*healed.dynamic, first]), _Start((first,), (float(log_probs[first]),),
+                                                                               fragment)
+        return self._heal_across_tokens(prompt, options, body, marker)
 
-    def _start_unindented(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, int, float, str]:
+    def _heal_across_tokens(self, prompt: Prompt, options: GenerationOptions, body: list[int],
+                            marker: list[int]) -> tuple[Prompt, _Start] | None:
+        """Healing a half-typed word that no one token finishes: ``requests.Sess`` ends in
+        ``Se`` + ``ss``, but the model writes ``Session`` as ``S`` + ``ession``.  The word's
+        tokens are taken back and written again one token at a time, each the likeliest
+        that either finishes what is left of the word or is a piece of it, until the word
+        is written; None where one of them is unlikely (the word may be whole).
+
+        Only a word's tokens (letters, digits, underscores; the first may start with a
+        blank), at most ``heal_tokens`` of them; one pass per token tried, at most
+        ``HEAL_ACROSS_PASSES`` (``wrappin``: `` w`` then ``rapp`` leaves ``in``, which no
+        likely token writes, so ``ra`` is tried instead and ``pping`` ends the word).
+        """
+        texts = self._ensure_token_texts()
+        k = 0
+        while k < min(options.heal_tokens, len(body) - (0 if prompt.static else 1)):
+            token = body[-1 - k]
+            word = texts[token].lstrip(" ") if token not in self._special_ids else ""
+            if not word or not all(ch.isalnum() or ch == "_" for ch in word):
+                break
+            k += 1
+            if texts[token][0] == " ":
+                break  # the word starts here
+        if not k:
+            return None
+        fragment = self.tokenizer.decode(body[-k:], skip_special_tokens=False)
+        base = [*body[:-k], *marker]
+        passes = [HEAL_ACROSS_PASSES]
+
+        def write(ids: list[int], log_probs: list[float], rest: str) -> tuple[list[int], list[float]] | None:
+            """The word's tokens from ``ids`` on, depth first: the likelier of the two likeliest
+            next tokens that leads to the whole word, within the passes left."""
+            if not rest:
+                return ids, log_probs
+            if not passes[0]:
+                return None
+            passes[0] -= 1
+            allowed = np.union1d(self._tokens_starting_with(rest), self._pieces_of(rest))
+            if options.no_comments:
+                allowed = np.setdiff1d(allowed, self._comment_token_ids(), assume_unique=True)
+            scores = self._next_token_log_probs(Prompt(prompt.static, [*base, *ids]), options)
+            for token in allowed[np.argsort(-scores[allowed])][:2]:
+                if np.count_nonzero(scores > scores[token]) >= options.heal_alternatives:
+                    break
+                text = texts[token]
+                found = write([*ids, int(token)], [*log_probs, float(scores[token])],
+                              "" if text.startswith(rest) else rest[len(text):])
+                if found is not None:
+                    return found
+            return None
+
+        found = write([], [], fragment)
+        if found is None or found[0] == body[-k:]:
+            return None  # unlikely, or the word as it was typed: nothing to heal
+        ids, log_probs = found
+        return Prompt(prompt.static, [*base, *ids]), _Start(tuple(ids), tuple(log_probs), fragment)
+
+    def _pieces_of(self, text: str) -> np.ndarray:
+        """The ids of the tokens whose text is a proper beginning of ``text``."""
+        if self._token_ids is None:
+            self._token_ids = {t: i for i, t in enumerate(self._ensure_token_texts())
+                               if t and i not in self._special_ids}
+        found = (self._token_ids.get(text[:n]) for n in range(1, len(text)))
+        return np.array(sorted({i for i in found if i is not None}), dtype=np.int64)
+
+    def _start_unindented(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, _Start]:
         """The prompt with its likeliest first token that neither starts with a blank nor
         ends the line, that token and its log-probability (no fragment: nothing is healed)."""
         if self._unindented_ids is None:
             self._unindented_ids = self._ids_where(lambda text: not text[0].isspace())
         return self._start_with(prompt, options, self._unindented_ids)
 
-    def _start_after_word(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, int, float, str]:
+    def _start_after_word(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, _Start]:
         """As ``_start_unindented``, with the likeliest first token that does not start with a
         letter, a digit or an underscore."""
         if self._after_word_ids is None:
             self._after_word_ids = self._ids_where(lambda text: not (text[0].isalnum() or text[0] == "_"))
         return self._start_with(prompt, options, self._after_word_ids)
 
-    def _start_indented(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, int, float, str]:
+    def _start_indented(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, _Start]:
         """As ``_start_unindented``, with the likeliest first token that starts with a space or
         a tab and holds no line break (which would leave the body empty)."""
         if self._indented_ids is None:
@@ -485,12 +569,12 @@ class CompletionEngine:
                          if text and i not in self._special_ids and keep(text)], dtype=np.int64)
 
     def _start_with(self, prompt: Prompt, options: GenerationOptions,
-                    allowed: np.ndarray) -> tuple[Prompt, int, float, str]:
+                    allowed: np.ndarray) -> tuple[Prompt, _Start]:
         if options.no_comments:
             allowed = np.setdiff1d(allowed, self._comment_token_ids(), assume_unique=True)
         log_probs = self._next_token_log_probs(prompt, options)
         first = int(allowed[np.argmax(log_probs[allowed])])
-        return Prompt(prompt.static, [*prompt.dynamic, first]), first, float(log_probs[first]), ""
+        return Prompt(prompt.static, [*prompt.dynamic, first]), _Start((first,), (float(log_probs[first]),))
 
     def _next_token_log_probs(self, prompt: Prompt, options: GenerationOptions) -> np.ndarray:
         """The log-probability of every token of the vocabulary coming next after ``prompt``."""
@@ -505,12 +589,12 @@ class CompletionEngine:
         top = logits.max()
         return logits - top - np.log(np.exp(logits - top).sum())
 
-    def _beam_line(self, prompt: Prompt, options: GenerationOptions,
-                   healed: tuple[int, float, str] | None) -> Completion:
+    def _beam_line(self, prompt: Prompt, options: GenerationOptions, healed: _Start | None) -> Completion:
         """One line by beam search: every hypothesis ends at the first token holding a line
         break (or end-of-text), so the beams compete on whole lines."""
-        first, log_prob, fragment = healed if healed is not None else (None, 0.0, "")
-        ids = [first] if first is not None else []
+        ids = list(healed.ids) if healed is not None else []
+        log_prob = sum(healed.log_probs) if healed is not None else 0.0
+        fragment = healed.fragment if healed is not None else ""
         rest = options.max_tokens - len(ids)
         if rest > 0:
             best = self._beams(prompt, options, rest)
@@ -609,7 +693,7 @@ class CompletionEngine:
             if healed is None and options.indented:
                 healed = self._start_indented(prompt, options)
             if healed is not None:
-                completion = self._generate(healed[0], options, cancelled, stop, healed[1:])
+                completion = self._generate(healed[0], options, cancelled, stop, healed[1])
                 # Healed, the model may only give the fragment back and end the line: it
                 # has nothing to add there, but a user who typed it is waiting for more.
                 # After a whole word, an empty line is the answer: the unconstrained one
@@ -622,10 +706,8 @@ class CompletionEngine:
         return completion
 
     def _generate(self, prompt: Prompt, options: GenerationOptions, cancelled: Callable[[], bool],
-                  stop: StopRule | None, healed: tuple[int, float, str] | None = None) -> Completion:
-        """Decode after ``prompt``; ``healed``: the first token already chosen (id,
-        log-probability) and the fragment of the prompt its text starts with, left out of
-        the answer."""
+                  stop: StopRule | None, healed: _Start | None = None) -> Completion:
+        """Decode after ``prompt``; ``healed``: the first tokens, already chosen."""
         # A line with lines ruled out goes through beam search even at one beam (a greedy
         # search then): only there can their tokens be suppressed and the search run again.
         if (options.beam_size > 1 or options.not_lines) and stop is end_of_line \
@@ -636,12 +718,12 @@ class CompletionEngine:
         ids: list[int] = []
         log_probs: list[float] = []
         text, reason = "", "max_tokens"
-        fragment = healed[2] if healed is not None else ""
-        # The healed first token counts towards ``max_tokens`` and goes through the same
+        fragment = healed.fragment if healed is not None else ""
+        # The healed first tokens count towards ``max_tokens`` and go through the same
         # checks as the rest; the stream only starts decoding when asked for the next token.
-        rest = options.max_tokens - (healed is not None)
+        rest = options.max_tokens - (len(healed.ids) if healed is not None else 0)
         gen = self.stream(prompt, replace(options, max_tokens=rest), cancelled) if rest > 0 else (t for t in ())
-        tokens = chain([healed[:2]], gen) if healed is not None else gen
+        tokens = chain(zip(healed.ids, healed.log_probs, strict=True), gen) if healed is not None else gen
         try:
             for token_id, log_prob in tokens:
                 ids.append(token_id)

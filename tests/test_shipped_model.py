@@ -83,12 +83,14 @@ async def test_multiline_on_an_empty_function_body_returns_a_block_ending_at_the
 HALF_TYPED = [  # (text before the cursor, how the word the cursor is in must go on)
     ("def bump(x):\n    y = x + 1\n    ret", "urn"),
     ("class User:\n    def __init__(self, name):\n        self.na", "me"),
+    # No one token finishes ``wrappin`` (`` w`` + ``rapp`` + ``in``): written again token by token.
+    ("def wrap(text):\n    # helper for wrappin", "g"),
 ]
 
 
 def test_a_half_typed_word_is_finished_not_restarted():
     """With the cursor inside a word the tokenizer splits (``ret`` is ``re`` + ``t``), the
-    model continues the word (``urn ...``) instead of starting a new one after it."""
+    model continues the word (``urn ...``) instead of starting a new one after it (``rett``)."""
     engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
     for prefix, rest in HALF_TYPED:
         prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, "\n")

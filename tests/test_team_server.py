@@ -146,7 +146,8 @@ def test_stop_strings_cut_the_text_and_hold_back_what_could_become_one(engine):
     assert shown_part("abc\n", ("\n\n",)) == "abc" and shown_part("abc\nx", ("\n\n",)) == "abc\nx"
 
 
-HALF_TYPED = ("def bump(x):\n    y = x + 1\n    ret", "class Point:\n    def __init__(self, name):\n        self.na")
+HALF_TYPED = ("def bump(x):\n    y = x + 1\n    ret", "class Point:\n    def __init__(self, name):\n        self.na",
+              "def wrap(text):\n    # helper for wrappin")
 
 
 def test_a_batch_finishes_half_typed_words_as_the_editor_path_does(engine):
@@ -156,7 +157,7 @@ def test_a_batch_finishes_half_typed_words_as_the_editor_path_does(engine):
     prompts = [completion_prompt(tok, sp, "m.py", p, "\n") for p in HALF_TYPED]
     options = GenerationOptions(max_tokens=32, reuse_static_prompt=False, heal=True)  # to the end of the line
     alone = [engine.complete(p, options) for p in prompts]
-    assert alone[0].text.startswith("urn") and alone[1].text.startswith("me")
+    assert [c.text[:2] for c in alone] == ["ur", "me", "g "]
     batched = engine.complete_batch([BatchRequest(p.ids, 32, stop=("\n",), heal=True) for p in prompts])
     assert [c.text for c in batched] == [c.text for c in alone]
     unhealed = engine.complete_batch([BatchRequest(p.ids, 32, stop=("\n",)) for p in prompts])
