@@ -472,8 +472,11 @@ class CompletionEngine:
             log_probs = self._next_token_log_probs(healed, options)
             first = int(allowed[np.argmax(log_probs[allowed])])
             # Only a likely continuation: an unlikely one would steer the model somewhere it
-            # would not go, for a fragment it may rather end (``x = f`` then ``(``).
-            if np.count_nonzero(log_probs > log_probs[first]) < options.heal_alternatives:
+            # would not go, for a fragment it may rather end (``x = f`` then ``(``).  Blanks
+            # are not ended that way: every way on from ``x = `` starts with its blank, and
+            # a prompt left ending in one is cut where training never cuts (``token_cut_rate``).
+            if not fragment.strip(" \t") or \
+                    np.count_nonzero(log_probs > log_probs[first]) < options.heal_alternatives:
                 return Prompt(healed.static, [*healed.dynamic, first]), _Start((first,), (float(log_probs[first]),),
                                                                                fragment)
         return self._heal_across_tokens(prompt, options, body, marker)

@@ -31,8 +31,10 @@ class DataConfig:
     # character.  The server never prompts with a token cut in two: token healing takes the
     # cursor's fragment back out, so its prompt ends where the text's own tokens end.  A cut
     # at any character lands inside a name more often than not, and a model trained on
-    # those goes on with whatever name ends the prompt (``pickle`` + ``t_response``).
-    token_cut_rate: float = 1.0
+    # those goes on with whatever name ends the prompt (``pickle`` + ``t_response``).  Not
+    # the default: 900 steps of it on the shipped lineage glued less but completed the dev
+    # set worse (docs/benchmarks.md, twenty-third session).
+    token_cut_rate: float = 0.0
     piece_chars: int = 1600
     seed: int = 1234
     workers: int = 2
@@ -84,7 +86,7 @@ def document_ids(tok: Tokenizer, path: str, text: str, cfg: DataConfig, rng: ran
     for piece in split_pieces(text, cfg.piece_chars):
         if rng.random() < cfg.fim_rate:
             starts = None
-            if rng.random() < cfg.token_cut_rate:
+            if cfg.token_cut_rate and rng.random() < cfg.token_cut_rate:  # at 0, the draws of before
                 starts = [*(start for start, _ in tok.encode(piece, add_special_tokens=False).offsets), len(piece)]
             prefix, middle, suffix = fim_split(piece, rng, starts)
             out += fim_ids(tok, sp, path, prefix, middle, suffix)
