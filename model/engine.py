@@ -473,8 +473,9 @@ class CompletionEngine:
             first = int(allowed[np.argmax(log_probs[allowed])])
             # Only a likely continuation: an unlikely one would steer the model somewhere it
             # would not go, for a fragment it may rather end (``x = f`` then ``(``).  Blanks
-            # are not ended that way: every way on from ``x = `` starts with its blank, and
-            # a prompt left ending in one is cut where training never cuts (``token_cut_rate``).
+            # are not ended that way: every way on from ``x = `` starts with its blank, and a
+            # prompt left ending in one is cut where a model trained on token cuts
+            # (``DataConfig.token_cut_rate``) never saw a cut.
             if not fragment.strip(" \t") or \
                     np.count_nonzero(log_probs > log_probs[first]) < options.heal_alternatives:
                 return Prompt(healed.static, [*healed.dynamic, first]), _Start((first,), (float(log_probs[first]),),
@@ -483,11 +484,12 @@ class CompletionEngine:
 
     def _heal_across_tokens(self, prompt: Prompt, options: GenerationOptions, body: list[int],
                             marker: list[int]) -> tuple[Prompt, _Start] | None:
-        """Healing a half-typed word that no one token finishes: ``requests.Sess`` ends in
-        ``Se`` + ``ss``, but the model writes ``Session`` as ``S`` + ``ession``.  The word's
-        tokens are taken back and written again one token at a time, each the likeliest
-        that either finishes what is left of the word or is a piece of it, until the word
-        is written; None where one of them is unlikely (the word may be whole).
+        """Healing a half-typed word that no one likely token finishes: ``wrappin`` is `` w``
+        + ``rapp`` + ``in``, no token starts with `` wrappin`` or ``rappin``, and after
+        ``rapp`` the model does not expect ``ing``.  The word's tokens are taken back and
+        written again one token at a time, each the likeliest that either finishes what is
+        left of the word or is a piece of it, until the word is written; None where one of
+        them is unlikely (the word may be whole).
 
         Only a word's tokens (letters, digits, underscores; the first may start with a
         blank), at most ``heal_tokens`` of them; one pass per token tried, at most
