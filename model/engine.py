@@ -104,6 +104,11 @@ class _Start:
     fragment: str = ""
 
 
+def _is_word_char(ch: str) -> bool:
+    """A letter, a digit or an underscore: a character of a name."""
+    return ch.isalnum() or ch == "_"
+
+
 def _is_indentation(text: str) -> bool:
     """A line break and the blanks (if any) that indent the next line: the cursor at the
     start of a line's code, as one token."""
@@ -447,7 +452,9 @@ class CompletionEngine:
         # left-to-right prompt (the team server's, without a suffix).
         marker = dynamic[-1:] if dynamic and dynamic[-1] == self.special.fim_middle else []
         body = dynamic[:len(dynamic) - len(marker)]
-        for k in range(min(options.heal_tokens, len(body) - (0 if prompt.static else 1)), 0, -1):
+        most = min(options.heal_tokens, len(body) - (0 if prompt.static else 1))
+        scored: dict[int, np.ndarray] = {}  # k -> the distribution after the prompt without its last k tokens
+        for k in range(most, 0, -1):
             tail = body[-k:]
             if any(t in self._special_ids for t in tail):
                 continue
@@ -469,7 +476,7 @@ class CompletionEngine:
             if not len(allowed):
                 continue
             healed = Prompt(prompt.static, [*body[:-k], *marker])
-            log_probs = self._next_token_log_probs(healed, options)
+            log_probs = scored[k] = self._next_token_log_probs(healed, options)
             first = int(allowed[np.argmax(log_probs[allowed])])
             # Only a likely continuation: an unlikely one would steer the model somewhere it
             # would not go, for a fragment it may rather end (``x = f`` then ``(``).  Blanks
@@ -480,10 +487,10 @@ class CompletionEngine:
                     np.count_nonzero(log_probs > log_probs[first]) < options.heal_alternatives:
                 return Prompt(healed.static, [*healed.dynamic, first]), _Start((first,), (float(log_probs[first]),),
                                                                                fragment)
-        return self._heal_across_tokens(prompt, options, body, marker)
+        return self._heal_across_tokens(prompt, options, body, marker, most, scored)
 
-    def _heal_across_tokens(self, prompt: Prompt, options: GenerationOptions, body: list[int],
-                            marker: list[int]) -> tuple[Prompt, _Start] | None:
+    def _heal_across_tokens(self, prompt: Prompt, options: GenerationOptions, body: list[int], marker: list[int],
+                            most: int, scored: dict[int, np.ndarray]) -> tuple[Prompt, _Start] | None:
         """Healing a half-typed word that no one likely token finishes: ``wrappin`` is `` w``
         + ``rapp`` + ``in``, no token starts with `` wrappin`` or ``rappin``, and after
         ``rapp`` the model does not expect ``ing``.  The word's tokens are taken back and
@@ -494,14 +501,15 @@ class CompletionEngine:
         Only a word's tokens (letters, digits, underscores; the first may start with a
         blank), at most ``heal_tokens`` of them; one pass per token tried, at most
         ``HEAL_ACROSS_PASSES`` (``wrappin``: `` w`` then ``rapp`` leaves ``in``, which no
-        likely token writes, so ``ra`` is tried instead and ``pping`` ends the word).
+        likely token writes, so ``ra`` is tried instead and ``pping`` ends the word).  The
+        first pass is ``_heal``'s where it made the same one (``scored``, by tokens taken back).
         """
         texts = self._ensure_token_texts()
         k = 0
-        while k < min(options.heal_tokens, len(body) - (0 if prompt.static else 1)):
+        while k < most:
             token = body[-1 - k]
             word = texts[token].lstrip(" ") if token not in self._special_ids else ""
-            if not word or not all(ch.isalnum() or ch == "_" for ch in word):
+            if not word or not all(map(_is_word_char, word)):
                 break
             k += 1
             if texts[token][0] == " ":
@@ -510,20 +518,23 @@ class CompletionEngine:
             return None
         fragment = self.tokenizer.decode(body[-k:], skip_special_tokens=False)
         base = [*body[:-k], *marker]
-        passes = [HEAL_ACROSS_PASSES]
+        passes = HEAL_ACROSS_PASSES
 
         def write(ids: list[int], log_probs: list[float], rest: str) -> tuple[list[int], list[float]] | None:
             """The word's tokens from ``ids`` on, depth first: the likelier of the two likeliest
             next tokens that leads to the whole word, within the passes left."""
+            nonlocal passes
             if not rest:
                 return ids, log_probs
-            if not passes[0]:
+            if not passes:
                 return None
-            passes[0] -= 1
+            passes -= 1
             allowed = np.union1d(self._tokens_starting_with(rest), self._pieces_of(rest))
             if options.no_comments:
                 allowed = np.setdiff1d(allowed, self._comment_token_ids(), assume_unique=True)
-            scores = self._next_token_log_probs(Prompt(prompt.static, [*base, *ids]), options)
+            scores = scored.get(k) if not ids else None
+            if scores is None:
+                scores = self._next_token_log_probs(Prompt(prompt.static, [*base, *ids]), options)
             for token in allowed[np.argsort(-scores[allowed])][:2]:
                 if np.count_nonzero(scores > scores[token]) >= options.heal_alternatives:
                     break
@@ -559,7 +570,7 @@ class CompletionEngine:
         """As ``_start_unindented``, with the likeliest first token that does not start with a
         letter, a digit or an underscore."""
         if self._after_word_ids is None:
-            self._after_word_ids = self._ids_where(lambda text: not (text[0].isalnum() or text[0] == "_"))
+            self._after_word_ids = self._ids_where(lambda text: not _is_word_char(text[0]))
         return self._start_with(prompt, options, self._after_word_ids)
 
     def _start_indented(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, _Start]:
