@@ -156,6 +156,12 @@ class BatchRequest:
     cancelled: Callable[[], bool] = lambda: False
     heal: bool = False  # token healing, as ``GenerationOptions.heal``
     indented: bool = False  # the first line indented, as ``GenerationOptions.indented``
+    word_ended: bool = False  # the first token continues no word, as ``GenerationOptions.word_ended``
+
+
+def _starts_chosen(request: BatchRequest) -> bool:
+    """Whether the request's first tokens are chosen before the batch generates."""
+    return request.heal or request.indented or request.word_ended
 
 
 @dataclass(frozen=True)
@@ -370,7 +376,7 @@ class CompletionEngine:
 
         with self._lock:
             # Healing takes each request's first token before the batch (it may end a request).
-            prompts = [self._healed_start(state) if state.request.heal or state.request.indented else state.request.ids
+            prompts = [self._healed_start(state) if _starts_chosen(state.request) else state.request.ids
                        for state in states]
             live = [i for i, state in enumerate(states) if state.reason is None]
             # The callback must not hold the engine: CTranslate2 drops it in its worker
@@ -409,12 +415,16 @@ class CompletionEngine:
     def _healed_start(self, state: _Decoding) -> list[int]:
         """Heal ``state``'s prompt: its ids without the fragment's tokens, the chosen first
         tokens already taken into ``state`` (which may end it: a stop string, ``max_tokens``);
-        or, not healed and asked for an indented block, its first token chosen so."""
+        or, asked for a word's end (not healed, as in ``complete``) or, not healed, for an
+        indented block, its first token chosen so."""
         ids = state.request.ids
         # A request that a line break stops is one line; otherwise a bare line break at the
         # cursor is an empty body the model has to indent (``_heal``).
         options = GenerationOptions(reuse_static_prompt=False, heal=True, single_line="\n" in state.request.stop)
-        healed = self._heal(Prompt([], ids), options) if state.request.heal else None
+        if state.request.word_ended:
+            healed = self._start_after_word(Prompt([], ids), options)
+        else:
+            healed = self._heal(Prompt([], ids), options) if state.request.heal else None
         if healed is None and state.request.indented:
             healed = self._start_indented(Prompt([], ids), options)
         if healed is None:

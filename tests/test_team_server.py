@@ -19,6 +19,7 @@ import openai
 import pytest
 from starlette.testclient import TestClient
 
+from lsp_server.postprocess import extends_a_whole_name
 from lsp_server.settings import DEFAULT_MODEL_DIR
 from lsp_server.team.app import TeamServer
 from lsp_server.team.batcher import Job, plan_batches
@@ -164,6 +165,25 @@ def test_a_batch_finishes_half_typed_words_as_the_editor_path_does(engine):
     assert not unhealed[0].text.startswith("urn")  # what healing is for
     left_to_right = fitted_prompt(tok, sp, "m.py", HALF_TYPED[0], None, 200)  # no suffix: no FIM markers
     assert engine.complete_batch([BatchRequest(left_to_right, 8, heal=True)])[0].text.startswith("urn")
+
+
+def test_the_api_does_not_glue_a_new_name_onto_one_the_prompt_uses(engine, tmp_path):
+    """After ``class FlaskyStyle(Style`` the shipped model goes on with the name (``Stylet``),
+    a name used nowhere: a one-line answer is asked for again from the name's end, as the
+    language server asks its own model (a streamed answer was sent as it grew, and keeps the
+    glued name).  A half-typed name is still finished."""
+    prefix, suffix = "class Style:\n    pass\n\n\nclass FlaskyStyle(Style", "\n    pass\n"
+    body = {"model": "ghostline", "prompt": prefix, "suffix": suffix, "max_tokens": 16, "stop": ["\n"],
+            "path": "f.py"}
+    with _client(engine, tmp_path / "none.json") as client:
+        events = client.post("/v1/completions", json={**body, "stream": True}).text.split("\n\n")
+        streamed = "".join(json.loads(e[len("data: "):])["choices"][0]["text"]
+                           for e in events if e.startswith("data: {"))
+        assert extends_a_whole_name(prefix, suffix, streamed), streamed
+        answer = client.post("/v1/completions", json=body).json()["choices"][0]["text"]
+        assert answer and not (answer[0].isalnum() or answer[0] == "_"), answer
+        half = client.post("/v1/completions", json={**body, "prompt": prefix[:-2]}).json()["choices"][0]["text"]
+        assert half.startswith("le"), half
 
 
 def test_a_block_at_column_0_is_indented_as_a_body(engine, tmp_path):

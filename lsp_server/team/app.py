@@ -21,6 +21,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -29,6 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lsp_server.postprocess import extends_a_whole_name
 from lsp_server.team.batcher import Batcher, QueueFull
 from lsp_server.team.config import TeamServerConfig
 from lsp_server.team.limits import RateLimiter
@@ -154,6 +156,7 @@ class TeamServer:
         futures = self._submit(parsed, ids, cancel)
         try:
             completions = await asyncio.gather(*futures)
+            completions = await self._names_ended(parsed, ids, completions, cancel)
         finally:
             cancel.set()
         self.metrics.latency.observe(time.perf_counter() - t0)
@@ -165,8 +168,29 @@ class TeamServer:
                       "total_tokens": sum(map(len, ids)) + sum(c.tokens for c in completions)},
         })
 
+    async def _names_ended(self, parsed: CompletionRequest, ids: list[list[int]], completions: list[Completion],
+                           cancel: threading.Event) -> list[Completion]:
+        """Each one-line answer that glues more onto a name its prompt already uses whole,
+        making a name used nowhere (``class FlaskyStyle(Style`` + ``t):``), asked for again
+        with a first token that continues no word, as the language server asks its own model.
+        A streamed answer has been sent as it grew: it stays as it is."""
+        if "\n" not in parsed.stop:
+            return completions
+        glued = [i for i, c in enumerate(completions)
+                 if extends_a_whole_name(parsed.prompts[i], parsed.suffix or "", c.text)]
+        if not glued:
+            return completions
+        log.info("%d answer(s) glued onto a whole name: asking again for the name's end", len(glued))
+        again = replace(parsed, prompts=tuple(parsed.prompts[i] for i in glued))
+        answers = await asyncio.gather(*self._submit(again, [ids[i] for i in glued], cancel, word_ended=True))
+        completions = list(completions)
+        for i, answer in zip(glued, answers, strict=True):
+            completions[i] = answer
+        return completions
+
     def _submit(self, parsed: CompletionRequest, ids: list[list[int]], cancel: threading.Event,
-                listener: Callable[[int], Callable[[str], None]] | None = None) -> list[asyncio.Future[Completion]]:
+                listener: Callable[[int], Callable[[str], None]] | None = None,
+                word_ended: bool = False) -> list[asyncio.Future[Completion]]:
         """Queue each prompt; ``listener(i)`` hears prompt ``i``'s text as it grows (streaming)."""
         assert self.batcher is not None, "the batcher starts with the app"
         futures = []
@@ -175,7 +199,8 @@ class TeamServer:
                 futures.append(self.batcher.submit(BatchRequest(
                     prompt, parsed.max_tokens, parsed.stop, on_text=listener(i) if listener else None,
                     cancelled=cancel.is_set, heal=self.config.token_healing,
-                    indented=starts_an_empty_body(parsed, parsed.prompts[i])), parsed.sampling))
+                    indented=starts_an_empty_body(parsed, parsed.prompts[i]), word_ended=word_ended),
+                    parsed.sampling))
         except QueueFull:
             cancel.set()
             for f in futures:
