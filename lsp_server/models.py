@@ -96,7 +96,8 @@ class ModelHolder:
         self._engine, self._error, self._adapted = None, None, adapted
         t0 = time.perf_counter()
         try:
-            self._engine = CompletionEngine(path, device=settings.device, cpu_threads=settings.cpu_threads)
+            self._engine = CompletionEngine(path, device=settings.device,
+                                            cpu_threads=inference_threads(settings.cpu_threads))
         except ModelLoadError as exc:
             self._error = str(exc)
         except Exception as exc:  # noqa: BLE001 - any loader failure must reach the user, not kill the server
@@ -129,6 +130,21 @@ class ModelHolder:
     @property
     def engine(self) -> CompletionEngine | None:
         return self._engine
+
+
+def inference_threads(setting: int) -> int:
+    """CTranslate2's threads for the editor's model: the ``cpuThreads`` setting, or for 0 every
+    core but one, at most 4.  The server's own work (line memory, retrieval, the event loop,
+    indexing) runs beside each completion; on a 2-core machine two inference threads made it
+    wait (first key on a line p50 317 ms, p95 517 ms, against 218 / 242 ms with one thread;
+    docs/benchmarks.md)."""
+    if setting:
+        return setting
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores - 1))
 
 
 def _refusal_key(path: Path, info: AdaptedInfo) -> str:

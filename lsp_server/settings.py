@@ -46,7 +46,7 @@ class ServerSettings:
     enabled: bool = setting(True)
     model_path: str = setting("")  # empty: launch_model_path, else $GHOSTLINE_MODEL, else the shipped model
     device: str = setting("auto", choices=("auto", "cpu", "cuda"))
-    cpu_threads: int = setting(0, minimum=0, maximum=256)  # 0: CTranslate2 picks
+    cpu_threads: int = setting(0, minimum=0, maximum=256)  # 0: every core but one, at most 4 (models.py)
     max_tokens: int = setting(48, minimum=1, maximum=512)
     debounce_ms: int = setting(25, minimum=0, maximum=2000)  # wait this long for the next keystroke before generating
     static_prompt_reuse: bool = setting(True)

@@ -175,3 +175,14 @@ async def test_a_burst_of_bad_settings_is_one_message(tmp_path):
         await asyncio.sleep(0.5)  # anything else would have arrived with the first
         assert len(client.messages) == 1, client.messages
         assert "6 settings ignored" in client.messages[0] and "see the log" in client.messages[0]
+
+
+def test_cpu_threads_0_leaves_a_core_for_the_servers_own_work(monkeypatch):
+    """``cpuThreads`` 0 gives the model every core but one (at most 4): on 2 cores, one thread
+    (two made the first key of a line wait for the server's own work); a number is kept."""
+    from lsp_server import models
+
+    assert models.inference_threads(3) == 3
+    for cores, threads in ((1, 1), (2, 1), (4, 3), (16, 4)):
+        monkeypatch.setattr(models.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)), raising=False)
+        assert models.inference_threads(0) == threads
