@@ -55,15 +55,59 @@ def test_adapt_learns_only_what_the_workspace_keeps(workspace):
     assert sorted(p for p, _ in files) == [f"bakery/orders_{i}.py" for i in range(4)]
 
 
-def test_lines_being_written_are_learnt_without_their_trailing_blanks(workspace):
-    """A half-written line saved as its indentation (or with spaces after the cursor) is
-    learnt as the line it will be, not as a line that ends in blanks."""
-    editing = MODULE.replace("        return self.loaves * price_per_loaf\n", "        \n") + "x = 1   \n"
+def test_lines_being_written_are_left_out_of_what_adaptation_learns(workspace):
+    """A file saved mid-edit holds lines cut where the cursor stood: learnt as they are,
+    they teach the model that the code ends there.  Those lines are left out; every
+    finished line stays, in its order."""
+    editing = (MODULE.replace("        return self.loaves * price_per_loaf\n", "        \n")
+               .replace("    customer, loaves = line.split(\",\")\n",
+                        "    customer, loaves = line.split(\n    fields = \n    items = line.\n")
+               + "x = 1   \n")
     (workspace / "bakery" / "orders_0.py").write_text(editing)
-    files, _ = workspace_files(workspace, ("python",), 10_000_000)
-    text = dict(files)["bakery/orders_0.py"]
-    assert not any(line != line.rstrip() for line in text.split("\n"))
-    assert text.splitlines() == [line.rstrip() for line in editing.splitlines()]
+    files, stats = workspace_files(workspace, ("python",), 10_000_000)
+    kept = dict(files)["bakery/orders_0.py"].split("\n")
+    cut = {"        ", "    customer, loaves = line.split(", "    fields = ", "    items = line.", "x = 1   "}
+    assert [line for line in editing.split("\n") if line not in cut] == kept
+    assert stats["unfinished lines"] == 5
+
+
+FINISHED = '''from os.path import *
+
+
+class Stub:
+    def read(self) -> bytes: ...
+
+
+def total(order, price):
+    if (order.loaves > 0 and
+            price > 0):
+        pass
+    names = (order.first +
+             order.last)
+    return order.loaves * price_per_loaf(
+        price,
+    )
+'''
+
+
+def test_finished_code_is_learnt_whole():
+    """Brackets left open for the lines below, a condition broken after ``and``, a star
+    import and a stub's ellipsis are finished code."""
+    from training.unfinished import unfinished_lines
+
+    assert unfinished_lines(FINISHED, "python") == {}
+    cut = FINISHED.replace("    names = (order.first +\n             order.last)\n", "    names = order.first +\n")
+    assert unfinished_lines(cut, "python") == {11: "ends mid-expression"}
+
+
+def test_only_trailing_blanks_mark_a_line_outside_python():
+    """The bracket and operator signs are Python's grammar; in another language a line is
+    left out only for its trailing blanks."""
+    from training.unfinished import unfinished_lines
+
+    js = "const x = foo(\nlet y = 2;  \n"
+    assert unfinished_lines(js, "javascript") == {1: "blanks at its end"}
+    assert unfinished_lines(js, "python") == {0: "open bracket", 1: "blanks at its end"}
 
 
 def test_each_pass_over_a_small_repository_brings_new_completions(workspace, tmp_path):

@@ -36,6 +36,7 @@ from model.tokenizer import TOKENIZER_FILE
 from training.corpus import CorpusConfig, iter_corpus, reject_reason, split_of
 from training.data import DataConfig, write_meta, write_shard
 from training.train import TrainConfig, train
+from training.unfinished import without_unfinished_lines
 
 
 @dataclass(frozen=True)
@@ -91,21 +92,15 @@ def workspace_files(root: Path, languages: tuple[str, ...], max_bytes: int) -> t
             stats[reason or "duplicate"] = stats.get(reason or "duplicate", 0) + 1
             continue
         seen.add(digest)
-        files.append((path.resolve().relative_to(base).as_posix(), without_trailing_space(text)))
+        kept = without_unfinished_lines(text, language.id)
+        if len(kept) != len(text):
+            stats["unfinished lines"] = stats.get("unfinished lines", 0) + text.count("\n") - kept.count("\n")
+        files.append((path.resolve().relative_to(base).as_posix(), kept))
         total += len(raw)
         if total >= max_bytes:
             stats["capped"] = 1
             break
     return files, stats
-
-
-def without_trailing_space(text: str) -> str:
-    """The text with every line's trailing blanks dropped.
-
-    A workspace holds lines being written: indentation with nothing after it yet, saved
-    mid-edit.  Learned as they are, they teach the model that a line often ends right
-    after its indentation, and it then suggests nothing at the start of a line."""
-    return "\n".join(line.rstrip(" \t") for line in text.split("\n"))
 
 
 def replay_files(budget_bytes: int) -> list[tuple[str, str]]:
@@ -151,7 +146,9 @@ def adapt(root: Path, base_model: Path, cache_dir: Path | None = None, config: A
     except ValueError as exc:
         log(f"starting over: {exc}")
     start_from = previous[0] if previous and (previous[0] / "model.safetensors").is_file() else Path(base_model)
-    log(f"adapting {start_from} to {root}: {len(files)} files ({sum(len(t) for _, t in files) / 1e6:.1f} M chars)")
+    unfinished = stats.get("unfinished lines", 0)
+    log(f"adapting {start_from} to {root}: {len(files)} files ({sum(len(t) for _, t in files) / 1e6:.1f} M chars"
+        + (f"; {unfinished} half-written lines left out" if unfinished else "") + ")")
 
     out.mkdir(parents=True, exist_ok=True)
     run = Path(tempfile.mkdtemp(prefix="run.", dir=out))
