@@ -92,9 +92,9 @@ def workspace_files(root: Path, languages: tuple[str, ...], max_bytes: int) -> t
             stats[reason or "duplicate"] = stats.get(reason or "duplicate", 0) + 1
             continue
         seen.add(digest)
-        kept = without_unfinished_lines(text, language.id)
-        if len(kept) != len(text):
-            stats["unfinished lines"] = stats.get("unfinished lines", 0) + text.count("\n") - kept.count("\n")
+        kept, dropped = without_unfinished_lines(text, language.id)
+        if dropped:
+            stats["unfinished lines"] = stats.get("unfinished lines", 0) + dropped
         files.append((path.resolve().relative_to(base).as_posix(), kept))
         total += len(raw)
         if total >= max_bytes:

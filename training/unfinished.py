@@ -117,9 +117,10 @@ def unfinished_lines(text: str, language: str) -> dict[int, str]:
     return found
 
 
-def without_unfinished_lines(text: str, language: str) -> str:
-    """``text`` without the lines that look half-written (``unfinished_lines``)."""
+def without_unfinished_lines(text: str, language: str) -> tuple[str, int]:
+    """``text`` without the lines that look half-written (``unfinished_lines``), and how
+    many it left out."""
     drop = unfinished_lines(text, language)
     if not drop:
-        return text
-    return "\n".join(line for i, line in enumerate(text.split("\n")) if i not in drop)
+        return text, 0
+    return "\n".join(line for i, line in enumerate(text.split("\n")) if i not in drop), len(drop)
