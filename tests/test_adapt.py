@@ -87,6 +87,19 @@ def total(order, price):
     return order.loaves * price_per_loaf(
         price,
     )
+
+
+RATE = 20.
+HELP = dict(name="total", doc=
+            """Adds up
+    an order (with its loaves)""")
+
+
+def price_per_loaf(
+    price,
+) -> float:
+    """price"""
+    return price
 '''
 
 
@@ -98,6 +111,22 @@ def test_finished_code_is_learnt_whole():
     assert unfinished_lines(FINISHED, "python") == {}
     cut = FINISHED.replace("    names = (order.first +\n             order.last)\n", "    names = order.first +\n")
     assert unfinished_lines(cut, "python") == {11: "ends mid-expression"}
+
+
+def test_statements_cut_where_no_finished_code_stops_are_unfinished():
+    """A signature cut before its body (the body is indented as arguments would be but
+    never closes the bracket), a header without its colon, a name alone, ``from x`` without
+    its import, an argument cut after its dot: each is left out, and nothing else."""
+    from training.unfinished import unfinished_lines
+
+    cut = (FINISHED.replace("def total(order, price):", "def total(order")
+           .replace("    if (order.loaves > 0 and\n            price > 0):", "    if order.loaves > 0")
+           .replace("    names = (order.first +\n             order.last)", "    names")
+           .replace("from os.path import *", "from os.path")
+           .replace("        price,\n", "        price.\n"))
+    assert unfinished_lines(cut, "python") == {
+        0: "ends mid-expression", 7: "open bracket", 8: "header without its colon", 10: "a name alone",
+        12: "ends mid-expression"}
 
 
 def test_only_trailing_blanks_mark_a_line_outside_python():
