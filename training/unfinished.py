@@ -5,9 +5,10 @@ line being typed cut where the cursor stood (``r = requests.get(httpbin("stream/
 ``    def test_redirect(self``, ``        assert ``).  Learnt as they are, such lines teach the
 model that the code it is about to complete ends right there.  On the dev set's copy of
 requests (642 cut lines) the model adapted without them all was right on 38.2 % of those
-lines against 37.2 % with them; the signs below find 430 of the 642, and the dev set does
-not tell that share from nothing (37.1-37.2 % either way: one adaptation's random
-fill-in-the-middle cuts move it as much; docs/benchmarks.md, twenty-fifth session).
+lines against 37.2 % with them; the signs below find 539 of the 642 (and none of the intact
+repository's lines), but the dev set cannot tell that from finding none: one adaptation's
+random fill-in-the-middle cuts move it by as much (36.8-37.2 % over two seeds;
+docs/benchmarks.md, twenty-fifth and twenty-sixth sessions).
 
 The signs read here are those of code no one would leave finished:
 - blanks at the end of a line, or a line of nothing but indentation (formatters and
