@@ -87,15 +87,17 @@ def test_a_continued_run_with_the_next_offset_reads_files_the_last_one_did_not(t
 
 def test_a_continuation_skips_the_files_its_lineage_read(tmp_path):
     """Every file in the sample, a byte cap: the walk takes the same first files each time,
-    whatever the offset; the files an earlier run took (``skip``) make the next run read on."""
+    whatever the offset; the files an earlier run took (``skip``) make the next run read on,
+    and ``only`` reads them again and nothing else."""
     root = tmp_path / "lib"
     for i in range(60):
         _write(root, f"pkg/m{i:02d}.py", GOOD.replace("f(", f"f{i}("))
     budget = 20 * len(GOOD)
 
-    def corpus(skip=frozenset(), offset=0) -> list[str]:
+    def corpus(skip=frozenset(), offset=0, only=None) -> list[str]:
         stats: dict[str, int] = {}
-        cfg = CorpusConfig(roots=[root], exclude=(), max_total_bytes=budget, sample_offset=offset, skip=skip)
+        cfg = CorpusConfig(roots=[root], exclude=(), max_total_bytes=budget, sample_offset=offset, skip=skip,
+                           only=only)
         return [f.rel for f in iter_corpus(cfg, stats)], stats
 
     first, _ = corpus()
@@ -104,6 +106,8 @@ def test_a_continuation_skips_the_files_its_lineage_read(tmp_path):
     third, _ = corpus(skip=frozenset(first + second))
     assert len(first) == len(second) == len(third) == 20 and stats["seen"] == 20
     assert sorted(first + second + third) == [f"pkg/m{i:02d}.py" for i in range(60)]
+    again, stats = corpus(only=frozenset(second))  # an anneal reads one run's files again, and no others
+    assert sorted(again) == sorted(second) and stats["not listed"] == len(first)  # the walk passed those
 
 
 def test_a_package_cap_keeps_a_huge_package_from_crowding_out_the_small_ones(tmp_path):

@@ -216,9 +216,12 @@ def test_a_run_lists_its_files_and_a_continuation_can_leave_them_out(tiny_run, t
     parse = build_parser().parse_args
     args = parse(["train", "--out", str(tmp_path / "next"), "--skip-files-of", str(tiny_run)])
     assert args.skip_files_of == [tiny_run]
-    proc = subprocess.run([sys.executable, "-m", "training.cli", "train", "--out", str(tmp_path / "next"),
-                           "--skip-files-of", str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "keeps no list of its files" in proc.stderr
+    assert parse(["train", "--out", str(tmp_path / "next"), "--files-of", str(tiny_run)]).files_of == [tiny_run]
+    for flag in ("--skip-files-of", "--files-of"):
+        proc = subprocess.run([sys.executable, "-m", "training.cli", "train", "--out", str(tmp_path / "next"),
+                               flag, str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+        assert "keeps no list of its files" in proc.stderr
     with pytest.raises(CliError, match="changes nothing"):
         train_config(parse(["train", "--out", str(tmp_path), "--preset", "small-1k", "--corpus-permille", "1000",
                             "--corpus-offset", "500"]))

@@ -121,11 +121,13 @@ def _cmd_train(args: argparse.Namespace) -> dict:
     cfg = train_config(args)
     check_run_folder(args.out, args.resume)
     corpus = CorpusConfig(roots=args.roots) if args.roots else CorpusConfig()
-    if args.skip_files_of:
+    if args.skip_files_of or args.files_of:
         from training.corpus import read_file_list
 
         try:
-            corpus.skip = frozenset().union(*(read_file_list(run) for run in args.skip_files_of))
+            corpus.skip = frozenset().union(*(read_file_list(run) for run in args.skip_files_of or ()))
+            if args.files_of:
+                corpus.only = frozenset().union(*(read_file_list(run) for run in args.files_of))
         except ValueError as err:
             raise CliError(str(err)) from None
     summary = train(cfg, args.out, corpus=corpus, resume=args.resume)
@@ -327,6 +329,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-files-of", type=existing_dir, nargs="+", metavar="RUN",
                    help="leave out the files these run folders' corpora took (their data/files.txt), so a "
                         "continuation learns from code its lineage has not seen")
+    p.add_argument("--files-of", type=existing_dir, nargs="+", metavar="RUN",
+                   help="read only the files these run folders' corpora took, to go over them again (with a "
+                        "low --lr: an anneal on code the lineage already chose)")
     p.add_argument("--max-package-mb", type=positive_float, metavar="MB",
                    help="at most about MB of any one package (files by path hash), so a few huge packages "
                         "do not fill the corpus")

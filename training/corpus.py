@@ -68,6 +68,9 @@ class CorpusConfig:
     # Files (paths relative to their root) to leave out: what earlier runs of a lineage
     # read (``read_file_list``), so a continuation learns from code it has not seen.
     skip: frozenset[str] = frozenset()
+    # The only files to read, when given: what earlier runs read, to go over them again at a
+    # low learning rate (an anneal on code the lineage has already chosen).
+    only: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,8 +144,9 @@ def _sampled_paths(cfg: CorpusConfig, stats: dict[str, int]) -> Iterator[tuple[P
             rel = path.relative_to(root).as_posix()
             if not _sampled(rel, cfg):
                 continue
-            if rel in cfg.skip:
-                stats["seen"] = stats.get("seen", 0) + 1
+            if rel in cfg.skip or (cfg.only is not None and rel not in cfg.only):
+                why = "seen" if rel in cfg.skip else "not listed"
+                stats[why] = stats.get(why, 0) + 1
                 continue
             if is_held_out(Path(rel)):
                 stats["excluded"] = stats.get("excluded", 0) + 1
