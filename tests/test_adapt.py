@@ -242,6 +242,16 @@ def test_adapting_again_continues_from_the_last_adaptation_and_swaps_it_whole(wo
     assert read_adapted(workspace, cache)[0] == legacy
 
 
+def test_a_seed_gives_another_adaptation_and_the_same_seed_the_same_one(workspace, tiny_model, tmp_path):
+    """Two adaptations of one repository differ by about a point of dev-set EM; comparing
+    changes of that size takes several seeds, each reproducible."""
+    models = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        adapt(workspace, tiny_model, tmp_path / name, AdaptConfig(steps=2, batch_size=2, window=64, seed=seed))
+        models[name] = (read_adapted(workspace, tmp_path / name)[0] / "model.bin").read_bytes()
+    assert models["a"] == models["b"] and models["a"] != models["c"]
+
+
 async def test_a_running_server_takes_up_a_new_adaptation_without_a_restart(workspace, tiny_model, tmp_path):
     """Re-adapting while the editor is open: the next completion comes from the new model
     (the old folder is gone by then), with no error and no restart."""

@@ -188,7 +188,7 @@ def _cmd_adapt(args: argparse.Namespace) -> None:
     from training.adapt import AdaptConfig, adapt
 
     base = args.base or DEFAULT_MODEL_DIR
-    config = AdaptConfig(steps=args.steps, **({"threads": args.threads} if args.threads else {}))
+    config = AdaptConfig(steps=args.steps, seed=args.seed, **({"threads": args.threads} if args.threads else {}))
     try:
         info = adapt(root, base, cache, config)
     except ValueError as exc:
@@ -251,9 +251,14 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
     if args.model:
         options["modelPath"] = str(args.model)
     options.update(dict(args.setting or ()))
+    adapt = None
+    if args.adapt:
+        from training.adapt import AdaptConfig
+
+        adapt = AdaptConfig(steps=args.adapt_steps, seed=args.adapt_seed)
     try:
         report = evaluate_lines(args.examples, args.repos, options, limit=args.limit, verbose=True,
-                                adapt_steps=args.adapt_steps if args.adapt else None, explain=bool(args.dump))
+                                adapt=adapt, explain=bool(args.dump))
     except (ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None
     if args.dump:
@@ -270,7 +275,7 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
         print("precision/coverage (minConfidence: EM, ES, shown %, precision among shown):")
         for value in args.curve:
             point = evaluate_lines(args.examples, args.repos, {**options, "minConfidence": value}, limit=args.limit,
-                                   adapt_steps=args.adapt_steps if args.adapt else None)
+                                   adapt=adapt)
             print(f"  {value:.2f}: EM {point.em:.1f}  ES {point.es:.1f}  shown {point.shown:.1f}%  "
                   f"precision {point.precision:.1f}")
 
@@ -356,6 +361,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int, default=300, help="training steps (about 1 s each on 2 cores)")
     p.add_argument("--base", type=existing_dir, help="model to start from (default: the shipped model)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0,
+                   help="another draw of fill-in-the-middle cuts and batches (default 0)")
     p.add_argument("--cache-dir", type=Path, help="default: $XDG_CACHE_HOME/ghostline")
     p.add_argument("--status", action="store_true", help="say whether and when this folder was adapted")
     p.add_argument("--remove", action="store_true", help="delete this folder's adapted model")
@@ -390,6 +397,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--adapt", action="store_true",
                    help="first adapt the model to each repository (its copy with the evaluated lines cut)")
     e.add_argument("--adapt-steps", type=positive_int, default=300, help="steps of that adaptation")
+    e.add_argument("--adapt-seed", type=int, default=0,
+                   help="that adaptation's seed: two seeds differ by about a point of EM, so compare several")
     e.add_argument("--curve", type=confidence_list, metavar="VALUES",
                    help="also run once per minConfidence value (0,0.1,0.2) and print the precision/coverage curve")
     e.set_defaults(func=_cmd_eval_lines)

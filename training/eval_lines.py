@@ -20,6 +20,10 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # adaptation brings torch: imported only when asked for
+    from training.adapt import AdaptConfig
 
 from rapidfuzz import fuzz
 
@@ -110,7 +114,7 @@ def masked_copy(repo: Path, examples: list[LineExample], dest: Path) -> None:
 
 
 async def _eval_repo(repo: Path, examples: list[LineExample], options: dict, report: LineEvalReport,
-                     latencies: list[float], progress, adapt_steps: int | None = None,
+                     latencies: list[float], progress, adapt: AdaptConfig | None = None,
                      explain: bool = False) -> None:
     from lsp_server.client import running_server
     from lsp_server.documents import utf16_len
@@ -118,14 +122,13 @@ async def _eval_repo(repo: Path, examples: list[LineExample], options: dict, rep
     with tempfile.TemporaryDirectory(prefix="ghostline-eval-") as tmp:
         work = Path(tmp) / repo.name
         masked_copy(repo, examples, work)
-        if adapt_steps:
+        if adapt is not None:
             # What a user's machine holds: the repository with the lines being typed cut.
             from lsp_server.settings import DEFAULT_MODEL_DIR
-            from training.adapt import AdaptConfig, adapt
+            from training.adapt import adapt as adapt_to
 
             cache = Path(tmp) / "cache"
-            info = adapt(work, Path(options.get("modelPath") or DEFAULT_MODEL_DIR), cache,
-                         AdaptConfig(steps=adapt_steps))
+            info = adapt_to(work, Path(options.get("modelPath") or DEFAULT_MODEL_DIR), cache, adapt)
             report.adapt_seconds += info.seconds
             # The server finds the adapted model by itself, as it would for a user.
             options = {**{k: v for k, v in options.items() if k != "modelPath"}, "cacheDir": str(cache)}
@@ -170,7 +173,7 @@ def _close(uri: str):
 
 
 def evaluate_lines(examples_file: Path, repos: Path, options: dict | None = None,
-                   limit: int | None = None, verbose: bool = False, adapt_steps: int | None = None,
+                   limit: int | None = None, verbose: bool = False, adapt: AdaptConfig | None = None,
                    explain: bool = False) -> LineEvalReport:
     """Complete every example's line through a real server; ``explain`` also records each
     suggestion's source and confidence (one explainPrompt request per example)."""
@@ -195,7 +198,7 @@ def evaluate_lines(examples_file: Path, repos: Path, options: dict | None = None
 
     opts = {"debounceMs": 0, **(options or {})}
     for name, exs in by_repo.items():
-        asyncio.run(_eval_repo(repos / name, exs, opts, report, latencies, progress, adapt_steps, explain))
+        asyncio.run(_eval_repo(repos / name, exs, opts, report, latencies, progress, adapt, explain))
     report.n = len(report.rows)
     if report.n:
         report.em = 100 * sum(r["em"] for r in report.rows) / report.n
