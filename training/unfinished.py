@@ -7,7 +7,7 @@ model that the code it is about to complete ends right there.  On the dev set's 
 requests (642 cut lines) the model adapted without them all was right on 38.2 % of those
 lines against 37.2 % with them; the signs below find 539 of the 642 (and none of the intact
 repository's lines), but the dev set cannot tell that from finding none: one adaptation's
-random fill-in-the-middle cuts move it by as much (36.8-37.2 % over two seeds;
+random fill-in-the-middle cuts move it by as much (36.8-37.2 % over four draws;
 docs/benchmarks.md, twenty-fifth and twenty-sixth sessions).
 
 The signs read here are those of code no one would leave finished:
@@ -177,16 +177,13 @@ def _never_closed(lines: list[str], codes: list[str | None], in_strings: set[int
     the lines below would close them."""
     if net <= 0:
         return False
+    indent = _indent(lines[i])
     for j in range(i + 1, len(lines)):
         code = codes[j]
         if code is None:
             continue
-        if j in in_strings or not code.strip('"'):  # a string's indentation is its own
-            net += _net(code)
-            if net <= 0:
-                return False
-            continue
-        if _indent(lines[j]) <= _indent(lines[i]) and lines[j].lstrip()[:1] not in _CLOSERS:
+        own_indent = j not in in_strings and code.strip('"')  # a string's indentation is its own
+        if own_indent and _indent(lines[j]) <= indent and lines[j].lstrip()[:1] not in _CLOSERS:
             return True
         net += _net(code)
         if net <= 0:
