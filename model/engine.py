@@ -35,6 +35,9 @@ BEAM_MAX_TOKENS = 64
 # Healing a word no one token finishes writes it again token by token: at most this many
 # passes of the model, one per token tried (see ``_heal_across_tokens``).
 HEAL_ACROSS_PASSES = 4
+# A half-typed word is finished by a longer token that the model finds at least this many
+# nats likelier than the fragment standing alone (see ``_finishes_word``).
+HEAL_WORD_MARGIN = 2.0
 
 
 class ModelLoadError(RuntimeError):
@@ -494,7 +497,8 @@ class CompletionEngine:
             # prompt left ending in one is cut where a model trained on token cuts
             # (``DataConfig.token_cut_rate``) never saw a cut.
             if not fragment.strip(" \t") or \
-                    np.count_nonzero(log_probs > log_probs[first]) < options.heal_alternatives:
+                    np.count_nonzero(log_probs > log_probs[first]) < options.heal_alternatives or \
+                    self._finishes_word(fragment, first, log_probs):
                 return Prompt(healed.static, [*healed.dynamic, first]), _Start((first,), (float(log_probs[first]),),
                                                                                fragment)
         return self._heal_across_tokens(prompt, options, body, marker, most, scored)
@@ -561,12 +565,33 @@ class CompletionEngine:
         ids, log_probs = found
         return Prompt(prompt.static, [*base, *ids]), _Start(tuple(ids), tuple(log_probs), fragment)
 
-    def _pieces_of(self, text: str) -> np.ndarray:
-        """The ids of the tokens whose text is a proper beginning of ``text``."""
+    def _finishes_word(self, fragment: str, token: int, log_probs: np.ndarray) -> bool:
+        """Whether ``token`` finishes the half-typed word ``fragment``, by the model's own
+        comparison: the fragment is a token of its own and the model finds it far less
+        likely, as a whole word, than the longer ``token`` (`` enumer`` against
+        `` enumerate``, 5.4 nats).
+
+        The rank among all next tokens says too little here: trained on cuts at any
+        character, the model spreads its belief after ``for i, item in`` over pieces that
+        go on a word (``items``, ``s``, ``_``), and `` enumerate`` ranks 194th.  Both tokens
+        compared start the same way, so that belief weighs on neither."""
+        if not _is_word_char(fragment[-1]):
+            return False
+        whole = self._token_id_table().get(fragment)
+        return whole is not None and whole != token and \
+            float(log_probs[token] - log_probs[whole]) >= HEAL_WORD_MARGIN
+
+    def _token_id_table(self) -> dict[str, int]:
+        """Each (non-special) token's text -> its id."""
         if self._token_ids is None:
             self._token_ids = {t: i for i, t in enumerate(self._ensure_token_texts())
                                if t and i not in self._special_ids}
-        found = (self._token_ids.get(text[:n]) for n in range(1, len(text)))
+        return self._token_ids
+
+    def _pieces_of(self, text: str) -> np.ndarray:
+        """The ids of the tokens whose text is a proper beginning of ``text``."""
+        table = self._token_id_table()
+        found = (table.get(text[:n]) for n in range(1, len(text)))
         return np.array(sorted({i for i in found if i is not None}), dtype=np.int64)
 
     def _start_unindented(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, _Start]:

@@ -85,6 +85,10 @@ HALF_TYPED = [  # (text before the cursor, how the word the cursor is in must go
     ("class User:\n    def __init__(self, name):\n        self.na", "me"),
     # No one token finishes ``wrappin`` (`` w`` + ``rapp`` + ``in``): written again token by token.
     ("def wrap(text):\n    # helper for wrappin", "g"),
+    # `` enumer`` is a token of its own, and after ``for i, item in`` the model ranks
+    # `` enumerate`` 194th among all tokens, but 5.4 nats above `` enumer`` standing alone.
+    ("def show(items):\n    for i, item in enumer", "ate("),
+    ("def check(value):\n    return isinst", "ance("),
 ]
 
 
