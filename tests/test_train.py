@@ -192,6 +192,22 @@ def test_a_continued_run_can_lower_the_peak_rate(tmp_path):
     assert get_lr(cfg.max_steps, cfg) == pytest.approx(5e-6)
 
 
+def test_a_corpus_smaller_than_one_window_is_refused_before_training(tmp_path):
+    """Folders with less code than one training window (or a continuation that left out
+    nearly every file) stop with one line before any step, not with a traceback after the
+    run trained on the same few tokens for a hundred steps."""
+    code = tmp_path / "code"
+    code.mkdir()
+    for name in ("a.py", "b.py"):
+        (code / name).write_text("def add(a, b):\n    return a + b\n\n\nprint(add(1, 2))\n" * 2)
+    proc = subprocess.run([sys.executable, "-m", "training.cli", "train", "--preset", "tiny", "--roots", str(code),
+                           "--corpus-permille", "1000", "--out", str(tmp_path / "run")], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert proc.returncode != 0 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "too little code to train on" in proc.stderr and "one window of 256" in proc.stderr
+    assert not (tmp_path / "run" / "checkpoint").exists()
+
+
 def test_the_corpus_can_be_balanced_across_packages(tmp_path):
     from training.cli import build_parser, train_config
 

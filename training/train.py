@@ -322,6 +322,13 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
     if ddp:
         dist.barrier()
     train_data, val_data = load_tokens(data_dir, "train"), load_tokens(data_dir, "val")
+    for split, data in (("training", train_data), ("validation", val_data)):
+        # Checked before the model is built: a run that cannot fill one window would train
+        # on the same few tokens until its first validation, then stop with a traceback.
+        if len(data) <= cfg.window_tokens + 1:
+            raise SystemExit(f"too little code to train on: {len(data):,} {split} tokens, and one window of "
+                             f"{cfg.window_tokens:,} needs more (add folders with --roots, or leave out fewer "
+                             f"files; the corpus is kept in {data_dir}, so start again with another --out)")
 
     torch.manual_seed(cfg.seed + rank)
     if cfg.init_from:
