@@ -89,6 +89,10 @@ HALF_TYPED = [  # (text before the cursor, how the word the cursor is in must go
     # `` enumerate`` 194th among all tokens, but 5.4 nats above `` enumer`` standing alone.
     ("def show(items):\n    for i, item in enumer", "ate("),
     ("def check(value):\n    return isinst", "ance("),
+    # ``NotImplem`` is ``Not`` + ``Im`` + ``plem``: ``ented`` beats ``plem`` as typed, though
+    # the likeliest tokens after ``Im`` alone make ``NotImplection``.
+    ("def f(a):\n    raise NotImplem", "entedError"),
+    ("def f(x):\n    prin", "t("),
 ]
 
 
@@ -101,6 +105,19 @@ def test_a_half_typed_word_is_finished_not_restarted():
         healed = engine.complete(prompt, GenerationOptions(max_tokens=16, heal=True))
         assert healed.text.startswith(rest), (prefix, healed.text)
         assert 0 < healed.confidence <= 1
+
+
+def test_the_typed_half_of_a_word_does_not_count_against_the_confidence():
+    """What the user typed is not the model's guess: a word the model finishes with
+    certainty among the tokens that write the typed characters leaves the line's confidence
+    to the rest of it (before, `` enumerate``'s 0.05 % of all the model's belief after
+    ``for i, item in`` put the line at 0.16, near where ``minConfidence`` hides it)."""
+    engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
+    for prefix, rest in HALF_TYPED[3:5]:  # words finished with certainty, lines the model is sure of
+        prompt = completion_prompt(engine.tokenizer, engine.special, "pkg/module.py", prefix, "\n")
+        for beams in (1, 2):
+            healed = engine.complete(prompt, GenerationOptions(max_tokens=16, heal=True, beam_size=beams))
+            assert healed.text.startswith(rest) and healed.confidence > 0.5, (prefix, beams, healed)
 
 
 def test_beam_search_gives_one_whole_line_and_still_finishes_the_word():
