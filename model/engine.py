@@ -500,7 +500,9 @@ class CompletionEngine:
             if not len(allowed):
                 continue
             healed = Prompt(prompt.static, [*body[:-k], *marker])
-            log_probs = scored[k] = self._next_token_log_probs(healed, options)
+            log_probs = scored.get(k)  # already there where a longer cut was compared with its typed tokens
+            if log_probs is None:
+                log_probs = scored[k] = self._next_token_log_probs(healed, options)
             first = int(allowed[np.argmax(log_probs[allowed])])
             # Only a likely continuation: an unlikely one would steer the model somewhere it
             # would not go, for a fragment it may rather end (``x = f`` then ``(``).  Blanks
