@@ -511,7 +511,7 @@ class CompletionEngine:
             # (``DataConfig.token_cut_rate``) never saw a cut.
             if not fragment.strip(" \t") or \
                     np.count_nonzero(log_probs > log_probs[first]) < options.heal_alternatives or \
-                    self._finishes_word(prompt, options, k, first, scored):
+                    self._finishes_word(prompt, options, body, marker, k, first, scored):
                 return Prompt(healed.static, [*healed.dynamic, first]), _Start(
                     (first,), (_given_typed(log_probs, first, allowed),), fragment)
         return self._heal_across_tokens(prompt, options, body, marker, most, scored)
@@ -578,12 +578,12 @@ class CompletionEngine:
         ids, log_probs = found
         return Prompt(prompt.static, [*base, *ids]), _Start(tuple(ids), tuple(log_probs), fragment)
 
-    def _finishes_word(self, prompt: Prompt, options: GenerationOptions, k: int, token: int,
-                       scored: dict[int, np.ndarray]) -> bool:
-        """Whether ``token`` finishes the half-typed word that ``prompt``'s last ``k`` tokens
-        write, by the model's own comparison: it is far likelier than those tokens as they
-        were typed, one after the other (`` enumerate`` against `` enumer`` alone, 5.4
-        nats; ``exist`` against ``ex`` + ``i``).
+    def _finishes_word(self, prompt: Prompt, options: GenerationOptions, body: list[int], marker: list[int],
+                       k: int, token: int, scored: dict[int, np.ndarray]) -> bool:
+        """Whether ``token`` finishes the half-typed word that ``body``'s last ``k`` tokens
+        write (``_heal``'s cut), by the model's own comparison: it is far likelier than those
+        tokens as they were typed, one after the other (`` enumerate`` against `` enumer``
+        alone, 5.4 nats; ``exist`` against ``ex`` + ``i``).
 
         The rank among all next tokens says too little here: trained on cuts at any
         character, the model spreads its belief after ``for i, item in`` over pieces that
@@ -591,10 +591,7 @@ class CompletionEngine:
         ways compared start the same way, so that belief weighs on neither.  ``scored``:
         the next-token distributions by tokens taken back, filled in where missing (one
         pass each, at most ``heal_tokens - 1``, only where the rank test failed)."""
-        body = prompt.dynamic[:-1] if prompt.dynamic[-1:] == [self.special.fim_middle] else prompt.dynamic
-        marker = prompt.dynamic[len(body):]
-        typed_ids = body[-k:]
-        fragment = self.tokenizer.decode(typed_ids, skip_special_tokens=False)
+        fragment = self.tokenizer.decode(body[-k:], skip_special_tokens=False)
         if not _is_word_char(fragment[-1]) or self._ensure_token_texts()[token] == fragment:
             return False
         typed = 0.0
@@ -604,17 +601,12 @@ class CompletionEngine:
             typed += float(scored[j][body[-j]])
         return float(scored[k][token]) - typed >= HEAL_WORD_MARGIN
 
-    def _token_id_table(self) -> dict[str, int]:
-        """Each (non-special) token's text -> its id."""
+    def _pieces_of(self, text: str) -> np.ndarray:
+        """The ids of the tokens whose text is a proper beginning of ``text``."""
         if self._token_ids is None:
             self._token_ids = {t: i for i, t in enumerate(self._ensure_token_texts())
                                if t and i not in self._special_ids}
-        return self._token_ids
-
-    def _pieces_of(self, text: str) -> np.ndarray:
-        """The ids of the tokens whose text is a proper beginning of ``text``."""
-        table = self._token_id_table()
-        found = (table.get(text[:n]) for n in range(1, len(text)))
+        found = (self._token_ids.get(text[:n]) for n in range(1, len(text)))
         return np.array(sorted({i for i in found if i is not None}), dtype=np.int64)
 
     def _start_unindented(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, _Start]:
