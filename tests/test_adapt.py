@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from lsp_helpers import RecordingClient, insert, running_server, status, until
 from model.adapted import adapted_dir, read_adapted
@@ -281,3 +282,16 @@ async def test_a_running_server_takes_up_a_new_adaptation_without_a_restart(work
         await client.inline(uri, 1, 11)
         await until(lambda: answered() > before)
         assert not client.messages
+
+
+def test_parts_of_the_model_left_frozen_come_back_as_they_were(workspace, tiny_model, tmp_path):
+    """Adaptation that leaves attention alone changes only the rest of the model."""
+    from safetensors.torch import load_file
+
+    config = AdaptConfig(steps=2, batch_size=2, window=64, lr=1e-2, frozen=("self_attn",))
+    adapt(workspace, tiny_model, tmp_path, config)
+    base = load_file(tiny_model / "model.safetensors")
+    adapted = load_file(read_adapted(workspace, tmp_path)[0] / "model.safetensors")
+    attention = [name for name in base if "self_attn" in name]
+    assert attention and all(torch.equal(base[name], adapted[name]) for name in attention)
+    assert not all(torch.equal(base[name], adapted[name]) for name in base if "mlp" in name)

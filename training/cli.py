@@ -188,7 +188,8 @@ def _cmd_adapt(args: argparse.Namespace) -> None:
     from training.adapt import AdaptConfig, adapt
 
     base = args.base or DEFAULT_MODEL_DIR
-    config = AdaptConfig(steps=args.steps, seed=args.seed, **({"threads": args.threads} if args.threads else {}))
+    config = AdaptConfig(seed=args.seed, **({"steps": args.steps} if args.steps else {}),
+                         **({"threads": args.threads} if args.threads else {}))
     try:
         info = adapt(root, base, cache, config)
     except ValueError as exc:
@@ -255,7 +256,7 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
     if args.adapt:
         from training.adapt import AdaptConfig
 
-        adapt = AdaptConfig(steps=args.adapt_steps, seed=args.adapt_seed)
+        adapt = AdaptConfig(seed=args.adapt_seed, **({"steps": args.adapt_steps} if args.adapt_steps else {}))
     try:
         report = evaluate_lines(args.examples, args.repos, options, limit=args.limit, verbose=True,
                                 adapt=adapt, explain=bool(args.dump))
@@ -358,7 +359,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("adapt", help="fine-tune the default model on a workspace's own code (CPU, minutes)")
     p.add_argument("folder", type=existing_dir, nargs="?", default=Path("."), help="the workspace (default: here)")
-    p.add_argument("--steps", type=positive_int, default=300, help="training steps (about 1 s each on 2 cores)")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="training steps (default: AdaptConfig.steps, tuned on the dev set; under a second "
+                        "each on 2 cores)")
     p.add_argument("--base", type=existing_dir, help="model to start from (default: the shipped model)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0,
@@ -396,7 +399,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
                    help="write per-example predictions, with each one's source and confidence, here (JSON lines)")
     e.add_argument("--adapt", action="store_true",
                    help="first adapt the model to each repository (its copy with the evaluated lines cut)")
-    e.add_argument("--adapt-steps", type=positive_int, default=300, help="steps of that adaptation")
+    e.add_argument("--adapt-steps", type=positive_int, default=None,
+                   help="steps of that adaptation (default: as ghostline adapt)")
     e.add_argument("--adapt-seed", type=int, default=0,
                    help="that adaptation's seed: two seeds differ by about a point of EM, so compare several")
     e.add_argument("--curve", type=confidence_list, metavar="VALUES",

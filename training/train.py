@@ -71,6 +71,9 @@ class TrainConfig:
     # paired runs; ~20-40 s to compile at the start); it needs a C compiler, so it is asked
     # for, not assumed.
     compile: bool = False
+    # Parameters whose names contain one of these are kept as they are (no gradient, not in
+    # the optimizer): ``ghostline adapt`` leaves attention alone (see ``AdaptConfig.frozen``).
+    frozen: tuple[str, ...] = ()
 
     @property
     def window_tokens(self) -> int:
@@ -349,8 +352,16 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
         model.tie_weights()
         log(f"initialised from {cfg.init_from}")
     model.to(device)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    trained = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(not any(part in name for part in cfg.frozen))
+        if p.requires_grad:
+            trained.append(p)
+    if cfg.frozen:
+        log(f"training {sum(p.numel() for p in trained) / 1e6:.2f} M of the parameters "
+            f"(kept: {', '.join(cfg.frozen)})")
+    decay = [p for p in trained if p.dim() >= 2]
+    no_decay = [p for p in trained if p.dim() < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(0.9, 0.95), fused=device.startswith("cuda"),
