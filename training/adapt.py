@@ -42,8 +42,8 @@ from training.unfinished import without_unfinished_lines
 @dataclass(frozen=True)
 class AdaptConfig:
     # With attention kept (``frozen``), 120 steps (~1.5 passes over the requests repository's
-    # 166 k tokens) do as well as 300 on the dev set and take a quarter of the time: 38.2 /
-    # 67.4 over three seeds in ~77 s, against 37.3 / 67.0 in ~310 s for 300 steps of the whole
+    # 161 k tokens) do better than 300 on the dev set in a quarter of the time: 38.3 / 67.3
+    # over three seeds in ~75 s, against 37.3 / 67.0 in ~310 s for 300 steps of the whole
     # model (docs/benchmarks.md, twenty-ninth session).
     steps: int = 120
     batch_size: int = 8
