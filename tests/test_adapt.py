@@ -295,3 +295,9 @@ def test_parts_of_the_model_left_frozen_come_back_as_they_were(workspace, tiny_m
     attention = [name for name in base if "self_attn" in name]
     assert attention and all(torch.equal(base[name], adapted[name]) for name in attention)
     assert not all(torch.equal(base[name], adapted[name]) for name in base if "mlp" in name)
+
+
+def test_the_help_names_the_steps_adaptation_takes():
+    out = subprocess.run([sys.executable, "-m", "training.cli", "adapt", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    assert f"default {AdaptConfig.steps};" in " ".join(out.split())

@@ -31,6 +31,9 @@ from lsp_server.cli import (
 )
 from model import __version__
 
+# AdaptConfig.steps, for the help text without importing torch (a test keeps the two equal).
+ADAPT_STEPS = 120
+
 if TYPE_CHECKING:  # torch stays unimported until a command needs it
     from training.train import TrainConfig
 
@@ -360,8 +363,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("adapt", help="fine-tune the default model on a workspace's own code (CPU, minutes)")
     p.add_argument("folder", type=existing_dir, nargs="?", default=Path("."), help="the workspace (default: here)")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help="training steps (default: AdaptConfig.steps, tuned on the dev set; under a second "
-                        "each on 2 cores)")
+                   help=f"training steps (default {ADAPT_STEPS}; under a second each on 2 cores)")
     p.add_argument("--base", type=existing_dir, help="model to start from (default: the shipped model)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0,
@@ -400,7 +402,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--adapt", action="store_true",
                    help="first adapt the model to each repository (its copy with the evaluated lines cut)")
     e.add_argument("--adapt-steps", type=positive_int, default=None,
-                   help="steps of that adaptation (default: as ghostline adapt)")
+                   help=f"steps of that adaptation (default {ADAPT_STEPS}, as ghostline adapt)")
     e.add_argument("--adapt-seed", type=int, default=0,
                    help="that adaptation's seed: two seeds differ by about a point of EM, so compare several")
     e.add_argument("--curve", type=confidence_list, metavar="VALUES",
