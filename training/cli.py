@@ -31,7 +31,8 @@ from lsp_server.cli import (
 )
 from model import __version__
 
-# AdaptConfig.steps, for the help text without importing torch (a test keeps the two equal).
+# AdaptConfig.steps, for the arguments' defaults without importing torch (a test keeps the
+# two equal).
 ADAPT_STEPS = 120
 
 if TYPE_CHECKING:  # torch stays unimported until a command needs it
@@ -191,8 +192,7 @@ def _cmd_adapt(args: argparse.Namespace) -> None:
     from training.adapt import AdaptConfig, adapt
 
     base = args.base or DEFAULT_MODEL_DIR
-    config = AdaptConfig(seed=args.seed, **({"steps": args.steps} if args.steps else {}),
-                         **({"threads": args.threads} if args.threads else {}))
+    config = AdaptConfig(steps=args.steps, seed=args.seed, **({"threads": args.threads} if args.threads else {}))
     try:
         info = adapt(root, base, cache, config)
     except ValueError as exc:
@@ -259,7 +259,7 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
     if args.adapt:
         from training.adapt import AdaptConfig
 
-        adapt = AdaptConfig(seed=args.adapt_seed, **({"steps": args.adapt_steps} if args.adapt_steps else {}))
+        adapt = AdaptConfig(steps=args.adapt_steps, seed=args.adapt_seed)
     try:
         report = evaluate_lines(args.examples, args.repos, options, limit=args.limit, verbose=True,
                                 adapt=adapt, explain=bool(args.dump))
@@ -362,7 +362,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("adapt", help="fine-tune the default model on a workspace's own code (CPU, minutes)")
     p.add_argument("folder", type=existing_dir, nargs="?", default=Path("."), help="the workspace (default: here)")
-    p.add_argument("--steps", type=positive_int, default=None,
+    p.add_argument("--steps", type=positive_int, default=ADAPT_STEPS,
                    help=f"training steps (default {ADAPT_STEPS}; under a second each on 2 cores)")
     p.add_argument("--base", type=existing_dir, help="model to start from (default: the shipped model)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
@@ -401,7 +401,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
                    help="write per-example predictions, with each one's source and confidence, here (JSON lines)")
     e.add_argument("--adapt", action="store_true",
                    help="first adapt the model to each repository (its copy with the evaluated lines cut)")
-    e.add_argument("--adapt-steps", type=positive_int, default=None,
+    e.add_argument("--adapt-steps", type=positive_int, default=ADAPT_STEPS,
                    help=f"steps of that adaptation (default {ADAPT_STEPS}, as ghostline adapt)")
     e.add_argument("--adapt-seed", type=int, default=0,
                    help="that adaptation's seed: two seeds differ by about a point of EM, so compare several")
