@@ -22,9 +22,10 @@ import numpy as np
 
 from lsp_server.documents import lsp_line_breaks
 from lsp_server.files import read_regular_text
-from lsp_server.languages import family_of
+from lsp_server.languages import PYTHON, family_of
 from lsp_server.line_memory import FileLines
 from lsp_server.similarity.crawl import CrawlConfig, crawl
+from lsp_server.unfinished import blank_unfinished_lines
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -147,6 +148,10 @@ class Retriever:
         if text is None:
             return None
         text = lsp_line_breaks(text)  # an open CRLF or CR-only document (files are read with universal newlines)
+        if family_of(key) == PYTHON.family:
+            # Another file saved (or open) mid-edit holds the line its user was typing: as
+            # context it shows the model code that ends nowhere, as a line to copy it is one.
+            text = blank_unfinished_lines(text, PYTHON.id)
         cfg = self.config
         entry = _FileWindows(stamp, _Windows(text, self._vocabulary, cfg.window_lines, cfg.stride), FileLines(text))
         self._files[key] = entry

@@ -107,7 +107,7 @@ def price_per_loaf(
 def test_finished_code_is_learnt_whole():
     """Brackets left open for the lines below, a condition broken after ``and``, a star
     import and a stub's ellipsis are finished code."""
-    from training.unfinished import unfinished_lines
+    from lsp_server.unfinished import unfinished_lines
 
     assert unfinished_lines(FINISHED, "python") == {}
     cut = FINISHED.replace("    names = (order.first +\n             order.last)\n", "    names = order.first +\n")
@@ -118,7 +118,7 @@ def test_statements_cut_where_no_finished_code_stops_are_unfinished():
     """A signature cut before its body (the body is indented as arguments would be but
     never closes the bracket), a header without its colon, a name alone, ``from x`` without
     its import, an argument cut after its dot: each is left out, and nothing else."""
-    from training.unfinished import unfinished_lines
+    from lsp_server.unfinished import unfinished_lines
 
     cut = (FINISHED.replace("def total(order, price):", "def total(order")
            .replace("    if (order.loaves > 0 and\n            price > 0):", "    if order.loaves > 0")
@@ -133,7 +133,7 @@ def test_statements_cut_where_no_finished_code_stops_are_unfinished():
 def test_only_trailing_blanks_mark_a_line_outside_python():
     """The bracket and operator signs are Python's grammar; in another language a line is
     left out only for its trailing blanks."""
-    from training.unfinished import unfinished_lines
+    from lsp_server.unfinished import unfinished_lines
 
     js = "const x = foo(\nlet y = 2;  \n"
     assert unfinished_lines(js, "javascript") == {1: "blanks at its end"}

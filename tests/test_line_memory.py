@@ -359,3 +359,27 @@ async def test_a_common_line_is_not_offered_inside_a_docstring(tmp_path):
         assert "return None" in in_code, in_code
         in_docstring = [c.text for c in (await explain(client, uri, 2, 4)).candidates]
         assert "return None" not in in_docstring, in_docstring
+
+
+async def test_a_line_another_file_was_saved_with_half_written_is_neither_copied_nor_shown_as_context(tmp_path):
+    """An editor saves the file being edited with the line being typed cut where the cursor
+    stood; in another file, line memory does not offer that line's rest and the retrieved
+    snippets leave it out, while the rest of that file still serves both."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "other.py").write_text(
+        "import requests\n\n\ndef send(session, url, payload):\n    response = session.post(url, json=\n"
+        "    return response.json()\n\n\ndef fetch(session, url):\n    response = session.get(url, timeout=10)\n"
+        "    return response.json()\n")
+    options = {"debounceMs": 0, "minConfidence": 0.0, "cacheDir": str(tmp_path / "cache")}
+    async with running_server(ws, options) as client:
+        uri = (ws / "main.py").as_uri()
+        client.open(uri, "import requests\n\n\ndef upload(session, url, payload):\n    response = session.\n")
+        found = await explain(client, uri, 4, len("    response = session."))
+        offered = [c.text for c in found.candidates]
+        assert "get(url, timeout=10)" in offered
+        assert not any("json=" in text for text in offered)
+        # The snippet keeps the file's lines where they were, the half-written one emptied.
+        assert "def send(session, url, payload):\n\n    return response.json()\n" in found.prompt
+        assert "json=" not in found.prompt
+        assert [(c.path, c.startLine) for c in found.context] == [("other.py", 0)]

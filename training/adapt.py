@@ -30,13 +30,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from lsp_server.unfinished import without_unfinished_lines
 from model.adapted import MODEL_SUBDIR, AdaptedInfo, adapted_dir, read_adapted, remove_other_models
 from model.config import ModelConfig
 from model.tokenizer import TOKENIZER_FILE
 from training.corpus import CorpusConfig, iter_corpus, reject_reason, split_of
 from training.data import DataConfig, write_meta, write_shard
 from training.train import TrainConfig, train
-from training.unfinished import without_unfinished_lines
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Lines a workspace holds half-written, so that adaptation does not learn them.
+"""Lines a workspace holds half-written, so that adaptation does not learn them and
+completions do not copy them (retrieval and line memory read other files with them blanked).
 
 A user's repository is never all finished code: the file being edited is saved with the
 line being typed cut where the cursor stood (``r = requests.get(httpbin("stream/4"``,
@@ -210,3 +211,12 @@ def without_unfinished_lines(text: str, language: str) -> tuple[str, int]:
     if not drop:
         return text, 0
     return "\n".join(line for i, line in enumerate(text.split("\n")) if i not in drop), len(drop)
+
+
+def blank_unfinished_lines(text: str, language: str) -> str:
+    """``text`` with the lines that look half-written emptied: line numbers stay those of
+    the file, for the snippets and line-memory distances that cite them."""
+    drop = unfinished_lines(text, language)
+    if not drop:
+        return text
+    return "\n".join("" if i in drop else line for i, line in enumerate(text.split("\n")))
