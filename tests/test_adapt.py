@@ -166,6 +166,32 @@ def test_each_pass_over_a_small_repository_brings_new_completions(workspace, tmp
     assert not np.array_equal(rest[: len(one)], one)
 
 
+def test_adaptation_learns_from_whole_examples_that_fit_its_window():
+    """Each piece of a module is one fill-in-the-middle example short enough that a
+    training window holds all of it, the middle with the code on both sides: a window over
+    a long example mostly holds code far from its middle."""
+    import json.decoder
+    import random
+
+    from lsp_server.settings import DEFAULT_MODEL_DIR
+    from model.tokenizer import load_tokenizer, special_ids
+    from training.adapt import data_config
+    from training.data import document_ids
+
+    config = AdaptConfig()
+    tok = load_tokenizer(DEFAULT_MODEL_DIR)
+    sp = special_ids(tok)
+    text = Path(json.decoder.__file__).read_text()
+    assert len(text) > 10_000
+    ids = document_ids(tok, "json/decoder.py", text, data_config(config), random.Random(0))
+    starts = [i for i, t in enumerate(ids) if t == sp.file_sep] + [len(ids)]
+    examples = [ids[a:b] for a, b in zip(starts, starts[1:])]
+    assert len(examples) >= 5
+    assert all(sp.fim_middle in example for example in examples)
+    fitting = sum(len(example) <= config.window for example in examples)
+    assert fitting >= 0.9 * len(examples)
+
+
 async def _status(client: RecordingClient) -> dict:
     """The status once the model has loaded (or failed to)."""
     await until(lambda: status(client, "state") in ("ready", "error"), timeout=120)
