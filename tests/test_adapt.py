@@ -172,6 +172,7 @@ def test_adaptation_learns_from_whole_examples_that_fit_its_window():
     a long example mostly holds code far from its middle."""
     import json.decoder
     import random
+    from itertools import pairwise
 
     from lsp_server.settings import DEFAULT_MODEL_DIR
     from model.tokenizer import load_tokenizer, special_ids
@@ -185,7 +186,7 @@ def test_adaptation_learns_from_whole_examples_that_fit_its_window():
     assert len(text) > 10_000
     ids = document_ids(tok, "json/decoder.py", text, data_config(config), random.Random(0))
     starts = [i for i, t in enumerate(ids) if t == sp.file_sep] + [len(ids)]
-    examples = [ids[a:b] for a, b in zip(starts, starts[1:])]
+    examples = [ids[a:b] for a, b in pairwise(starts)]
     assert len(examples) >= 5
     assert all(sp.fim_middle in example for example in examples)
     fitting = sum(len(example) <= config.window for example in examples)
