@@ -44,8 +44,10 @@ async def test_cancel_request_stops_generation_and_server_keeps_serving(workspac
         await client.inline(uri, 5, 11)  # warm up: model loaded
         stopped_mid_generation = False
         # A cancel can land before generation starts (nothing runs) or during it (it stops
-        # within a token); retry with later cancels until one lands mid-generation.
-        for attempt, delay in enumerate((0.02, 0.05, 0.08, 0.12, 0.2)):
+        # within a token); retry with later cancels until one lands mid-generation.  The
+        # tiny model writes its 512 tokens in ~40 ms, so the delays step finely: on a busy
+        # machine the start moves by more than that.
+        for attempt, delay in enumerate((0.01, 0.02, 0.03, 0.045, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3)):
             seen = len(client.logs)
             params = inline_params(uri, 4, 4 + attempt)
             msg_id = f"cancel-me-{attempt}"
