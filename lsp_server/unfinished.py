@@ -51,11 +51,14 @@ _NAME_ALONE = re.compile(r"[A-Za-z_]\w*")
 _WHOLE_ALONE = frozenset({"pass", "break", "continue", "return", "raise", "yield", "else", "try", "finally"})
 _OPENERS, _CLOSERS = "([{", ")]}"
 _TRIPLE = ('"""', "'''")
+_QUOTE_OR_COMMENT = re.compile(r"[\"'#]")
 
 
 def _code_of(line: str, in_string: str | None) -> tuple[str, str | None]:
     """The line's code with strings and comments taken out (each string leaves ``""``),
     and the triple quote still open after it (``in_string``: the one open before it)."""
+    if in_string is None and not _QUOTE_OR_COMMENT.search(line):
+        return line, None  # most lines: nothing to take out (reading a file char by char costs ~3x)
     out: list[str] = []
     i, n = 0, len(line)
     while i < n:
