@@ -69,6 +69,10 @@ def positive_permille(text: str) -> int:
     return _number(text, int, "an integer", lambda v: 0 < v <= 1000, "must be from 1 to 1000")
 
 
+def share(text: str) -> float:
+    return _number(text, float, "a number", lambda v: 0 <= v <= 1, "must be a share from 0 to 1")
+
+
 def non_negative_float(text: str) -> float:
     return _number(text, float, "a number", lambda v: v >= 0, "must be a number from 0 up")
 

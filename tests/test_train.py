@@ -90,6 +90,26 @@ def test_a_release_decay_can_branch_off_a_running_wsd_run(tmp_path):
         config("--preset", "small-1k", "--max-steps", "50", "--decay-steps", "50")
 
 
+def test_a_run_can_cut_its_middles_between_tokens(tmp_path, capsys):
+    """``--token-cut-rate`` reaches the run's data settings, keeping the preset's others;
+    a share outside 0-1 stops with one line."""
+    from training.cli import build_parser, train_config
+    from training.train import PRESETS
+
+    def config(*extra: str):
+        args = ["train", "--out", str(tmp_path), "--preset", "small-1k", *extra]
+        return train_config(build_parser().parse_args(args))
+
+    assert config().data.token_cut_rate == 0.0
+    cfg = config("--token-cut-rate", "0.5")
+    assert cfg.data.token_cut_rate == 0.5
+    assert cfg.data.piece_chars == PRESETS["small-1k"].data.piece_chars
+    with pytest.raises(SystemExit):
+        config("--token-cut-rate", "1.5")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "--token-cut-rate: must be a share from 0 to 1: 1.5" in err[-1] and "Traceback" not in "\n".join(err)
+
+
 def test_a_run_folder_is_never_overwritten_by_a_new_run(tiny_run, tmp_path, capsys):
     """``ghostline train --out RUN`` on a folder that holds a run (hours of training) stops
     with one line instead of starting afresh over its checkpoint; ``--resume`` without the

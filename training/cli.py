@@ -28,6 +28,7 @@ from lsp_server.cli import (
     positive_int,
     positive_permille,
     run,
+    share,
 )
 from model import __version__
 
@@ -86,6 +87,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         overrides["corpus_sample_permille"] = args.corpus_permille
     if args.max_package_mb is not None:
         overrides["corpus_max_package_bytes"] = round(args.max_package_mb * 1e6)
+    if args.token_cut_rate is not None:
+        overrides["data"] = replace(cfg.data, token_cut_rate=args.token_cut_rate)
     if args.lr is not None:
         overrides["lr"] = args.lr
         overrides["min_lr"] = min(cfg.min_lr, args.lr / 10)
@@ -344,6 +347,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-package-mb", type=positive_float, metavar="MB",
                    help="at most about MB of any one package (files by path hash), so a few huge packages "
                         "do not fill the corpus")
+    p.add_argument("--token-cut-rate", type=share, metavar="SHARE",
+                   help="the share of fill-in-the-middle cuts made between two tokens rather than at any "
+                        "character, as the server's prompts are (default 0: every cut at any character)")
     p.add_argument("--lr", type=positive_float, metavar="RATE",
                    help="peak learning rate (default: the preset's); lower it to continue a model whose own "
                         "schedule already decayed")
