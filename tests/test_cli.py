@@ -183,6 +183,26 @@ def test_eval_lines_dump_says_where_each_suggestion_came_from(tmp_path, tiny_mod
     assert rows[1]["source"] == "line memory"  # ``comp`` begins every line's call
 
 
+def test_eval_lines_mid_word_asks_from_inside_the_answers_first_word(tmp_path, tiny_model):
+    """``--mid-word``: each answer that starts with a word of 3+ characters is asked for again
+    with half the word typed (what a cursor meets while typing); other answers are left out."""
+    import json
+
+    cuts = [(10, len("value_10 = ")), (20, len("value_20 = compute(value_19, ")), (5, len("value_5 = compute(value_4"))]
+    examples = _eval_lines_demo(tmp_path, cuts)
+    dump = tmp_path / "dump.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "training.cli", "eval", "lines", str(examples), "--repos",
+                           str(tmp_path / "repos"), "--model", str(tiny_model), "--dump", str(dump), "--mid-word",
+                           "--setting", "minConfidence=0"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "cut inside words): 2 examples" in proc.stdout, proc.stdout
+    rows = [json.loads(line) for line in dump.read_text().splitlines()]
+    assert [(r["id"], r["gt"]) for r in rows] == [("demo-10-mid-word", "pute(value_9, step=10)"),
+                                                   ("demo-20-mid-word", "ep=20)")]
+    # ``com`` typed: every other line goes on with ``pute(``, and so does the suggestion.
+    assert rows[0]["pred"].startswith("pute("), rows[0]
+
+
 def test_eval_fim_finds_the_true_lines_likelier_than_wrong_ones(tmp_path):
     """``eval fim``: the shipped model's likelihood of each example's line, filled in the
     middle; the file's own pattern scores far better than the same lines scrambled."""

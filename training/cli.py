@@ -265,7 +265,7 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
         adapt = AdaptConfig(steps=args.adapt_steps, seed=args.adapt_seed)
     try:
         report = evaluate_lines(args.examples, args.repos, options, limit=args.limit, verbose=True,
-                                adapt=adapt, explain=bool(args.dump))
+                                adapt=adapt, explain=bool(args.dump), mid_word=args.mid_word)
     except (ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None
     if args.dump:
@@ -274,7 +274,8 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
         args.dump.write_text("\n".join(json.dumps(r) for r in report.rows) + "\n")
     mode = ("no retrieval" if args.no_retrieval else "with retrieval") + \
         (", no line memory" if args.no_line_memory else "") + \
-        (", no token healing" if args.no_token_healing else "") + (", adapted" if args.adapt else "")
+        (", no token healing" if args.no_token_healing else "") + (", adapted" if args.adapt else "") + \
+        (", cut inside words" if args.mid_word else "")
     print(f"line completion ({mode}): {report.line()}")
     if args.curve:
         # A copied line below minConfidence makes way for the model, so each point of the
@@ -282,7 +283,7 @@ def _cmd_eval_lines(args: argparse.Namespace) -> None:
         print("precision/coverage (minConfidence: EM, ES, shown %, precision among shown):")
         for value in args.curve:
             point = evaluate_lines(args.examples, args.repos, {**options, "minConfidence": value}, limit=args.limit,
-                                   adapt=adapt)
+                                   adapt=adapt, mid_word=args.mid_word)
             print(f"  {value:.2f}: EM {point.em:.1f}  ES {point.es:.1f}  shown {point.shown:.1f}%  "
                   f"precision {point.precision:.1f}")
 
@@ -411,6 +412,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
                    help=f"steps of that adaptation (default {ADAPT_STEPS}, as ghostline adapt)")
     e.add_argument("--adapt-seed", type=int, default=0,
                    help="that adaptation's seed: two seeds differ by about a point of EM, so compare several")
+    e.add_argument("--mid-word", action="store_true",
+                   help="cut each example again halfway into the word its answer starts with (answers starting "
+                        "with a word of 3+ characters), where a cursor stands while typing")
     e.add_argument("--curve", type=confidence_list, metavar="VALUES",
                    help="also run once per minConfidence value (0,0.1,0.2) and print the precision/coverage curve")
     e.set_defaults(func=_cmd_eval_lines)
