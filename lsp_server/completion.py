@@ -34,7 +34,7 @@ from lsp_server.documents import cursor_window
 from lsp_server.languages import family_of, language_of
 from lsp_server.line_memory import LineMemory, line_above, line_below
 from lsp_server.models import ModelHolder
-from lsp_server.postprocess import clean_block, clean_single_line, extends_a_whole_name, has_pragma
+from lsp_server.postprocess import clean_block, clean_single_line, extends_a_whole_name, has_pragma, known_name_for
 from lsp_server.prompt import budgets, build_prompt
 from lsp_server.remote import RemoteBackend, shown_url
 from lsp_server.retrieval import Retriever, Snippet
@@ -336,6 +336,15 @@ class CompletionService:
                                     stop=stop)
             again.seconds += completion.seconds
             completion = again
+        if block is None and not cancel.is_set():
+            word = known_name_for(prefix, suffix, completion.text, self.retriever.names_starting)
+            if word is not None:
+                log.info("the model finished the word into a name used nowhere (%r): asking again with %r",
+                         completion.text, word)
+                again = engine.complete(plan.prompt, replace(options, word=word), cancelled=cancel.is_set,
+                                        stop=stop)
+                again.seconds += completion.seconds
+                completion = again
         log.info("completion %s: %d tokens in %.0f ms (%s%s); confidence %.2f", path, completion.tokens,
                  1000 * completion.seconds, completion.stop_reason, ", block" if block else "",
                  completion.confidence)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import builtins
 import re
+from collections import Counter
+from collections.abc import Callable, Iterable
 
 from lsp_server.similarity.tokens import KEYWORDS
 
@@ -107,6 +109,47 @@ def extends_a_whole_name(prefix: str, suffix: str, text: str) -> bool:
         return whole.search(before) is not None or whole.search(suffix) is not None
 
     return used(typed.group()) and not used(longer)
+
+
+# Fewer typed characters than this say too little about which name is meant.
+MIN_TYPED_FOR_NAME = 2
+_DEFINED_HERE = re.compile(r"(?<!\w)(?:def|class)\s+$")
+
+
+def known_name_for(prefix: str, suffix: str, text: str, workspace_names: Callable[[str], Iterable[str]]) -> str | None:
+    """The name to finish the cursor's half-typed word with, where ``text`` (the model's
+    line) finishes it into a name used nowhere (``MaxRet`` + ``ailsError``, ``requests.Sess``
+    + ``r``): of the names that go on from the typed part, the one the document uses most,
+    else the shortest the workspace uses (``workspace_names(typed)``: those starting with
+    it).  None where the model's name is known (a keyword and a builtin too), where the
+    typed part is a name the document uses (the word may be whole), where nothing the code base
+    uses goes on from it, or where the word names what its line defines (``def``,
+    ``class``: a new name).
+
+    A small model knows a code base's names only from what the prompt shows; the names the
+    workspace already uses are what a person finishing a word there most often means."""
+    line_start = prefix.rfind("\n") + 1
+    typed = _NAME_BEFORE.search(prefix, line_start)
+    if typed is None or len(typed.group()) < MIN_TYPED_FOR_NAME or _DEFINED_HERE.search(prefix, 0, typed.start()):
+        return None
+    glued = _NAME_CHARS.match(text)
+    start = typed.group()
+    written = start + (glued.group() if glued else "")
+    if written in _ALWAYS_KNOWN or start in _ALWAYS_KNOWN:
+        return None
+    before = prefix[:typed.start()]
+    named = re.compile(rf"(?<!\w){re.escape(start)}\w*")
+    in_document = Counter(named.findall(before)) + Counter(named.findall(suffix))
+    # A name the document uses, typed whole, may be what is meant: no guess of a longer one.
+    if written in in_document or start in in_document:
+        return None
+    elsewhere = set(workspace_names(start))
+    if written in elsewhere:
+        return None
+    elsewhere.discard(start)
+    if in_document:
+        return max(in_document, key=lambda name: (in_document[name], -len(name)))
+    return min(elsewhere, key=lambda name: (len(name), name)) if elsewhere else None
 
 
 def clean_single_line(text: str, line_suffix: str, prefix_line: str = "", balance: bool = True) -> str:

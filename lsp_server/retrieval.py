@@ -187,6 +187,11 @@ class Retriever:
                 break
         return [s for _, s in picked]
 
+    def names_starting(self, start: str) -> list[str]:
+        """The names starting with ``start`` (itself included) that the workspace files read
+        so far use, or the documents' lines that asked for snippets."""
+        return [name for name in self._vocabulary if name.startswith(start)]
+
     def file_lines(self, current: Path, open_docs: dict[Path, tuple[int, str]],
                    root: Path | None) -> Iterator[FileLines]:
         """The other files' lines, for line memory: the same sources and time cap."""

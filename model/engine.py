@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 
 from model.config import MODEL_CONFIG_FILE, ModelConfig
 from model.prompt_format import Prompt
-from model.tokenizer import load_tokenizer, special_ids
+from model.tokenizer import encode, load_tokenizer, special_ids
 
 StopRule = Callable[[str], "int | None"]
 
@@ -90,6 +90,11 @@ class GenerationOptions:
     # line above or below, which a small model writes again where it has nothing better):
     # beam search answers with its next best line instead.
     not_lines: tuple[str, ...] = ()
+    # The half-typed word at the cursor is to be this name (the server passes one the code
+    # base uses where the model finished the word into a name used nowhere): the word's typed
+    # tokens are taken back, the whole name is written as the middle's first tokens, and the
+    # model goes on after it.  Nothing is healed.
+    word: str = ""
 
 
 @dataclass
@@ -578,6 +583,33 @@ class CompletionEngine:
         ids, log_probs = found
         return Prompt(prompt.static, [*base, *ids]), _Start(tuple(ids), tuple(log_probs), fragment)
 
+    def _write_word(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, _Start] | None:
+        """The prompt without the half-typed word it ends with and with ``options.word``'s
+        tokens instead, tokenized as a middle that starts with the word; None where the
+        prompt does not end with a beginning of that word."""
+        dynamic = prompt.dynamic
+        marker = dynamic[-1:] if dynamic and dynamic[-1] == self.special.fim_middle else []
+        body = dynamic[:len(dynamic) - len(marker)]
+        texts = self._ensure_token_texts()
+        k = 0
+        while k < len(body) and body[-1 - k] not in self._special_ids:
+            text = texts[body[-1 - k]]
+            if not text.lstrip(" ") or not all(map(_is_word_char, text.lstrip(" "))):
+                break
+            k += 1
+            if text[0] == " ":
+                break  # the word starts here
+        fragment = self.tokenizer.decode(body[len(body) - k:], skip_special_tokens=False) if k else ""
+        typed = fragment.lstrip(" ")
+        if not typed or options.word == typed or not options.word.startswith(typed):
+            return None
+        ids = encode(self.tokenizer, fragment + options.word[len(typed):])
+        base = Prompt(prompt.static, [*body[:len(body) - k], *marker])
+        # Certain, as the typed indentation in ``_heal``: the name is the code base's choice,
+        # not the model's guess, and the model's doubt about it (it wrote another) would hide
+        # the line behind ``minConfidence``.
+        return Prompt(base.static, [*base.dynamic, *ids]), _Start(tuple(ids), (0.0,) * len(ids), fragment)
+
     def _finishes_word(self, prompt: Prompt, options: GenerationOptions, body: list[int], marker: list[int],
                        k: int, token: int, scored: dict[int, np.ndarray]) -> bool:
         """Whether ``token`` finishes the half-typed word that ``body``'s last ``k`` tokens
@@ -751,7 +783,9 @@ class CompletionEngine:
         stop = stop or (end_of_line if options.single_line else None)
         t0 = time.perf_counter()
         with self._lock:
-            healed = self._heal(prompt, options) if options.heal and not options.word_ended else None
+            healed = self._write_word(prompt, options) if options.word else None
+            if healed is None and options.heal and not options.word_ended:
+                healed = self._heal(prompt, options)
             if healed is None and options.word_ended:
                 healed = self._start_after_word(prompt, options)
             if healed is None and options.unindented:

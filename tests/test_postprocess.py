@@ -12,6 +12,7 @@ from lsp_server.postprocess import (
     clean_single_line,
     cut_repetition,
     extends_a_whole_name,
+    known_name_for,
 )
 
 
@@ -44,6 +45,36 @@ def test_a_name_the_document_uses_is_not_glued_into_one_it_never_uses():
     assert not extends_a_whole_name(source + "r", "\n", "epr(r)")  # or a builtin
     assert not extends_a_whole_name("pr = pickle", "\n", "t_response(r)")  # a name used nowhere else
     assert extends_a_whole_name("pr = pickle", "\nprint(pickle)\n", "t_response(r)")  # after the cursor too
+
+
+def test_a_half_typed_word_finished_into_a_name_used_nowhere_gets_a_name_the_code_base_uses():
+    workspace = {"MaxRetryError", "MaxRetries", "Session", "SessionRedirectMixin", "get", "getLogger"}
+
+    def names(start: str) -> list[str]:
+        return sorted(n for n in workspace if n.startswith(start))
+
+    def known(prefix: str, text: str, suffix: str = "\n") -> str | None:
+        return known_name_for(prefix, suffix, text, names)
+
+    # The workspace's names: the shortest that goes on from what is typed.
+    assert known("    except MaxRet", "ailsError:") == "MaxRetries"
+    assert known("s = requests.Sess", "r(url)") == "Session"
+    assert known("s = requests.Sess", "(url)") == "Session"  # the typed part alone is no name either
+    # The document's names come first, the one it uses most.
+    assert known("try:\n    f()\nexcept MaxRetryError:\n    pass\nexcept MaxRet", "ailsError:") == "MaxRetryError"
+    # Nothing to change: the model's name is known (to the workspace, the document, Python) ...
+    assert known("    except MaxRet", "ryError:") is None
+    assert known("log = logging.get", "Logger(__name__)") is None
+    assert known("x = compute(1)\ny = comp", "ute(2)") is None
+    assert known("    if isinst", "ance(x, int):") is None
+    # ... nothing known goes on from the typed part, or too little is typed to tell ...
+    assert known("    value = Zork", "le()") is None
+    assert known("    value = S", "xyz()") is None
+    # ... the typed part is a whole name the document uses (the word may be done) ...
+    assert known("s = Sess\nt = Sess", "ionz") is None
+    # ... or the line defines the name: a new one.
+    assert known("def Sess", "ion_factory():") is None
+    assert known("class MaxRet", "riesExceeded(Exception):") is None
 
 
 def test_whitespace_only_is_never_returned():

@@ -333,6 +333,36 @@ async def test_the_server_does_not_glue_a_new_name_onto_one_the_document_uses(wo
         assert (await client.inline(uri, 4, len("class FlaskyStyle(Sty"))).startswith("le")
 
 
+NET_SOURCE = '''import requests
+
+
+def open_session(retries):
+    session = requests.Session()
+    session.mount("https://", requests.adapters.HTTPAdapter(max_retries=retries))
+    return session
+'''
+
+
+async def test_a_half_typed_word_is_finished_into_a_name_the_workspace_uses(workspace, options):
+    """After ``requests.adapters.HTTPAd`` the shipped model writes ``e`` (``HTTPAde``, a
+    name used nowhere); another file of the workspace uses ``HTTPAdapter``, and the server
+    asks the model again with that name written: the line goes on after it."""
+    (workspace / "net.py").write_text(NET_SOURCE)
+    line = "    adapter = requests.adapters.HTTPAd"
+    source = f"import requests\n\n\ndef fetch(url, retries):\n{line}"
+    engine = CompletionEngine(DEFAULT_MODEL_DIR, device="cpu")
+    prompt = completion_prompt(engine.tokenizer, engine.special, "client.py", source, "\n")
+    written = engine.complete(prompt, GenerationOptions(heal=True, beam_size=2, word="HTTPAdapter"))
+    assert written.text.startswith("apter") and 0 < written.confidence <= 1, written
+    # A name that does not go on from the typed part is no start: the model's own line.
+    assert engine.complete(prompt, GenerationOptions(heal=True, beam_size=2, word="Session")).text == \
+        engine.complete(prompt, GenerationOptions(heal=True, beam_size=2)).text
+    uri = (workspace / "client.py").as_uri()
+    async with running_server(workspace, {**options, "lineMemory": False}) as client:
+        client.open(uri, source + "\n")
+        assert (await client.inline(uri, 4, len(line))).startswith("apter")
+
+
 async def test_the_models_sure_line_replaces_line_memorys_unsure_one(workspace, options):
     """Line memory's only candidate for ``port: `` comes from another class's method and it
     is unsure of it; the model, sure of its own line, is shown instead (``secondOpinionBelow``
