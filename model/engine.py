@@ -537,15 +537,7 @@ class CompletionEngine:
         first pass is ``_heal``'s where it made the same one (``scored``, by tokens taken back).
         """
         texts = self._ensure_token_texts()
-        k = 0
-        while k < most:
-            token = body[-1 - k]
-            word = texts[token].lstrip(" ") if token not in self._special_ids else ""
-            if not word or not all(map(_is_word_char, word)):
-                break
-            k += 1
-            if texts[token][0] == " ":
-                break  # the word starts here
+        k = self._word_tokens(body, most)
         if not k:
             return None
         fragment = self.tokenizer.decode(body[-k:], skip_special_tokens=False)
@@ -583,6 +575,21 @@ class CompletionEngine:
         ids, log_probs = found
         return Prompt(prompt.static, [*base, *ids]), _Start(tuple(ids), tuple(log_probs), fragment)
 
+    def _word_tokens(self, body: list[int], most: int) -> int:
+        """How many of ``body``'s last tokens, at most ``most``, write the word it ends with
+        (letters, digits and underscores; the word's first token may start with a blank)."""
+        texts = self._ensure_token_texts()
+        k = 0
+        while k < most:
+            token = body[-1 - k]
+            word = texts[token].lstrip(" ") if token not in self._special_ids else ""
+            if not word or not all(map(_is_word_char, word)):
+                break
+            k += 1
+            if texts[token][0] == " ":
+                break  # the word starts here
+        return k
+
     def _write_word(self, prompt: Prompt, options: GenerationOptions) -> tuple[Prompt, _Start] | None:
         """The prompt without the half-typed word it ends with and with ``options.word``'s
         tokens instead, tokenized as a middle that starts with the word; None where the
@@ -590,15 +597,7 @@ class CompletionEngine:
         dynamic = prompt.dynamic
         marker = dynamic[-1:] if dynamic and dynamic[-1] == self.special.fim_middle else []
         body = dynamic[:len(dynamic) - len(marker)]
-        texts = self._ensure_token_texts()
-        k = 0
-        while k < len(body) and body[-1 - k] not in self._special_ids:
-            text = texts[body[-1 - k]]
-            if not text.lstrip(" ") or not all(map(_is_word_char, text.lstrip(" "))):
-                break
-            k += 1
-            if text[0] == " ":
-                break  # the word starts here
+        k = self._word_tokens(body, len(body))
         fragment = self.tokenizer.decode(body[len(body) - k:], skip_special_tokens=False) if k else ""
         typed = fragment.lstrip(" ")
         if not typed or options.word == typed or not options.word.startswith(typed):
