@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from lsp_server.similarity.tokens import KEYWORDS
+from lsp_server.unfinished import ends_in_code
 
 _PAIRS = {")": "(", "]": "[", "}": "{"}
 _OPEN = set(_PAIRS.values())
@@ -123,14 +124,15 @@ def known_name_for(prefix: str, suffix: str, text: str, workspace_names: Callabl
     else the shortest the workspace uses (``workspace_names(typed)``: those starting with
     it).  None where the model's name is known (a keyword and a builtin too), where the
     typed part is a name the document uses (the word may be whole), where nothing the code base
-    uses goes on from it, or where the word names what its line defines (``def``,
-    ``class``: a new name).
+    uses goes on from it, where the word names what its line defines (``def``, ``class``: a
+    new name), or where it is in a string or a comment (words, not names).
 
     A small model knows a code base's names only from what the prompt shows; the names the
     workspace already uses are what a person finishing a word there most often means."""
     line_start = prefix.rfind("\n") + 1
     typed = _NAME_BEFORE.search(prefix, line_start)
-    if typed is None or len(typed.group()) < MIN_TYPED_FOR_NAME or _DEFINED_HERE.search(prefix, 0, typed.start()):
+    if typed is None or len(typed.group()) < MIN_TYPED_FOR_NAME or _DEFINED_HERE.search(prefix, 0, typed.start()) \
+            or not ends_in_code(prefix[line_start:]):
         return None
     glued = _NAME_CHARS.match(text)
     start = typed.group()

@@ -88,6 +88,15 @@ def _code_of(line: str, in_string: str | None) -> tuple[str, str | None]:
     return "".join(out), in_string
 
 
+def ends_in_code(line: str) -> bool:
+    """Whether the end of ``line`` (a line's text up to a cursor) is code, not inside a
+    string or a comment opened on it (a docstring opened on an earlier line is not seen)."""
+    # A mark after the cursor survives in the code only where the cursor is in code: a
+    # string still open takes it in, a comment cuts it off.
+    code, in_string = _code_of(line + "\x00", None)
+    return in_string is None and code.endswith("\x00")
+
+
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 

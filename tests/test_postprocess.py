@@ -72,9 +72,13 @@ def test_a_half_typed_word_finished_into_a_name_used_nowhere_gets_a_name_the_cod
     assert known("    value = S", "xyz()") is None
     # ... the typed part is a whole name the document uses (the word may be done) ...
     assert known("s = Sess\nt = Sess", "ionz") is None
-    # ... or the line defines the name: a new one.
+    # ... the line defines the name: a new one ...
     assert known("def Sess", "ion_factory():") is None
     assert known("class MaxRet", "riesExceeded(Exception):") is None
+    # ... or the word is in a comment or a string: a word, not a name.
+    assert known("    # give up after MaxRet", "ails") is None
+    assert known('    log("a Sess', 'r")') is None
+    assert known('    s = f("x", Sess', "r)") == "Session"  # after a closed string: code again
 
 
 def test_whitespace_only_is_never_returned():
