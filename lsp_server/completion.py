@@ -323,28 +323,27 @@ class CompletionService:
                                     indented=block is not None and block.at_line_start)
         stop = block_stop_rule(block, settings.max_block_lines) if block else None
         completion = engine.complete(plan.prompt, options, cancelled=cancel.is_set, stop=stop)
+
+        def asked_again(asked: GenerationOptions) -> Completion:
+            """The model's line for the same prompt asked otherwise; its time counts both passes."""
+            again = engine.complete(plan.prompt, asked, cancelled=cancel.is_set, stop=stop)
+            again.seconds += completion.seconds
+            return again
+
         if block is None and has_pragma(completion.text) and not cancel.is_set():
             # A pragma nobody asked for: the line the model writes without any comment.
             log.info("a pragma from the model (%r): asking again for code", completion.text)
             options = replace(options, no_comments=True)
-            again = engine.complete(plan.prompt, options, cancelled=cancel.is_set, stop=stop)
-            again.seconds += completion.seconds
-            completion = again
+            completion = asked_again(options)
         if block is None and extends_a_whole_name(prefix, suffix, completion.text) and not cancel.is_set():
             log.info("the model glued %r onto a whole name: asking again for the name's end", completion.text)
-            again = engine.complete(plan.prompt, replace(options, word_ended=True), cancelled=cancel.is_set,
-                                    stop=stop)
-            again.seconds += completion.seconds
-            completion = again
+            completion = asked_again(replace(options, word_ended=True))
         if block is None and not cancel.is_set():
             word = known_name_for(prefix, suffix, completion.text, self.retriever.names_starting)
             if word is not None:
                 log.info("the model finished the word into a name used nowhere (%r): asking again with %r",
                          completion.text, word)
-                again = engine.complete(plan.prompt, replace(options, word=word), cancelled=cancel.is_set,
-                                        stop=stop)
-                again.seconds += completion.seconds
-                completion = again
+                completion = asked_again(replace(options, word=word))
         log.info("completion %s: %d tokens in %.0f ms (%s%s); confidence %.2f", path, completion.tokens,
                  1000 * completion.seconds, completion.stop_reason, ", block" if block else "",
                  completion.confidence)

@@ -476,11 +476,7 @@ class CompletionEngine:
         CPU).  The cuts are not batched: CTranslate2 pads prompts of different lengths and
         the longer ones' next-token distributions come out wrong.
         """
-        dynamic = prompt.dynamic
-        # The cursor is before the fill-in-the-middle marker, or at the end of a
-        # left-to-right prompt (the team server's, without a suffix).
-        marker = dynamic[-1:] if dynamic and dynamic[-1] == self.special.fim_middle else []
-        body = dynamic[:len(dynamic) - len(marker)]
+        body, marker = self._body_and_marker(prompt)
         most = min(options.heal_tokens, len(body) - (0 if prompt.static else 1))
         scored: dict[int, np.ndarray] = {}  # k -> the distribution after the prompt without its last k tokens
         for k in range(most, 0, -1):
@@ -575,6 +571,14 @@ class CompletionEngine:
         ids, log_probs = found
         return Prompt(prompt.static, [*base, *ids]), _Start(tuple(ids), tuple(log_probs), fragment)
 
+    def _body_and_marker(self, prompt: Prompt) -> tuple[list[int], list[int]]:
+        """The prompt's dynamic tokens up to the cursor, and the marker after it: the cursor
+        is before the fill-in-the-middle marker, or at the end of a left-to-right prompt (the
+        team server's, without a suffix: no marker)."""
+        dynamic = prompt.dynamic
+        marker = dynamic[-1:] if dynamic and dynamic[-1] == self.special.fim_middle else []
+        return dynamic[:len(dynamic) - len(marker)], marker
+
     def _word_tokens(self, body: list[int], most: int) -> int:
         """How many of ``body``'s last tokens, at most ``most``, write the word it ends with
         (letters, digits and underscores; the word's first token may start with a blank)."""
@@ -594,9 +598,7 @@ class CompletionEngine:
         """The prompt without the half-typed word it ends with and with ``options.word``'s
         tokens instead, tokenized as a middle that starts with the word; None where the
         prompt does not end with a beginning of that word."""
-        dynamic = prompt.dynamic
-        marker = dynamic[-1:] if dynamic and dynamic[-1] == self.special.fim_middle else []
-        body = dynamic[:len(dynamic) - len(marker)]
+        body, marker = self._body_and_marker(prompt)
         k = self._word_tokens(body, len(body))
         fragment = self.tokenizer.decode(body[len(body) - k:], skip_special_tokens=False) if k else ""
         typed = fragment.lstrip(" ")
