@@ -76,6 +76,18 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         if args.layers <= base:
             raise CliError(f"--layers {args.layers} must be more than {args.init_from}'s {base} layers")
         overrides["grow_to_layers"] = args.layers
+    if args.tokenizer_from:
+        if args.init_from:
+            raise CliError("--init-from brings its own tokenizer: --tokenizer-from is for new weights")
+        from model.tokenizer import TOKENIZER_FILE
+
+        if not (args.tokenizer_from / TOKENIZER_FILE).is_file():
+            raise CliError(f"{args.tokenizer_from} has no {TOKENIZER_FILE}")
+        overrides["tokenizer_from"] = str(args.tokenizer_from)
+    if args.max_minutes is not None:
+        if args.decay_steps is not None:
+            raise CliError("--max-minutes sets the schedule by the clock: --decay-steps counts steps; give one")
+        overrides["max_seconds"] = args.max_minutes * 60
     if args.threads:
         overrides["threads"] = args.threads
     if args.compile:
@@ -326,10 +338,12 @@ def _cmd_eval_clones(args: argparse.Namespace) -> None:
 def add_training_commands(sub: argparse._SubParsersAction) -> None:
     """``train``, ``export`` and ``eval lines|ppl|clones`` on the ``ghostline`` parser."""
     p = sub.add_parser("train", help="train a model on folders of code")
-    p.add_argument("--preset", choices=["tiny", "mini", "small", "small-1k"], default="tiny")
+    p.add_argument("--preset", choices=["tiny", "mini", "small", "small-1k", "medium-1k"], default="tiny")
     p.add_argument("--init-from", type=existing_dir, help="start from this model folder's weights and tokenizer")
     p.add_argument("--layers", type=positive_int, metavar="N",
                    help="with --init-from: grow the model to N layers, the added ones starting as the identity")
+    p.add_argument("--tokenizer-from", type=existing_dir, metavar="MODEL",
+                   help="new weights on this model folder's tokenizer instead of one trained on the corpus")
     p.add_argument("--out", type=Path, required=True, help="run folder (data, checkpoint, logs)")
     p.add_argument("--roots", type=existing_dir, nargs="+", help="code folders (default: this Python's own code)")
     p.add_argument("--max-steps", type=positive_int)
@@ -359,6 +373,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true",
                    help="compile the training step with torch.compile (needs a C compiler): ~1.15x the tokens/s on "
                         "a 2-core CPU, after a start of under a minute")
+    p.add_argument("--max-minutes", type=positive_float, metavar="M",
+                   help="train for M minutes (the learning rate's schedule on the clock, not the step count), "
+                        "for a machine lent for a fixed time")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--decay-steps", type=positive_int,
                    help="the learning rate decays over the last N steps (wsd presets): with --resume on a copy "

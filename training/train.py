@@ -71,6 +71,14 @@ class TrainConfig:
     # paired runs; ~20-40 s to compile at the start); it needs a C compiler, so it is asked
     # for, not assumed.
     compile: bool = False
+    # A model folder whose tokenizer a new model (no ``init_from``) takes instead of training
+    # its own: a larger model trained from scratch keeps the shipped vocabulary, so its
+    # validation loss reads on the lineage's scale and the server's token handling is the same.
+    tokenizer_from: str | None = None
+    # Stop after this many seconds of training (the first, compiling step included), the
+    # learning rate following the clock instead of the step count: for a lease of fixed
+    # length (a GPU lent for minutes) whose steps per second are not known beforehand.
+    max_seconds: float | None = None
     # Parameters whose names contain one of these are kept as they are (no gradient, not in
     # the optimizer): ``ghostline adapt`` leaves attention alone (see ``AdaptConfig.frozen``).
     frozen: tuple[str, ...] = ()
@@ -139,20 +147,49 @@ PRESETS: dict[str, TrainConfig] = {
         eval_interval=100,
         eval_batches=8,
     ),
+    # Eight layers of 384 (15.7 M parameters) for a GPU lease: the issue's size for a GPU
+    # is about 30 M, but on two CPU cores 8x384 prompts in 1.6x the shipped model's time
+    # and 8x512 in 4x (1,000-token prompt, int8; docs/benchmarks.md), and the first key on
+    # a new line must stay under 300 ms.  New weights on the shipped tokenizer
+    # (``--tokenizer-from model/default``); a batch of 128 windows keeps a GPU busy.
+    "medium-1k": TrainConfig(
+        model=ModelConfig(vocab_size=4096, n_layer=8, n_head=6, n_kv_head=6, d_model=384, d_ff=1024,
+                          max_seq_len=1024),
+        data=DataConfig(piece_chars=3600),
+        corpus_max_bytes=None,
+        corpus_max_package_bytes=20_000_000,
+        tokenizer_sample_bytes=10_000_000,
+        batch_size=128,
+        max_steps=100_000,
+        warmup_steps=200,
+        lr=1.5e-3,
+        min_lr=1e-4,
+        schedule="wsd",
+        decay_frac=0.25,
+        eval_interval=500,
+        eval_batches=8,
+    ),
 }
 
 
-def get_lr(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr`` (or hold, then decay: ``wsd``)."""
+def get_lr(step: int, cfg: TrainConfig, elapsed: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr`` (or hold, then decay: ``wsd``).
+
+    With ``max_seconds`` the schedule after warm-up runs on ``elapsed`` seconds, not steps.
+    """
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.max_seconds:
+        where, end, start = elapsed, cfg.max_seconds, 0.0
+    else:
+        where, end, start = step, cfg.max_steps, cfg.warmup_steps
     if cfg.schedule == "wsd":
-        decay_start = cfg.max_steps - round(cfg.decay_frac * cfg.max_steps)
-        if step < decay_start:
+        decay_start = end - (cfg.decay_frac * end if cfg.max_seconds else round(cfg.decay_frac * end))
+        if where < decay_start:
             return cfg.lr
-        progress = min(1.0, (step - decay_start) / max(1, cfg.max_steps - decay_start))
+        progress = min(1.0, (where - decay_start) / max(1e-9, end - decay_start))
         return cfg.lr + progress * (cfg.min_lr - cfg.lr)
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    progress = min(1.0, max(0.0, where - start) / max(1e-9, end - start))
     return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
 
@@ -180,10 +217,11 @@ def prepare_data(data_dir: Path, cfg: TrainConfig, corpus: CorpusConfig, log=pri
                     return
 
     t0 = time.time()
-    if cfg.init_from:
-        (data_dir / TOKENIZER_FILE).write_bytes((Path(cfg.init_from) / TOKENIZER_FILE).read_bytes())
+    if cfg.init_from or cfg.tokenizer_from:
+        source = cfg.init_from or cfg.tokenizer_from
+        (data_dir / TOKENIZER_FILE).write_bytes((Path(source) / TOKENIZER_FILE).read_bytes())
         tok = load_tokenizer(data_dir)
-        log(f"tokenizer: {tok.get_vocab_size()} tokens from {cfg.init_from}")
+        log(f"tokenizer: {tok.get_vocab_size()} tokens from {source}")
     else:
         tok = train_tokenizer(tokenizer_texts(), cfg.model.vocab_size, data_dir)
         log(f"tokenizer: {tok.get_vocab_size()} tokens in {time.time() - t0:.1f}s")
@@ -411,9 +449,22 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
     if master:
         from tqdm import tqdm
 
-        pbar = tqdm(total=cfg.max_steps, initial=step, unit="step", dynamic_ncols=True)
+        # On a clock budget the step count is not known: the bar counts steps, the log says when it ends.
+        pbar = tqdm(total=None if cfg.max_seconds else cfg.max_steps, initial=step, unit="step", dynamic_ncols=True)
+        if cfg.max_seconds:
+            log(f"training for {cfg.max_seconds / 60:.1f} minutes")
     t_start, step_start = time.time(), step
-    last_val = None
+    last_val, last_checkpoint = None, step
+
+    def clock() -> float:
+        """Seconds since the loop started; under DDP the slowest rank's, so every rank sets the
+        same learning rate and stops at the same step."""
+        elapsed = time.time() - t_start
+        if ddp and cfg.max_seconds:
+            t = torch.tensor([elapsed], device=device)
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            elapsed = float(t.item())
+        return elapsed
 
     def checkpoint(val_loss: float | None) -> None:
         info = {"step": step, "tokens_seen": tokens_seen, "tokens_seen_before": tokens_before,
@@ -423,9 +474,24 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
                     "tokens_seen_before": tokens_before, "best_val": best_val}, state_file)
         plot_loss(log_file, out_dir / "loss.png")
 
+    def validate_and_save() -> None:
+        nonlocal last_val, best_val, last_checkpoint
+        val_loss = estimate_val_loss(raw_model, val_data, cfg, device, ctx)
+        last_checkpoint = step
+        if master:
+            last_val = val_loss
+            best_val = min(best_val, val_loss)
+            with open(log_file, "a") as fh:
+                fh.write(json.dumps({"kind": "val", "step": step, "val_loss": val_loss}) + "\n")
+            pbar.write(f"step {step}: val loss {val_loss:.4f}")
+            checkpoint(val_loss)
+
     try:
         while step < cfg.max_steps:
-            lr = get_lr(step, cfg)
+            elapsed = clock()
+            if cfg.max_seconds and elapsed >= cfg.max_seconds:
+                break
+            lr = get_lr(step, cfg, elapsed)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss_sum = 0.0
@@ -451,14 +517,9 @@ def train(cfg: TrainConfig, out_dir: Path, corpus: CorpusConfig | None = None, r
                     fh.write(json.dumps({"kind": "train", "step": step, "loss": loss_sum, "lr": lr,
                                          "tokens_seen": tokens_seen, "tokens_per_s": tps}) + "\n")
             if step % cfg.eval_interval == 0 or step == cfg.max_steps:
-                val_loss = estimate_val_loss(raw_model, val_data, cfg, device, ctx)
-                if master:
-                    last_val = val_loss
-                    best_val = min(best_val, val_loss)
-                    with open(log_file, "a") as fh:
-                        fh.write(json.dumps({"kind": "val", "step": step, "val_loss": val_loss}) + "\n")
-                    pbar.write(f"step {step}: val loss {val_loss:.4f}")
-                    checkpoint(val_loss)
+                validate_and_save()
+        if step != last_checkpoint:  # stopped by the clock between validations
+            validate_and_save()
     finally:
         if pbar is not None:
             pbar.close()
