@@ -361,3 +361,52 @@ def test_a_trained_model_grows_deeper_from_where_it_was(tiny_model, tmp_path):
                   grow_to_layers=3)
     train(cfg, tmp_path / "run", corpus=CorpusConfig(roots=[STDLIB / "json"]))
     assert ModelConfig.load(tmp_path / "run" / "checkpoint").n_layer == 3
+
+
+def test_a_run_on_the_clock_decays_by_the_clock():
+    """``--max-minutes``: after warm-up the rate holds its peak, then falls to the floor by
+    the budget's end, however many steps fit in it."""
+    cfg = replace(PRESETS["medium-1k"], max_seconds=600.0, decay_frac=0.25, warmup_steps=10)
+    assert get_lr(5, cfg, elapsed=1.0) < cfg.lr
+    assert get_lr(10_000, cfg, elapsed=449.0) == pytest.approx(cfg.lr)
+    assert get_lr(20, cfg, elapsed=525.0) == pytest.approx((cfg.lr + cfg.min_lr) / 2)
+    assert get_lr(20, cfg, elapsed=600.0) == pytest.approx(cfg.min_lr)
+
+
+def test_new_weights_on_a_shipped_tokenizer_stop_when_the_clock_runs_out(tiny_run, tmp_path):
+    """A run with ``tokenizer_from`` keeps that model's vocabulary (byte for byte) and trains
+    its own weights; with ``max_seconds`` it ends in time with its last step validated and
+    saved, far short of its step count."""
+    from safetensors.torch import load_file
+
+    cfg = replace(PRESETS["tiny"], tokenizer_from=str(tiny_run / "checkpoint"), max_steps=1_000_000,
+                  max_seconds=6.0, eval_interval=1_000_000, corpus_sample_permille=1000)
+    summary = train(cfg, tmp_path / "run", corpus=CorpusConfig(roots=[STDLIB / "json"]))
+    run = tmp_path / "run"
+    assert (run / "data" / "tokenizer.json").read_bytes() == (tiny_run / "checkpoint" / "tokenizer.json").read_bytes()
+    assert 0 < summary["steps"] < cfg.max_steps
+    info = json.loads((run / "checkpoint" / "training_info.json").read_text())
+    assert info["step"] == summary["steps"] and info["val_loss"] is not None
+    log = [json.loads(row) for row in (run / "log.jsonl").read_text().splitlines()]
+    assert log[-1] == {"kind": "val", "step": summary["steps"], "val_loss": info["val_loss"]}
+    new = load_file(run / "checkpoint" / "model.safetensors")
+    old = load_file(tiny_run / "checkpoint" / "model.safetensors")
+    key = "model.embed_tokens.weight"
+    assert new[key].shape == old[key].shape and not (new[key] == old[key]).all()
+
+
+def test_clock_and_tokenizer_flags_refuse_what_they_cannot_mean(tmp_path, tiny_model):
+    from training.cli import CliError, build_parser, train_config
+
+    def config(*extra: str):
+        return train_config(build_parser().parse_args(["train", "--out", str(tmp_path / "run"), *extra]))
+
+    cfg = config("--preset", "medium-1k", "--tokenizer-from", str(tiny_model), "--max-minutes", "7.5")
+    assert cfg.max_seconds == pytest.approx(450.0) and cfg.tokenizer_from == str(tiny_model)
+    with pytest.raises(CliError, match="own tokenizer"):
+        config("--init-from", str(tiny_model), "--tokenizer-from", str(tiny_model))
+    with pytest.raises(CliError, match="clock"):
+        config("--preset", "small-1k", "--max-minutes", "5", "--decay-steps", "100")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CliError, match="no tokenizer.json"):
+        config("--tokenizer-from", str(tmp_path / "empty"))
