@@ -106,6 +106,10 @@ def main() -> None:
     parser.add_argument("--setting", type=setting_pair, action="append", default=[], metavar="NAME=VALUE",
                         help="a server setting for every run (e.g. maxPrefixTokens=240); repeatable")
     args = parser.parse_args()
+    if args.model and not (Path(args.model) / "model.bin").is_file():
+        # The server would run on without a model (completions off, one message) and the
+        # numbers would be line memory's alone.
+        parser.error(f"no model at {args.model} (model.bin is missing)")
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -298,7 +298,7 @@ class CompletionEngine:
         self._comment_ids: np.ndarray | None = None  # tokens holding a "#"
         self._lock = threading.Lock()  # one generation at a time: the CPU has no spare cores
         # CTranslate2 keeps the state of every static prompt it has seen, without bound
-        # (3-5 MB each for the default model); one per edited line adds up over a day.
+        # (about 3 MB each for the default model); one per edited line adds up over a day.
         # Past this many distinct prompts the model is reloaded (~20 ms), which frees them.
         self.static_cache_entries = static_cache_entries or _static_cache_entries(self.model_dir)
         self._static_seen: set[int] = set()

@@ -110,14 +110,16 @@ async def test_memory_does_not_grow_with_the_number_of_lines_completed(workspace
     text = (workspace / "module_1.py").read_text()
     async with running_server(workspace, {**options, "maxTokens": 2, "similarity": False}) as client:
         client.open(uri, text)
-        for line in range(0, 30, 3):
+        # The cache holds a few prompts' state, and the allocator settles only after some
+        # dozens of lines (the 8-layer default's RSS levels off after ~45).
+        for line in range(0, 135, 3):
             await client.inline(uri, line, 4)
         warm, _ = rss_mb(client)
-        for line in range(30, text.count("\n"), 3):  # 90 more distinct cursor lines
+        for line in range(135, text.count("\n"), 3):  # 55 more distinct cursor lines
             await client.inline(uri, line, 4)
         now, _ = rss_mb(client)
-    # Unrecycled, each line's cached prompt state costs ~2-3 MB: ~200 MB here.
-    assert now - warm < 80, f"RSS grew {now - warm:.0f} MB over 90 lines: the prompt cache is not recycled"
+    # Unrecycled, each line's cached prompt state costs ~3 MB for the default model: ~170 MB here.
+    assert now - warm < 80, f"RSS grew {now - warm:.0f} MB over 55 lines: the prompt cache is not recycled"
 
 
 async def test_request_and_cancel_storms_leave_the_server_responsive(workspace, options):

@@ -19,7 +19,6 @@ import openai
 import pytest
 from starlette.testclient import TestClient
 
-from lsp_server.postprocess import extends_a_whole_name
 from lsp_server.settings import DEFAULT_MODEL_DIR
 from lsp_server.team.app import TeamServer
 from lsp_server.team.batcher import Job, plan_batches
@@ -147,7 +146,10 @@ def test_stop_strings_cut_the_text_and_hold_back_what_could_become_one(engine):
     assert shown_part("abc\n", ("\n\n",)) == "abc" and shown_part("abc\nx", ("\n\n",)) == "abc\nx"
 
 
-HALF_TYPED = ("def bump(x):\n    y = x + 1\n    ret", "class Point:\n    def __init__(self, name):\n        self.na",
+# The first word is one the model, asked from after the typed letters, does not finish
+# (``ite`` + ``rnitems``): what healing is for.
+HALF_TYPED = ("def total(items):\n    s = 0\n    for item in ite",
+              "class Point:\n    def __init__(self, name):\n        self.na",
               "def wrap(text):\n    # helper for wrappin")
 
 
@@ -158,28 +160,25 @@ def test_a_batch_finishes_half_typed_words_as_the_editor_path_does(engine):
     prompts = [completion_prompt(tok, sp, "m.py", p, "\n") for p in HALF_TYPED]
     options = GenerationOptions(max_tokens=32, reuse_static_prompt=False, heal=True)  # to the end of the line
     alone = [engine.complete(p, options) for p in prompts]
-    assert [c.text[:2] for c in alone] == ["ur", "me", "g "]
+    assert [c.text[:2] for c in alone] == ["ms", "me", "g "]
     batched = engine.complete_batch([BatchRequest(p.ids, 32, stop=("\n",), heal=True) for p in prompts])
     assert [c.text for c in batched] == [c.text for c in alone]
     unhealed = engine.complete_batch([BatchRequest(p.ids, 32, stop=("\n",)) for p in prompts])
-    assert not unhealed[0].text.startswith("urn")  # what healing is for
+    assert not unhealed[0].text.startswith("ms")  # what healing is for
     left_to_right = fitted_prompt(tok, sp, "m.py", HALF_TYPED[0], None, 200)  # no suffix: no FIM markers
-    assert engine.complete_batch([BatchRequest(left_to_right, 8, heal=True)])[0].text.startswith("urn")
+    assert engine.complete_batch([BatchRequest(left_to_right, 8, heal=True)])[0].text.startswith("ms")
 
 
 def test_the_api_does_not_glue_a_new_name_onto_one_the_prompt_uses(engine, tmp_path):
-    """After ``class FlaskyStyle(Style`` the shipped model goes on with the name (``Stylet``),
-    a name used nowhere: a one-line answer is asked for again from the name's end, as the
-    language server asks its own model (a streamed answer was sent as it grew, and keeps the
-    glued name).  A half-typed name is still finished."""
+    """After ``class FlaskyStyle(Style`` the 2026-12-03 model went on with the name (``Stylet``),
+    a name used nowhere, and a one-line answer is asked for again from the name's end, as the
+    language server asks its own model (a streamed answer is sent as it grows and cannot be);
+    the GPU-trained model writes ``):`` by itself.  No glued name either way, and a
+    half-typed name is still finished."""
     prefix, suffix = "class Style:\n    pass\n\n\nclass FlaskyStyle(Style", "\n    pass\n"
     body = {"model": "ghostline", "prompt": prefix, "suffix": suffix, "max_tokens": 16, "stop": ["\n"],
             "path": "f.py"}
     with _client(engine, tmp_path / "none.json") as client:
-        events = client.post("/v1/completions", json={**body, "stream": True}).text.split("\n\n")
-        streamed = "".join(json.loads(e[len("data: "):])["choices"][0]["text"]
-                           for e in events if e.startswith("data: {"))
-        assert extends_a_whole_name(prefix, suffix, streamed), streamed
         answer = client.post("/v1/completions", json=body).json()["choices"][0]["text"]
         assert answer and not (answer[0].isalnum() or answer[0] == "_"), answer
         half = client.post("/v1/completions", json={**body, "prompt": prefix[:-2]}).json()["choices"][0]["text"]
@@ -204,9 +203,9 @@ def test_a_block_at_column_0_is_indented_as_a_body(engine, tmp_path):
 def test_the_api_heals_unless_told_not_to(engine, tmp_path):
     body = {"model": "ghostline", "prompt": HALF_TYPED[0], "suffix": "\n", "max_tokens": 8}
     with _client(engine, tmp_path / "none.json") as client:
-        assert client.post("/v1/completions", json=body).json()["choices"][0]["text"].startswith("urn")
+        assert client.post("/v1/completions", json=body).json()["choices"][0]["text"].startswith("ms")
     with _client(engine, tmp_path / "none.json", token_healing=False) as client:
-        assert not client.post("/v1/completions", json=body).json()["choices"][0]["text"].startswith("urn")
+        assert not client.post("/v1/completions", json=body).json()["choices"][0]["text"].startswith("ms")
 
 
 def test_a_batch_is_split_by_sampling_and_by_prompt_lengths_far_apart():

@@ -410,3 +410,28 @@ def test_clock_and_tokenizer_flags_refuse_what_they_cannot_mean(tmp_path, tiny_m
     (tmp_path / "empty").mkdir()
     with pytest.raises(CliError, match="no tokenizer.json"):
         config("--tokenizer-from", str(tmp_path / "empty"))
+
+
+def test_a_lease_run_packs_its_weights_for_the_trip_back_and_unpacks_to_an_exportable_model(tmp_path):
+    """``training/gpu_lease.sh`` (here on the CPU, a few seconds of training): what it leaves in
+    $OUT is files a lease can return (at most 15 MB each, bfloat16 weights in pieces, the run's
+    small files in one archive), and ``--unpack`` makes a checkpoint that exports and loads."""
+    import ctranslate2
+
+    from model.export import export
+
+    out, run, back = tmp_path / "out", tmp_path / "run", tmp_path / "back"
+    env = {**os.environ, "OUT": str(out), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", "training/gpu_lease.sh", "0.1", str(run), "--device", "cpu", "--batch-size", "1",
+                           "--roots", str(STDLIB / "email"), str(STDLIB / "json"), "--corpus-permille", "1000"],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    files = sorted(p.name for p in out.iterdir())
+    assert "run.tgz" in files and "weights.safetensors.part00" in files and len(files) <= 8, files
+    assert all(p.stat().st_size <= 15 * 2**20 for p in out.iterdir())
+    proc = subprocess.run(["bash", "training/gpu_lease.sh", "--unpack", str(out), str(back)],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    exported = export(back / "checkpoint", tmp_path / "model")
+    assert json.loads((exported / "ghostline_model.json").read_text())["n_layer"] == PRESETS["medium-1k"].model.n_layer
+    assert ctranslate2.Generator(str(exported), device="cpu").generate_batch([["<|fim_prefix|>"]], max_length=2)

@@ -62,7 +62,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     from training.train import PRESETS
 
     cfg = PRESETS[args.preset]
-    overrides = {k: getattr(args, k) for k in ("max_steps", "batch_size", "device") if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ("max_steps", "batch_size", "device", "eval_interval")
+                 if getattr(args, k) is not None}
     if args.init_from:
         if not (args.init_from / "ghostline_model.json").is_file():
             raise CliError(f"{args.init_from} is not a ghostline model folder (no ghostline_model.json)")
@@ -348,6 +349,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--roots", type=existing_dir, nargs="+", help="code folders (default: this Python's own code)")
     p.add_argument("--max-steps", type=positive_int)
     p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--eval-interval", type=positive_int, metavar="STEPS",
+                   help="validate and save a checkpoint every STEPS steps (default: the preset's)")
     p.add_argument("--corpus-offset", type=permille, metavar="PERMILLE",
                    help="start the preset's file sample here on the path-hash ring (0-999), so a run continued "
                         "from another sees the files that one did not")
