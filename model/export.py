@@ -83,7 +83,7 @@ def export(checkpoint: Path, out_dir: Path, quantization: str = "int8", force: b
     tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
     try:
         _converter(checkpoint).convert(str(tmp), quantization=quantization, force=True)
-        _write_float_weights(checkpoint, tmp)
+        write_float_weights(checkpoint, tmp)
         if second_opinion_sure is not None:
             config = ModelConfig.load(tmp)
             replace(config, second_opinion_sure=second_opinion_sure).save(tmp)
@@ -106,7 +106,7 @@ def export(checkpoint: Path, out_dir: Path, quantization: str = "int8", force: b
 FLOAT_WEIGHTS_FILE = "model.safetensors"
 
 
-def _write_float_weights(checkpoint: Path, out_dir: Path) -> None:
+def write_float_weights(checkpoint: Path, out_dir: Path) -> None:
     """Ship the weights in bfloat16 beside the CTranslate2 model (no optimizer state):
     adaptation and resumed training start from them, not from the int8 rounding."""
     import torch

@@ -34,19 +34,11 @@ flags=(--max-minutes "$minutes")
 command -v "${CXX:-g++}" >/dev/null && flags+=(--compile)
 python3 -m training.cli train --preset medium-1k --tokenizer-from model/default --out "$run" "${flags[@]}" "$@" 2>&1 | tr '\r' '\n' | grep --line-buffered -v '^\s*$' \
     | tee "$out/train.log"
-python3 - "$run/checkpoint/model.safetensors" "$out/weights.safetensors" <<'PY'
-import sys
-
-import torch
-from safetensors.torch import load_file, save_file
-
-src, dst = sys.argv[1:]
-# The head shares the embedding matrix (tied): export ties it again.
-state = {k: t.to(torch.bfloat16).contiguous() for k, t in load_file(src).items() if k != "lm_head.weight"}
-save_file(state, dst)
-PY
-split -b 15M -d "$out/weights.safetensors" "$out/weights.safetensors.part"
-rm "$out/weights.safetensors"
+# The float weights as an export ships them (bfloat16, the tied head left out).
+python3 -c 'import sys; from pathlib import Path; from model.export import write_float_weights
+write_float_weights(Path(sys.argv[1]), Path(sys.argv[2]))' "$run/checkpoint" "$out"
+split -b 15M -d "$out/model.safetensors" "$out/weights.safetensors.part"
+rm "$out/model.safetensors"
 tar -C "$run" -czf "$out/run.tgz" log.jsonl data/meta.json data/files.txt \
     $(cd "$run" && ls checkpoint | grep -v '^model.safetensors$' | sed 's|^|checkpoint/|')
 ls -l "$out"
